@@ -1,0 +1,1 @@
+"""The request pipeline: identify, limit, inspect, decide, transform, route, upstream, inspect output, record."""
