@@ -11,7 +11,8 @@
     ├── UpstreamFailed                502 upstream_error
     │   └── UpstreamTimeout           504 upstream_timeout
     ├── ServiceUnavailable            503 service_unavailable
-    │   └── AuditUnavailable          503 audit_unavailable
+    │   ├── AuditUnavailable          503 audit_unavailable
+    │   └── LimitsUnavailable         503 limits_unavailable
     └── ConfigError                   (start-up only, never sent to clients)
 
 Every error maps to the OpenAI error shape ``{"error": {"message", "type",
@@ -132,6 +133,11 @@ class ServiceUnavailable(BastionError):
 class AuditUnavailable(ServiceUnavailable):
     code = "audit_unavailable"
     default_message = "The request was refused because it could not be recorded."
+
+
+class LimitsUnavailable(ServiceUnavailable):
+    code = "limits_unavailable"
+    default_message = "The request was refused because usage limits could not be checked."
 
 
 class ConfigError(Exception):
