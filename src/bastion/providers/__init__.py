@@ -1,0 +1,1 @@
+"""Model providers: the protocol, the built-in ones and the registry that maps models to them."""

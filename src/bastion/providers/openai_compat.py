@@ -1,0 +1,186 @@
+"""Any OpenAI-compatible server: OpenAI, Azure OpenAI, vLLM, Ollama, llama.cpp, LM Studio."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from bastion.errors import InvalidRequest, RateLimited, UpstreamFailed, UpstreamTimeout
+from bastion.providers.base import UpstreamRequest
+from bastion.providers.secrets import Secret
+from bastion.settings import ProviderSettings
+
+#: Longest upstream error message passed on to a client, in characters.
+MAX_UPSTREAM_MESSAGE_CHARS = 300
+#: Longest single SSE line accepted from a provider, in bytes.
+MAX_SSE_LINE_BYTES = 1024 * 1024
+
+# Upstream error messages are shown to clients only after anything key-like is cut out:
+# some providers quote part of the credential they rejected.
+_KEYLIKE = re.compile(r"(?:sk|bst|key|rk|pk)[-_][A-Za-z0-9_*\-]{6,}|[A-Za-z0-9+/_\-]{32,}")
+
+
+def _clean_message(msg: Any) -> str:
+    text = str(msg or "")[:MAX_UPSTREAM_MESSAGE_CHARS]
+    return _KEYLIKE.sub("[redacted]", text)
+
+
+class OpenAICompatibleProvider:
+    """A provider speaking the OpenAI HTTP API, over one pooled HTTP client."""
+
+    def __init__(self, settings: ProviderSettings, api_key: Secret | None, *, max_response_bytes: int) -> None:
+        self.name = settings.name
+        self.type = settings.type
+        self._settings = settings
+        self._azure = settings.type == "azure_openai"
+        self._max_response_bytes = max_response_bytes
+        headers = dict(settings.headers)
+        if api_key is not None:
+            if self._azure:
+                headers["api-key"] = api_key.reveal()
+            else:
+                headers["Authorization"] = f"Bearer {api_key.reveal()}"
+        t = settings.timeouts
+        self._client = httpx.AsyncClient(
+            base_url=settings.base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(connect=t.connect_seconds, read=t.read_seconds, write=t.write_seconds,
+                                  pool=t.pool_seconds),
+            limits=httpx.Limits(max_connections=settings.max_connections,
+                                max_keepalive_connections=settings.max_connections),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    def _path(self, operation: str, upstream_model: str) -> tuple[str, dict[str, str]]:
+        if self._azure:
+            params = {"api-version": self._settings.api_version or ""}
+            return f"/openai/deployments/{upstream_model}/{operation}", params
+        return f"/{operation}", {}
+
+    def _headers(self, req: UpstreamRequest) -> dict[str, str]:
+        return {"X-Request-Id": req.request_id}
+
+    async def _send(self, operation: str, req: UpstreamRequest, *, stream: bool) -> httpx.Response:
+        path, params = self._path(operation, req.upstream_model)
+        body = dict(req.body)
+        body["model"] = req.upstream_model
+        try:
+            request = self._client.build_request("POST", path, params=params, json=body, headers=self._headers(req))
+            return await self._client.send(request, stream=True)
+        except httpx.TimeoutException:
+            raise UpstreamTimeout() from None
+        except httpx.HTTPError:
+            raise UpstreamFailed("The model provider could not be reached.", code="upstream_unreachable") from None
+
+    async def _read_capped(self, resp: httpx.Response) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > self._max_response_bytes:
+                    raise UpstreamFailed("The model provider's answer is too large.", code="upstream_response_too_large")
+                chunks.append(chunk)
+        except httpx.TimeoutException:
+            raise UpstreamTimeout() from None
+        except httpx.HTTPError:
+            raise UpstreamFailed("The connection to the model provider failed.", code="upstream_unreachable") from None
+        finally:
+            await resp.aclose()
+        return b"".join(chunks)
+
+    async def _raise_for_status(self, resp: httpx.Response) -> None:
+        if resp.status_code < 400:
+            return
+        raw = await self._read_capped(resp)
+        upstream_msg = ""
+        try:
+            parsed = json.loads(raw)
+            err = parsed.get("error") if isinstance(parsed, dict) else None
+            upstream_msg = err.get("message", "") if isinstance(err, dict) else str(err or "")
+        except ValueError:
+            pass
+        status = resp.status_code
+        if status == 429:
+            retry = resp.headers.get("retry-after", "")
+            headers = {"Retry-After": retry} if retry.isdigit() else {}
+            raise RateLimited("The model provider is rate limiting requests; retry later.",
+                              code="upstream_rate_limited", headers=headers)
+        if status in (401, 403):
+            # Never forward: the provider's words may quote our credential.
+            raise UpstreamFailed("The gateway's credentials for this provider were rejected.",
+                                 code="upstream_auth_failed")
+        if 400 <= status < 500:
+            msg = "The model provider rejected the request"
+            cleaned = _clean_message(upstream_msg)
+            raise InvalidRequest(f"{msg}: {cleaned}" if cleaned else msg + ".", code="upstream_bad_request")
+        raise UpstreamFailed(f"The model provider returned an error (HTTP {status}).")
+
+    async def _json(self, resp: httpx.Response) -> dict[str, Any]:
+        await self._raise_for_status(resp)
+        raw = await self._read_capped(resp)
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise UpstreamFailed("The model provider's answer is not valid JSON.", code="upstream_invalid_response") from None
+        if not isinstance(data, dict):
+            raise UpstreamFailed("The model provider's answer is not a JSON object.", code="upstream_invalid_response")
+        return data
+
+    async def chat(self, req: UpstreamRequest) -> dict[str, Any]:
+        """POST /chat/completions and return the JSON answer."""
+        data = await self._json(await self._send("chat/completions", req, stream=False))
+        if not isinstance(data.get("choices"), list):
+            raise UpstreamFailed("The model provider's answer has no choices.", code="upstream_invalid_response")
+        return data
+
+    async def embeddings(self, req: UpstreamRequest) -> dict[str, Any]:
+        """POST /embeddings and return the JSON answer."""
+        data = await self._json(await self._send("embeddings", req, stream=False))
+        if not isinstance(data.get("data"), list):
+            raise UpstreamFailed("The model provider's answer has no data.", code="upstream_invalid_response")
+        return data
+
+    async def chat_stream(self, req: UpstreamRequest) -> AsyncIterator[dict[str, Any]]:
+        """POST /chat/completions with stream=true and yield each parsed SSE chunk."""
+        resp = await self._send("chat/completions", req, stream=True)
+        await self._raise_for_status(resp)
+        ctype = resp.headers.get("content-type", "")
+        if "text/event-stream" not in ctype:
+            await resp.aclose()
+            raise UpstreamFailed("The model provider did not answer with a stream.", code="upstream_invalid_response")
+        try:
+            async for line in resp.aiter_lines():
+                if len(line) > MAX_SSE_LINE_BYTES:
+                    raise UpstreamFailed("The model provider sent an oversized event.", code="upstream_invalid_response")
+                if not line.startswith("data:"):
+                    continue  # comments, event names, retry hints and blank separators
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    return
+                try:
+                    chunk = json.loads(payload)
+                except ValueError:
+                    raise UpstreamFailed("The model provider sent an invalid stream event.",
+                                         code="upstream_invalid_response") from None
+                if not isinstance(chunk, dict):
+                    raise UpstreamFailed("The model provider sent an invalid stream event.",
+                                         code="upstream_invalid_response")
+                if "error" in chunk and "choices" not in chunk:
+                    raise UpstreamFailed("The model provider failed while streaming.")
+                yield chunk
+        except httpx.TimeoutException:
+            raise UpstreamTimeout() from None
+        except httpx.HTTPError:
+            raise UpstreamFailed("The connection to the model provider failed.", code="upstream_unreachable") from None
+        finally:
+            await resp.aclose()
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._client.aclose()
