@@ -1,0 +1,1 @@
+"""HTTP routes: the OpenAI-compatible API and the operations endpoints."""
