@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bastion.errors import ConfigError
+from bastion.policy.config import PolicySettings
 
 DEFAULT_DATA_DIR = Path(".bastion")
 
@@ -136,6 +137,24 @@ class ProviderSettings(_Section):
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: UpstreamTimeouts = UpstreamTimeouts()
     max_connections: int = Field(100, ge=1, le=10000)
+    #: What policy knows of the provider (docs/policy.md): its terms and where it runs.
+    tier: Literal["consumer", "enterprise", "api", "on_prem"] = "api"
+    #: Bastion's region label, e.g. ``eu-west-1``; EU regions start with ``eu``. Empty: unknown.
+    region: str = Field("", max_length=64)
+    zero_data_retention: bool = False
+    #: A Business Associate Agreement (HIPAA) is in place with this provider.
+    baa: bool = False
+    #: The provider's terms allow training on what it receives.
+    trains_on_inputs: bool = False
+    certifications: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _echo_is_on_prem(cls, data: Any) -> Any:
+        # The built-in echo model never sends data anywhere, so it is on premises unless told otherwise.
+        if isinstance(data, dict) and data.get("type") == "echo" and "tier" not in data:
+            data = {**data, "tier": "on_prem"}
+        return data
 
     @model_validator(mode="after")
     def _needs_url(self) -> ProviderSettings:
@@ -159,6 +178,9 @@ class ModelSettings(_Section):
     upstream_model: str | None = None
     #: ``chat`` models serve /v1/chat/completions, ``embedding`` models /v1/embeddings.
     kind: Literal["chat", "embedding"] = "chat"
+    #: Prices in dollars per million tokens, for spend accounting.
+    price_input_per_mtok: float | None = Field(None, ge=0)
+    price_output_per_mtok: float | None = Field(None, ge=0)
 
 
 class Settings(_Section):
@@ -174,6 +196,7 @@ class Settings(_Section):
     identity: IdentitySettings = IdentitySettings()
     providers: list[ProviderSettings] = Field(default_factory=list)
     models: list[ModelSettings] = Field(default_factory=list)
+    policy: PolicySettings = PolicySettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
