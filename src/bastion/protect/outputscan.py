@@ -1,0 +1,331 @@
+"""Scanning answers, streamed or whole, for leaked data, canaries and exfiltration links.
+
+Streams are scanned incrementally. Text is released as soon as nothing at its
+end could still grow into a value: the scanner holds back only the trailing run
+of characters that look like part of a value (a word, a group of digits and the
+groups joined to it, an unclosed markdown link or HTML tag), and never more than
+``holdback_chars``. Each round runs the detectors over the held text plus some
+already-released context, so a card number arriving in three chunks is seen
+whole before any of it is released. A finding is acted on with the output
+policy (redact by default); ``block`` raises ContentFiltered, which the stream
+turns into a final error event (``stream_error_event``).
+
+Order on the way back: scan the provider's text first, then restore pseudonyms,
+so a user's own values restored into the answer are not redacted again.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bastion.context import Finding
+from bastion.errors import BastionError
+from bastion.protect.actions import (
+    ActionPolicy,
+    AppliedAction,
+    Hasher,
+    ProtectedText,
+    apply_actions,
+)
+from bastion.protect.stream import StreamRestorer
+
+#: A detector: a pure function of text returning findings with offsets into it.
+Detector = Callable[[str], list[Finding]]
+
+EXFIL_TYPE = "EXFILTRATION_LINK"
+DEFAULT_HOLDBACK_CHARS = 64
+DEFAULT_CONTEXT_CHARS = 64
+DEFAULT_LINK_DATA_CHARS = 16
+#: Longest URL the link detector reads; longer ones are cut (and still flagged).
+MAX_URL_CHARS = 4096
+
+# Characters a value can be made of: words, digits, and the punctuation inside
+# emails, phone numbers, URLs, keys and codes.
+_V = r"[\w@.+\-/=:%~#?&()*$!,;']"
+# The trailing run still able to grow into a value: a word, or groups joined by
+# spaces where each later group starts like a number, a code or a name.
+_TAIL = re.compile(rf"{_V}+(?:[ \t]+(?=[0-9A-Z(+]){_V}+)*[ \t]*\Z|[ \t]+\Z")
+
+_MD_LINK = re.compile(
+    r"(!?)\[([^\]\n]{0,500})\]\(\s*<?(https?://[^\s)>]{1,4096})>?(?:\s+\"[^\"\n]{0,200}\")?\s*\)"
+)
+_HTML_IMG = re.compile(
+    r"<img\b[^>]{0,1000}?\bsrc\s*=\s*[\"']?(https?://[^\s\"'>]{1,4096})[^>]{0,1000}>", re.I
+)
+_BARE_URL = re.compile(r"(?<![\w(\[</\"'=])https?://[^\s<>\"')\]]{1,4096}")
+_ENCODED_RUN = re.compile(r"[A-Za-z0-9+/_=%-]{32,}")
+
+
+class OutputScanSettings(BaseModel):
+    """How answers are scanned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    #: Most characters of a streamed answer held back while they might be part of a value.
+    holdback_chars: int = Field(DEFAULT_HOLDBACK_CHARS, ge=16, le=4096)
+    #: Characters of already-sent text shown to detectors as context.
+    context_chars: int = Field(DEFAULT_CONTEXT_CHARS, ge=0, le=4096)
+    #: Domains links and images may point to (a domain allows its subdomains).
+    allowed_link_domains: list[str] = Field(default_factory=list)
+    #: Query or fragment length from which a link to an unknown domain counts as carrying data.
+    link_data_chars: int = Field(DEFAULT_LINK_DATA_CHARS, ge=1, le=4096)
+
+
+class LinkDetector:
+    """Finds links and images that could carry data out to a domain not on the allow-list."""
+
+    def __init__(
+        self, allowed_domains: Iterable[str] = (), data_chars: int = DEFAULT_LINK_DATA_CHARS
+    ) -> None:
+        self._allowed = tuple(d.lower().strip(".") for d in allowed_domains if d.strip("."))
+        self._data_chars = data_chars
+
+    def __call__(self, text: str) -> list[Finding]:
+        """Findings for suspicious links and images in ``text``."""
+        if "http" not in text:
+            return []
+        out: list[Finding] = []
+        taken: list[tuple[int, int]] = []
+        for m in _MD_LINK.finditer(text):
+            reason = self._judge(m.group(3), image=bool(m.group(1)))
+            taken.append(m.span())
+            if reason:
+                out.append(_link_finding(m.start(), m.end(), reason))
+        for m in _HTML_IMG.finditer(text):
+            reason = self._judge(m.group(1), image=True)
+            taken.append(m.span())
+            if reason:
+                out.append(_link_finding(m.start(), m.end(), reason))
+        for m in _BARE_URL.finditer(text):
+            if any(s <= m.start() < e for s, e in taken):
+                continue
+            reason = self._judge(m.group(0), image=False)
+            if reason:
+                out.append(_link_finding(m.start(), m.end(), reason))
+        return out
+
+    def allowed(self, host: str) -> bool:
+        """Whether ``host`` is an allowed domain or one of its subdomains."""
+        host = host.lower().rstrip(".")
+        return any(host == d or host.endswith("." + d) for d in self._allowed)
+
+    def _judge(self, url: str, *, image: bool) -> str:
+        try:
+            parts = urlsplit(url[:MAX_URL_CHARS])
+            host = parts.hostname or ""
+        except ValueError:
+            return "a link that cannot be parsed"
+        if host and self.allowed(host):
+            return ""
+        if image:
+            # Clients fetch images on their own: the request itself is the leak.
+            return "an image from a domain not on the allow-list"
+        if len(parts.query) >= self._data_chars or len(parts.fragment) >= self._data_chars:
+            return "a link to a domain not on the allow-list whose query carries data"
+        if _ENCODED_RUN.search(parts.path):
+            return "a link to a domain not on the allow-list whose path carries encoded data"
+        if _is_ip(host):
+            return "a link to a bare IP address"
+        return ""
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _link_finding(start: int, end: int, reason: str) -> Finding:
+    return Finding(
+        type=EXFIL_TYPE,
+        start=start,
+        end=end,
+        score=0.9,
+        detector="links",
+        data_classes=("exfiltration",),
+        explanation=reason,
+    )
+
+
+def run_detectors(detectors: Sequence[Detector], text: str) -> list[Finding]:
+    """All detectors' findings; any detector failure fails the scan (fail closed)."""
+    out: list[Finding] = []
+    for detect in detectors:
+        try:
+            out.extend(detect(text))
+        except BastionError:
+            raise
+        except Exception as exc:
+            raise BastionError("The answer could not be scanned.") from exc
+    return out
+
+
+class OutputScanner:
+    """Incremental scanner of one answer: ``feed`` chunks, then ``flush`` at the end."""
+
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        policy: ActionPolicy,
+        *,
+        hasher: Hasher | None = None,
+        tenant: str | None = None,
+        holdback_chars: int = DEFAULT_HOLDBACK_CHARS,
+        context_chars: int = DEFAULT_CONTEXT_CHARS,
+    ) -> None:
+        self._detectors = tuple(detectors)
+        self._policy = policy
+        self._hasher = hasher
+        self._tenant = tenant
+        self._holdback = holdback_chars
+        self._context_chars = context_chars
+        self._buf = ""
+        self._context = ""
+        self._released = 0
+        self._closed = False
+        #: Findings acted on so far, with offsets into the whole original answer.
+        self.findings: list[Finding] = []
+        #: Actions applied so far, offsets into the original answer.
+        self.applied: list[AppliedAction] = []
+
+    @property
+    def held(self) -> int:
+        """Characters currently held back."""
+        return len(self._buf)
+
+    def feed(self, chunk: str) -> str:
+        """The part of the answer that is safe to send now, with the output actions applied."""
+        if self._closed:
+            return ""
+        self._buf += chunk
+        return self._release(final=False)
+
+    def flush(self) -> str:
+        """Everything still held, scanned, at the end of the answer."""
+        if self._closed:
+            return ""
+        out = self._release(final=True)
+        self._closed = True
+        return out
+
+    def scan(self, text: str) -> ProtectedText:
+        """Scan and protect a whole (non-streamed) answer."""
+        findings = run_detectors(self._detectors, text)
+        for f in findings:
+            f.location = f.location or "output"
+        result = self._apply(text, findings)
+        self.findings.extend(findings)
+        self.applied.extend(result.applied)
+        return result
+
+    def _apply(self, text: str, findings: list[Finding]) -> ProtectedText:
+        try:
+            return apply_actions(
+                text, findings, self._policy, tenant=self._tenant, hasher=self._hasher
+            )
+        except BastionError:
+            self._closed = True
+            raise
+
+    def _release(self, *, final: bool) -> str:
+        buf = self._buf
+        if not buf:
+            return ""
+        ctx = self._context
+        shift = len(ctx)
+        findings: list[Finding] = []
+        for f in run_detectors(self._detectors, ctx + buf):
+            start, end = f.start - shift, f.end - shift
+            if end <= 0:
+                continue  # wholly in text already sent, and acted on then
+            f.start, f.end = max(0, start), end
+            findings.append(f)
+        cut = len(buf) if final else self._cut(buf, findings)
+        ready = [f for f in findings if f.end <= cut]
+        # A finding the hold-back bound forced apart is acted on for the part being sent.
+        for f in findings:
+            if f.start < cut < f.end:
+                f.end = cut
+                ready.append(f)
+        result = self._apply(buf[:cut], ready)
+        for f in ready:
+            f.location = f.location or "output"
+            f.start += self._released
+            f.end += self._released
+        self.findings.extend(ready)
+        self.applied.extend(_shifted(a, self._released) for a in result.applied)
+        self._released += cut
+        self._context = (ctx + buf[:cut])[-self._context_chars :] if self._context_chars else ""
+        self._buf = buf[cut:]
+        return result.text
+
+    def _cut(self, buf: str, findings: list[Finding]) -> int:
+        n = len(buf)
+        floor = max(0, n - self._holdback)
+        cut = n
+        m = _TAIL.search(buf, floor)
+        if m is not None:
+            cut = m.start()
+        for opener, closer in (("[", ")"), ("<", ">")):
+            i = buf.rfind(opener, floor)
+            if i >= 0 and closer not in buf[i:]:
+                cut = min(cut, i)
+        # A finding that reaches the held tail waits for it, unless that passes the bound.
+        moved = True
+        while moved:
+            moved = False
+            for f in findings:
+                if f.start < cut < f.end or (f.end == n and f.start < cut):
+                    if f.start >= floor:
+                        cut = f.start
+                        moved = True
+        return max(cut, floor)
+
+
+def _shifted(a: AppliedAction, by: int) -> AppliedAction:
+    return AppliedAction(
+        type=a.type,
+        action=a.action,
+        start=a.start + by,
+        end=a.end + by,
+        new_start=a.new_start,
+        new_end=a.new_end,
+        data_classes=a.data_classes,
+        merged=a.merged,
+    )
+
+
+class AnswerStream:
+    """One streamed answer on its way back: scan the provider's text, then restore pseudonyms."""
+
+    __slots__ = ("scanner", "restorer")
+
+    def __init__(self, scanner: OutputScanner | None, restorer: StreamRestorer | None) -> None:
+        self.scanner = scanner
+        self.restorer = restorer
+
+    def feed(self, chunk: str) -> str:
+        """Text to send the client now; raises ContentFiltered when the answer is blocked."""
+        text = self.scanner.feed(chunk) if self.scanner is not None else chunk
+        return self.restorer.feed(text) if self.restorer is not None and text else text
+
+    def flush(self) -> str:
+        """Everything still held, at the end of the answer."""
+        text = self.scanner.flush() if self.scanner is not None else ""
+        if self.restorer is None:
+            return text
+        return self.restorer.feed(text) + self.restorer.flush()
+
+
+def stream_error_event(error: BastionError, request_id: str | None = None) -> str:
+    """The server-sent event that ends a stream refused midway: ``data: {"error": ...}``."""
+    return "data: " + json.dumps(error.to_body(request_id), separators=(",", ":")) + "\n\n"
