@@ -72,6 +72,12 @@ class AuditSettings(_Section):
     commit_timeout_seconds: float = Field(5.0, gt=0)
     #: Optional extra copy of every event as JSON Lines (for a SIEM agent to tail).
     jsonl_path: str | None = None
+    #: Events waiting for the writer; beyond this, new requests are refused (503) at once.
+    max_queue: int = Field(10000, ge=1, le=1_000_000)
+    #: Longest prompt or answer text kept per event, in characters (longer text is cut and marked).
+    max_content_chars: int = Field(256 * 1024, ge=0)
+    #: PEM files of other replicas' checkpoint keys, trusted by ``bastion audit verify``.
+    trusted_public_keys: list[str] = Field(default_factory=list)
 
 
 class ClaimNames(_Section):
@@ -102,6 +108,8 @@ class OIDCIssuer(_Section):
     jwks_min_refetch_seconds: int = Field(30, ge=1)
     #: Seconds to wait on the identity provider.
     http_timeout_seconds: float = Field(5.0, gt=0)
+    #: Claims a token must carry; ``iss``, ``aud`` and ``exp`` are required whatever this says.
+    required_claims: list[str] = Field(default_factory=lambda: ["iss", "aud", "exp", "nbf"])
     claims: ClaimNames = ClaimNames()
 
 

@@ -1,0 +1,1 @@
+"""The audit trail: one hash-chained, checkpoint-signed event per request, group-committed."""
