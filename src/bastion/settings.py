@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bastion.errors import ConfigError
+from bastion.limits.config import LimitSettings
 from bastion.policy.config import PolicySettings
 
 DEFAULT_DATA_DIR = Path(".bastion")
@@ -205,6 +206,7 @@ class Settings(_Section):
     providers: list[ProviderSettings] = Field(default_factory=list)
     models: list[ModelSettings] = Field(default_factory=list)
     policy: PolicySettings = PolicySettings()
+    limits: LimitSettings = LimitSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
