@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bastion.errors import ConfigError
 from bastion.limits.config import LimitSettings
 from bastion.policy.config import PolicySettings
+from bastion.tools.config import ToolsSettings
 
 DEFAULT_DATA_DIR = Path(".bastion")
 
@@ -207,6 +208,7 @@ class Settings(_Section):
     models: list[ModelSettings] = Field(default_factory=list)
     policy: PolicySettings = PolicySettings()
     limits: LimitSettings = LimitSettings()
+    tools: ToolsSettings = ToolsSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
