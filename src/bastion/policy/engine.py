@@ -1,0 +1,449 @@
+"""The policy engine: Cedar decides every request; annotations add reroute, approval and protection.
+
+A policy set is split per action at load, so a request is evaluated only
+against the policies whose scope can name its action. Two Cedar sets exist per
+action: the authorization set (permit / forbid, with deny, reroute and
+require_approval forbids) and the protection set (policies with
+``@applies_to``, all evaluated as permits so that every match is reported).
+Decisions are pure functions of the request and the policy version, so
+identical requests are answered from a bounded cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import cedarpy
+
+from bastion.context import Principal
+from bastion.errors import ConfigError
+from bastion.policy.config import PolicySettings
+from bastion.policy.encode import encode_request, provider_info
+from bastion.policy.model import (
+    DEFAULT_DENY_ID,
+    EVALUATION_ERROR_ID,
+    Effect,
+    PolicyDecision,
+    PolicyRequest,
+    ResourceRef,
+)
+from bastion.policy.schema import ACTIONS
+from bastion.policy.source import (
+    PROTECTION_STRICTNESS,
+    CompiledPolicy,
+    CompileResult,
+    PolicySource,
+    compile_sources,
+    default_sources,
+    read_sources,
+)
+
+if TYPE_CHECKING:
+    from bastion.settings import ModelSettings, ProviderSettings
+
+log = logging.getLogger("bastion.policy")
+
+_ERROR_POLICY = re.compile(r"policy `([^`]+)`")
+
+
+@dataclass(frozen=True, slots=True)
+class _Authz:
+    allowed: bool
+    fired: tuple[str, ...]
+    errors: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """A decision together with every policy that matched the request."""
+
+    decision: PolicyDecision
+    matched: list[CompiledPolicy]
+
+
+def _policy_set(policies: Iterable[CompiledPolicy], *, as_permit: bool = False) -> cedarpy.PolicySet:
+    statics: dict[str, Any] = {}
+    for p in policies:
+        est = dict(p.est)
+        if as_permit:
+            est["effect"] = "permit"
+        statics[p.id] = est
+    return cedarpy.PolicySet.from_json_str(
+        json.dumps({"staticPolicies": statics, "templates": {}, "templateLinks": []})
+    )
+
+
+def _for_action(policies: Sequence[CompiledPolicy], action: str) -> list[CompiledPolicy]:
+    return [p for p in policies if p.actions is None or action in p.actions]
+
+
+def load_sources(settings: PolicySettings) -> tuple[list[PolicySource], list[Any]]:
+    """The sources ``settings`` names (defaults first) and any problems reading them."""
+    problems: list[Any] = []
+    sources = default_sources() if settings.include_defaults else []
+    sources += read_sources(settings.paths, settings.max_file_bytes, problems)
+    return sources, problems
+
+
+def compile_settings(settings: PolicySettings) -> CompileResult:
+    """Read and compile the policy set ``settings`` names, collecting every problem."""
+    sources, problems = load_sources(settings)
+    return compile_sources(
+        sources, disabled=settings.disable, max_policies=settings.max_policies, problems=problems
+    )
+
+
+class PolicyEngine:
+    """An immutable, compiled policy set that answers PolicyRequests."""
+
+    def __init__(
+        self,
+        compiled: CompileResult,
+        settings: PolicySettings | None = None,
+        providers: Sequence[ProviderSettings] = (),
+    ) -> None:
+        if not compiled.ok:
+            raise ConfigError("invalid policies:\n  " + "\n  ".join(str(p) for p in compiled.problems))
+        self.settings = settings or PolicySettings()
+        self.version = compiled.version
+        self.policies: tuple[CompiledPolicy, ...] = tuple(compiled.policies)
+        self._by_id = {p.id: p for p in self.policies}
+        self._zone = ZoneInfo(self.settings.timezone)
+        self._providers: dict[str, ProviderSettings] = {p.name: p for p in providers}
+        authz = [p for p in self.policies if p.kind == "authz"]
+        protection = [p for p in self.policies if p.kind == "protection"]
+        self._authz: dict[str, cedarpy.PolicySet | None] = {}
+        self._protection: dict[str, cedarpy.PolicySet | None] = {}
+        self._everything: dict[str, cedarpy.PolicySet | None] = {}
+        for action in ACTIONS:
+            a, pr = _for_action(authz, action), _for_action(protection, action)
+            self._authz[action] = _policy_set(a) if a else None
+            self._protection[action] = _policy_set(pr, as_permit=True) if pr else None
+            self._everything[action] = _policy_set(a + pr, as_permit=True) if a or pr else None
+        self._cache: dict[tuple[str, ...], Any] = {}
+        self._cache_size = self.settings.decision_cache_size
+
+    @classmethod
+    def load(
+        cls, settings: PolicySettings, *, providers: Sequence[ProviderSettings] = ()
+    ) -> PolicyEngine:
+        """Compile the policies ``settings`` names; raise ConfigError listing every problem."""
+        return cls(compile_settings(settings), settings, providers)
+
+    @classmethod
+    def from_text(
+        cls,
+        text: str,
+        *,
+        settings: PolicySettings | None = None,
+        providers: Sequence[ProviderSettings] = (),
+        name: str = "<policies>",
+    ) -> PolicyEngine:
+        """An engine from Cedar text (plus the shipped defaults when settings include them)."""
+        settings = settings or PolicySettings(include_defaults=False)
+        sources = default_sources() if settings.include_defaults else []
+        sources.append(PolicySource(name, text))
+        return cls(compile_sources(sources, disabled=settings.disable), settings, providers)
+
+    @property
+    def providers(self) -> dict[str, ProviderSettings]:
+        """The provider registry this engine routes among."""
+        return dict(self._providers)
+
+    def policy(self, policy_id: str) -> CompiledPolicy | None:
+        """The policy with this id, if any."""
+        return self._by_id.get(policy_id)
+
+    # -- evaluation ---------------------------------------------------------
+
+    def _remember(self, key: tuple[str, ...], value: Any) -> None:
+        if self._cache_size <= 0:
+            return
+        if len(self._cache) >= self._cache_size:
+            # Oldest first: dicts keep insertion order, so this is a cheap FIFO bound.
+            self._cache.pop(next(iter(self._cache)), None)
+        self._cache[key] = value
+
+    def _run(
+        self, pset: cedarpy.PolicySet, cedar_req: dict[str, Any], entities: str, context: str
+    ) -> cedarpy.AuthzResult:
+        req = dict(cedar_req)
+        req["context"] = context
+        return cedarpy.is_authorized(req, pset, entities)
+
+    def _authorize(self, action: str, cedar_req: dict[str, Any], entities: str, context: str) -> _Authz:
+        key = ("authz", action, cedar_req["resource"]["id"], entities, context)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit  # type: ignore[no-any-return]
+        pset = self._authz.get(action)
+        if pset is None:
+            result = _Authz(False, (), ())
+        else:
+            res = self._run(pset, cedar_req, entities, context)
+            result = _Authz(res.allowed, tuple(res.diagnostics.reasons), tuple(res.diagnostics.errors))
+        self._remember(key, result)
+        return result
+
+    def decide(self, request: PolicyRequest) -> PolicyDecision:
+        """Decide one request. Never raises for a policy's sake: failures refuse (fail closed)."""
+        if request.action not in ACTIONS:
+            return self._refuse([f"Unknown action {request.action!r}."], [DEFAULT_DENY_ID])
+        cedar_req, entities, context = encode_request(request, self._zone)
+        key = ("decide", request.action, cedar_req["resource"]["id"], entities, context)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit.copy()  # type: ignore[no-any-return]
+        decision = self._decide(request, cedar_req, entities, context)
+        self._remember(key, decision)
+        return decision.copy()
+
+    def _refuse(self, reasons: list[str], policies: list[str], effect: Effect = "deny") -> PolicyDecision:
+        return PolicyDecision(
+            allowed=False,
+            effect=effect,
+            reasons=reasons,
+            policies=policies,
+            protection={},
+            reroute=None,
+            require_approval=False,
+            version=self.version,
+        )
+
+    def _reason(self, p: CompiledPolicy) -> str:
+        if p.reason:
+            return p.reason
+        verb = "allows" if p.effect == "allow" else "refuses"
+        return f"Policy {p.id} ({p.location}) {verb} this request."
+
+    def _decide(
+        self, request: PolicyRequest, cedar_req: dict[str, Any], entities: str, context: str
+    ) -> PolicyDecision:
+        authz = self._authorize(request.action, cedar_req, entities, context)
+        if authz.errors:
+            # Cedar skips a policy that errors; a skipped forbid would let the request through.
+            ids = [m for e in authz.errors for m in _ERROR_POLICY.findall(e)] or [EVALUATION_ERROR_ID]
+            log.warning("policy evaluation error (refusing): %s", "; ".join(authz.errors))
+            return self._refuse(
+                ["A policy could not be evaluated for this request, so it was refused; "
+                 "tell your administrator."],
+                [EVALUATION_ERROR_ID, *ids],
+            )
+        fired = [self._by_id[i] for i in authz.fired if i in self._by_id]
+        if authz.allowed:
+            decision = PolicyDecision(
+                allowed=True,
+                effect="allow",
+                reasons=[self._reason(p) for p in fired],
+                policies=[p.id for p in fired],
+                protection={},
+                reroute=None,
+                require_approval=False,
+                version=self.version,
+            )
+        elif not fired:
+            return self._refuse(
+                [f"No policy allows you to {request.action.replace('_', ' ')} "
+                 f"{request.resource.type.removeprefix('Bastion::').lower()} {request.resource.id!r}. "
+                 "Ask your administrator for access."],
+                [DEFAULT_DENY_ID],
+            )
+        else:
+            decision = self._refusal(request, cedar_req, context, fired)
+            if decision.effect == "deny":
+                return decision
+        return self._protect(request, cedar_req, entities, context, decision)
+
+    def _refusal(
+        self,
+        request: PolicyRequest,
+        cedar_req: dict[str, Any],
+        context: str,
+        fired: list[CompiledPolicy],
+    ) -> PolicyDecision:
+        hard = [p for p in fired if p.effect == "deny"]
+        reroutes = [p for p in fired if p.effect == "reroute"]
+        approvals = [p for p in fired if p.effect == "require_approval"]
+        ordered = hard + reroutes + approvals
+        reasons = [self._reason(p) for p in ordered]
+        ids = [p.id for p in ordered]
+        if hard:
+            return self._refuse(reasons, ids)
+        reroute: list[str] | None = None
+        effect: Effect = "require_approval"
+        if reroutes:
+            reroute = self._reroute_candidates(request, context, reroutes)
+            if not reroute:
+                reasons.append("No configured provider may receive this request as it stands.")
+                return self._refuse(reasons, ids)
+            effect = "reroute"
+        return PolicyDecision(
+            allowed=False,
+            effect=effect,
+            reasons=reasons,
+            policies=ids,
+            protection={},
+            reroute=reroute,
+            require_approval=bool(approvals),
+            version=self.version,
+        )
+
+    def _reroute_candidates(
+        self, request: PolicyRequest, context: str, reroutes: list[CompiledPolicy]
+    ) -> list[str]:
+        current = json.loads(context)["provider"]["name"]
+        out: list[str] = []
+        for name, prov in self._providers.items():
+            if name == current:
+                continue
+            if not all(_matches_targets(prov, p.targets) for p in reroutes):
+                continue
+            if self._provider_allowed(request.principal, prov, request.context):
+                out.append(name)
+        return out
+
+    def _protect(
+        self,
+        request: PolicyRequest,
+        cedar_req: dict[str, Any],
+        entities: str,
+        context: str,
+        decision: PolicyDecision,
+    ) -> PolicyDecision:
+        pset = self._protection.get(request.action)
+        ctx = request.context
+        present = {str(c) for c in ctx.get("data_classes") or ()} | {str(t) for t in ctx.get("entity_types") or ()}
+        # Protection applies to data that is present; with none found there is nothing to choose.
+        if pset is None or not present:
+            return decision
+        res = self._run(pset, cedar_req, entities, context)
+        if res.diagnostics.errors:
+            log.warning("protection policy error (refusing): %s", "; ".join(res.diagnostics.errors))
+            return self._refuse(
+                ["A data protection policy could not be evaluated, so the request was refused."],
+                [EVALUATION_ERROR_ID],
+            )
+        protection: dict[str, str] = {}
+        blockers: list[CompiledPolicy] = []
+        applied: list[CompiledPolicy] = []
+        for pid in res.diagnostics.reasons:
+            p = self._by_id.get(pid)
+            if p is None:
+                continue
+            hit = [k for k in p.applies_to if k in present]
+            if not hit:
+                continue
+            applied.append(p)
+            for k in hit:
+                old = protection.get(k)
+                if old is None or PROTECTION_STRICTNESS[p.effect] > PROTECTION_STRICTNESS[old]:
+                    protection[k] = p.effect
+            if p.effect == "block":
+                blockers.append(p)
+        if blockers:
+            return self._refuse([self._reason(p) for p in blockers], [p.id for p in blockers])
+        return PolicyDecision(
+            allowed=decision.allowed,
+            effect=decision.effect,
+            reasons=decision.reasons,
+            policies=decision.policies + [p.id for p in applied if p.id not in decision.policies],
+            protection=protection,
+            reroute=decision.reroute,
+            require_approval=decision.require_approval,
+            version=self.version,
+        )
+
+    def _provider_allowed(self, principal: Principal, provider: Any, context: Any) -> bool:
+        ctx = dict(context)
+        ctx["provider"] = provider
+        req = PolicyRequest(
+            principal,
+            "invoke_model",
+            ResourceRef.provider(provider.name, tier=provider.tier, region=provider.region),
+            ctx,
+        )
+        cedar_req, entities, ctx_json = encode_request(req, self._zone)
+        return self._authorize("invoke_model", cedar_req, entities, ctx_json).allowed
+
+    # -- helpers for routing and listing -----------------------------------
+
+    def allowed_providers(
+        self,
+        principal: Principal,
+        data_classes: Iterable[str],
+        providers: Iterable[ProviderSettings] | None = None,
+        *,
+        context: dict[str, Any] | None = None,
+    ) -> list[ProviderSettings]:
+        """The providers (registry order) that policy lets receive this principal's data."""
+        ctx = dict(context or {})
+        ctx["data_classes"] = list(data_classes)
+        pool = list(self._providers.values()) if providers is None else list(providers)
+        return [p for p in pool if self._provider_allowed(principal, p, ctx)]
+
+    def models_for(
+        self, principal: Principal, models: Iterable[ModelSettings], *, context: dict[str, Any] | None = None
+    ) -> list[ModelSettings]:
+        """The models this principal may invoke (for GET /v1/models); unknown providers are left out."""
+        out = []
+        for m in models:
+            prov = self._providers.get(m.provider)
+            if prov is None or not principal.may_use_model(m.name):
+                continue
+            ctx = dict(context or {})
+            ctx.update(provider=prov, model=m.name)
+            req = PolicyRequest(principal, "invoke_model", ResourceRef.model(m.name, provider=m.provider, kind=m.kind), ctx)
+            if self.decide(req).allowed:
+                out.append(m)
+        return out
+
+    def request_for_model(
+        self, principal: Principal, model: ModelSettings, context: dict[str, Any] | None = None
+    ) -> PolicyRequest:
+        """The invoke_model request for ``model``, with its provider's attributes in the context."""
+        ctx = dict(context or {})
+        ctx.setdefault("provider", self._providers.get(model.provider) or {"name": model.provider})
+        ctx.setdefault("model", model.name)
+        return PolicyRequest(
+            principal, "invoke_model", ResourceRef.model(model.name, provider=model.provider, kind=model.kind), ctx
+        )
+
+    def explain(self, request: PolicyRequest) -> Explanation:
+        """The decision plus every policy whose conditions matched (permits, forbids, protection)."""
+        decision = self.decide(request)
+        pset = self._everything.get(request.action)
+        matched: list[CompiledPolicy] = []
+        if pset is not None:
+            cedar_req, entities, context = encode_request(request, self._zone)
+            res = self._run(pset, cedar_req, entities, context)
+            matched = [self._by_id[i] for i in res.diagnostics.reasons if i in self._by_id]
+            order = {p.id: n for n, p in enumerate(self.policies)}
+            matched.sort(key=lambda p: order[p.id])
+        return Explanation(decision=decision, matched=matched)
+
+
+def _matches_targets(provider: Any, targets: Sequence[str]) -> bool:
+    """Whether a provider satisfies at least one ``@target`` selector (no selectors: any)."""
+    if not targets:
+        return True
+    info = provider_info(provider)
+    for t in targets:
+        name, _, value = t.partition(":")
+        if (
+            (name == "tier" and info["tier"] == value)
+            or (name == "region" and fnmatchcase(info["region"], value))
+            or (name == "provider" and info["name"] == value)
+            or (name == "cert" and value in info["certifications"])
+            or (name == "baa" and info["baa"])
+            or (name == "zero_data_retention" and info["zero_data_retention"])
+            or (name == "no_training" and not info["trains_on_inputs"])
+        ):
+            return True
+    return False
