@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from bastion.context import Principal, RequestContext
@@ -238,3 +241,16 @@ def test_memory_backend_is_bounded_and_forgets_expired_counters() -> None:
         assert len(backend) == 1
 
     asyncio.run(main())
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "limits.md"
+
+
+def test_every_limit_setting_is_documented_and_the_example_parses() -> None:
+    text = DOCS.read_text()
+    documented = {p for t in re.findall(r"`([A-Za-z0-9_.]+)`", text) for p in t.split(".")}
+    keys = [*LimitSettings.model_fields, *AnomalySettings.model_fields, *LimitRule.model_fields]
+    assert [k for k in keys if k not in documented] == []
+    example = yaml.safe_load(text.split("```yaml", 1)[1].split("```", 1)[0])
+    settings = LimitSettings.model_validate(example["limits"])
+    assert settings.backend == "redis" and len(settings.rules) == 6
