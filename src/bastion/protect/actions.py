@@ -90,7 +90,7 @@ class ActionSettings(BaseModel):
     output_types: dict[str, Action] = Field(default_factory=_default_output_types)
     output_classes: dict[str, Action] = Field(default_factory=dict)
     #: Hex characters of the keyed hash shown in ``<TYPE:...>``.
-    hash_chars: int = Field(DEFAULT_HASH_CHARS, ge=8, le=64)
+    hash_chars: int = Field(default=DEFAULT_HASH_CHARS, ge=8, le=64)
 
     def input_policy(self) -> ActionPolicy:
         """The policy for prompts and tool results."""

@@ -69,13 +69,13 @@ class OutputScanSettings(BaseModel):
 
     enabled: bool = True
     #: Most characters of a streamed answer held back while they might be part of a value.
-    holdback_chars: int = Field(DEFAULT_HOLDBACK_CHARS, ge=16, le=4096)
+    holdback_chars: int = Field(default=DEFAULT_HOLDBACK_CHARS, ge=16, le=4096)
     #: Characters of already-sent text shown to detectors as context.
-    context_chars: int = Field(DEFAULT_CONTEXT_CHARS, ge=0, le=4096)
+    context_chars: int = Field(default=DEFAULT_CONTEXT_CHARS, ge=0, le=4096)
     #: Domains links and images may point to (a domain allows its subdomains).
     allowed_link_domains: list[str] = Field(default_factory=list)
     #: Query or fragment length from which a link to an unknown domain counts as carrying data.
-    link_data_chars: int = Field(DEFAULT_LINK_DATA_CHARS, ge=1, le=4096)
+    link_data_chars: int = Field(default=DEFAULT_LINK_DATA_CHARS, ge=1, le=4096)
 
 
 class LinkDetector:

@@ -57,15 +57,15 @@ class VaultSettings(BaseModel):
     #: ``memory`` (one replica) or ``redis`` (shared by all replicas).
     backend: Literal["memory", "redis"] = "memory"
     #: Seconds a conversation's pseudonyms live after their last use.
-    ttl_seconds: float = Field(3600.0, gt=0, le=30 * 86400)
+    ttl_seconds: float = Field(default=3600.0, gt=0, le=30 * 86400)
     #: Most conversations the in-memory store keeps (least recently used go first).
-    max_conversations: int = Field(10_000, ge=1)
+    max_conversations: int = Field(default=10_000, ge=1)
     #: Most distinct values one conversation may pseudonymize (beyond it, refused).
-    max_entries_per_conversation: int = Field(1_000, ge=1)
+    max_entries_per_conversation: int = Field(default=1_000, ge=1)
     redis_url: str = "redis://127.0.0.1:6379/0"
     #: Seconds to wait on Redis before the request is refused.
-    redis_timeout_seconds: float = Field(0.5, gt=0, le=30)
-    redis_key_prefix: str = Field("bastion:vault:", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
+    redis_timeout_seconds: float = Field(default=0.5, gt=0, le=30)
+    redis_key_prefix: str = Field(default="bastion:vault:", pattern=r"^[A-Za-z0-9:_.-]{1,64}$")
 
 
 def derive_conversation_id(
