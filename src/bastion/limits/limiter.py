@@ -201,7 +201,7 @@ class Limiter:
             adm.headers = self._headers(adm.applied, results)
             if not admitted:
                 raise self._refusal(adm, results)
-            self._soft_alerts(adm, results)
+            self._soft_alerts(adm.applied, results, adm.alerts)
         self._observe(adm, "requests", 1)
         return adm
 
@@ -274,9 +274,7 @@ class Limiter:
         if admitted:
             admission.extra_completion_tokens += tokens
             metered = [a for a in admission.applied if a.rule.metric != "requests"]
-            tmp = Admission(admission.model, admission.price, 0, 0, 0, applied=metered)
-            self._soft_alerts(tmp, results)
-            admission.alerts.extend(tmp.alerts)
+            self._soft_alerts(metered, results, admission.alerts)
         return admitted
 
     # -- health ------------------------------------------------------------------------------
@@ -377,10 +375,12 @@ class Limiter:
             headers=headers,
         )
 
-    def _soft_alerts(self, adm: Admission, results: list[ChargeResult]) -> None:
+    def _soft_alerts(
+        self, applied: list[Applied], results: list[ChargeResult], out: list[LimitAlert]
+    ) -> None:
         interval = self.settings.soft_alert_interval_seconds
         now = time.monotonic()
-        for a, r in zip(adm.applied, results, strict=True):
+        for a, r in zip(applied, results, strict=True):
             if a.rule.mode != "soft" or r.allowed:
                 continue
             last = self._soft_sent.get(a.key)
@@ -390,7 +390,7 @@ class Limiter:
             self._soft_sent.move_to_end(a.key)
             if len(self._soft_sent) > MAX_ALERT_MEMORY:
                 self._soft_sent.popitem(last=False)
-            adm.alerts.append(
+            out.append(
                 LimitAlert(
                     kind="soft_limit",
                     message=f"Soft limit '{a.rule.name}' exceeded: {_describe(a.rule, a.target)}.",
@@ -460,11 +460,16 @@ class Limiter:
 
     def _backend_failed(self, exc: LimitsUnavailable) -> None:
         cause = exc.__cause__
+        was_ok = self._last_error is None
         self._last_error = type(cause).__name__ if cause else exc.message
         self._last_error_at = time.time()
-        log.warning("limits backend %s failed: %s", self.backend.name, self._last_error)
+        if was_ok:
+            # Once per outage: a log line per request would bury everything else.
+            log.warning("limits backend %s failed: %s", self.backend.name, self._last_error)
 
     def _backend_ok(self) -> None:
+        if self._last_error is not None:
+            log.warning("limits backend %s recovered", self.backend.name)
         self._last_error = None
 
 
