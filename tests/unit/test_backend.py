@@ -1,4 +1,4 @@
-"""The backend module refuses every token it should: forged, expired, replayed, misdirected, swapped."""
+"""The backend module refuses forged, expired, replayed, misdirected and body-swapped tokens."""
 
 from __future__ import annotations
 
