@@ -18,6 +18,8 @@ def _register() -> None:
     from bastion.cli import serve
 
     serve.register(app)
+    __import__("bastion.cli.audit", fromlist=["register"]).register(app)
+    __import__("bastion.cli.keys", fromlist=["register"]).register(app)
 
 
 def main() -> None:
