@@ -373,3 +373,34 @@ def test_a_request_larger_than_a_limit_is_invalid_not_throttled() -> None:
         await lim.aclose()
 
     run(main())
+
+
+def test_stream_meter_enforces_spend_and_reports_soft_limits(backend_kind: dict[str, Any]) -> None:
+    # $1000 per Mtok of output is a tenth of a cent a token: $0.50 buys 500 tokens.
+    prices = {"m": ModelPrice(input_per_mtok=0, output_per_mtok=1000)}
+    body = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+
+    async def main() -> None:
+        lim = limiter(
+            backend_kind,
+            [
+                rule("cap", "user", "spend", "day", 0.5),
+                rule("warn", "user", "spend", "day", 0.3, mode="soft"),
+            ],
+            prices=prices,
+            stream_reserve_tokens=64,
+        )
+        adm = await lim.admit(ctx(body=body))
+        meter = lim.meter(adm)
+        sent = 0
+        while await meter.add(tokens=10):
+            sent += 10
+        assert sent == 500
+        alerts = await lim.settle(adm, meter.usage())
+        assert [(a.kind, a.rule) for a in alerts] == [("soft_limit", "warn")]
+        with pytest.raises(RateLimited) as err:
+            await lim.admit(ctx(body=body))
+        assert "$0.50 per day" in err.value.message
+        await lim.aclose()
+
+    run(main())

@@ -162,6 +162,8 @@ def test_redis_down_fails_closed_by_default() -> None:
         status = lim.status()
         assert status["ready"] is False and status["healthy"] is False
         assert status["on_backend_error"] == "fail_closed"
+        ready, detail = await lim.readiness()
+        assert ready is False and "fail_closed" in detail
         await lim.aclose()
 
     asyncio.run(main())
@@ -184,6 +186,10 @@ def test_redis_down_fails_open_when_configured() -> None:
         # The outage is reported, but not once per request.
         assert [a.kind for a in alerts] == ["limits_unavailable"]
         assert lim.status()["ready"] is True and lim.status()["healthy"] is False
+        assert await lim.readiness() == (
+            True,
+            "redis counters unreachable; admitting unmetered (fail_open)",
+        )
         await lim.aclose()
 
     asyncio.run(main())
@@ -217,7 +223,7 @@ def test_recovery_is_reported_healthy(prefix: str) -> None:
     async def main() -> None:
         settings = _settings(REDIS_URL, prefix)
         lim = Limiter(settings, make_backend(settings))
-        assert await lim.healthy()
+        assert await lim.readiness() == (True, "redis counters reachable")
         assert lim.status() == {
             "backend": "redis",
             "healthy": True,

@@ -289,6 +289,18 @@ class Limiter:
         self._backend_ok()
         return True
 
+    async def readiness(self) -> tuple[bool, str]:
+        """A /readyz check (never raises): ready unless the counters are down and fail_closed."""
+        ok = await self.healthy()
+        if ok:
+            return True, f"{self.backend.name} counters reachable"
+        if self.settings.on_backend_error == "fail_open":
+            return (
+                True,
+                f"{self.backend.name} counters unreachable; admitting unmetered (fail_open)",
+            )
+        return False, f"{self.backend.name} counters unreachable; refusing requests (fail_closed)"
+
     def status(self) -> dict[str, Any]:
         """What /readyz shows: backend, last known health, and what an outage does to requests."""
         ok = self._last_error is None
