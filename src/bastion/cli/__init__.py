@@ -20,6 +20,7 @@ def _register() -> None:
     serve.register(app)
     __import__("bastion.cli.audit", fromlist=["register"]).register(app)
     __import__("bastion.cli.keys", fromlist=["register"]).register(app)
+    __import__("bastion.cli.policy", fromlist=["register"]).register(app)
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Largest policy file read, in bytes (a bigger file is refused, not truncated).
@@ -42,3 +44,12 @@ class PolicySettings(BaseModel):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r}") from None
         return v
+
+
+def resolve_paths(policy: PolicySettings, base_dir: str | Path | None) -> PolicySettings:
+    """The settings with relative ``paths`` made relative to ``base_dir`` (the config file's folder)."""
+    if base_dir is None:
+        return policy
+    base = Path(base_dir)
+    paths = [p if Path(p).expanduser().is_absolute() else str(base / p) for p in policy.paths]
+    return policy.model_copy(update={"paths": paths})
