@@ -275,7 +275,8 @@ class PolicyEngine:
         reasons = [self._reason(p) for p in ordered]
         ids = [p.id for p in ordered]
         if hard:
-            return self._refuse(reasons, ids)
+            # Only the hard refusals tell the user something they can act on; all are recorded.
+            return self._refuse([self._reason(p) for p in hard], ids)
         reroute: list[str] | None = None
         effect: Effect = "require_approval"
         if reroutes:
