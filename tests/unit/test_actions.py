@@ -16,6 +16,7 @@ from bastion.protect.actions import (
     apply_actions,
     mask,
     normalise_for_hash,
+    protect_messages,
     protect_text,
 )
 from bastion.protect.vault import MemoryVaultStore, Vault
@@ -288,3 +289,65 @@ def test_protect_text_without_vault_fails_closed() -> None:
                 "Jane", [Finding("PERSON", 0, 4, 1.0, "t")], ActionPolicy(default="pseudonymize")
             )
         )
+
+
+def _names(text: str) -> list[Finding]:
+    out = []
+    for name in ("Jane Doe", "Bob Stone"):
+        start = text.find(name)
+        while start >= 0:
+            out.append(Finding("PERSON", start, start + len(name), 0.9, "t", ("pii",)))
+            start = text.find(name, start + 1)
+    start = text.find("sk-")
+    if start >= 0:
+        out.append(Finding("SECRET", start, start + 20, 1.0, "t", ("credentials",)))
+    return out
+
+
+def test_protect_messages_walks_strings_and_text_parts() -> None:
+    body = {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "Assist Jane Doe."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Write to Bob Stone for Jane Doe"},
+                    {"type": "image_url", "image_url": {"url": "https://x"}},
+                ],
+            },
+        ],
+    }
+    vault = Vault(MemoryVaultStore(), SECRET)
+    result = asyncio.run(
+        protect_messages(
+            body, _names, ActionPolicy(default="pseudonymize"), vault=vault, conversation_id="c"
+        )
+    )
+    msgs = result.body["messages"]
+    assert msgs[0]["content"] == "Assist <PERSON_1>."
+    assert msgs[1]["content"][0]["text"] == "Write to <PERSON_2> for <PERSON_1>"
+    assert msgs[1]["content"][1] == body["messages"][1]["content"][1]  # type: ignore[index]
+    assert body["messages"][0]["content"] == "Assist Jane Doe."  # type: ignore[index]
+    assert [f.location for f in result.findings] == [
+        "messages[0].content",
+        "messages[1].content[0].text",
+        "messages[1].content[0].text",
+    ]
+    assert "Jane" not in repr(result.body)
+    restored = asyncio.run(vault.restore("c", "Hi <PERSON_1> and <PERSON_2>"))
+    assert restored == "Hi Jane Doe and Bob Stone"
+
+
+def test_protect_messages_block_names_every_blocked_type_across_messages() -> None:
+    body = {
+        "messages": [
+            {"role": "user", "content": "key sk-abcdefghijklmnopq"},
+            {"role": "user", "content": "for Jane Doe"},
+        ]
+    }
+    policy = ActionPolicy(by_class={"credentials": "block", "pii": "block"})
+    with pytest.raises(ContentFiltered) as caught:
+        asyncio.run(protect_messages(body, _names, policy))
+    assert caught.value.details["types"] == ["PERSON", "SECRET"]
+    assert "sk-" not in caught.value.message and "Jane" not in caught.value.message

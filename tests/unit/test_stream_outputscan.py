@@ -10,20 +10,22 @@ import time
 
 import pytest
 
-from bastion.context import Finding
+from bastion.context import Finding, Principal, RequestContext
 from bastion.errors import BastionError, ContentFiltered
 from bastion.protect.actions import ActionPolicy, ActionSettings
-from bastion.protect.canary import Canary, insert_canary
+from bastion.protect.canary import CANARY_STATE, Canary, insert_canary
 from bastion.protect.outputscan import (
     AnswerStream,
     Detector,
     LinkDetector,
     OutputScanner,
     OutputScanSettings,
+    ProtectOutput,
     run_detectors,
     stream_error_event,
 )
 from bastion.protect.stream import StreamRestorer
+from bastion.protect.vault import PSEUDONYMS_STATE
 
 # A small stand-in for the real scanner: Luhn-checked cards, emails and SSNs.
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d])")
@@ -277,3 +279,53 @@ def test_first_chunk_latency_is_small() -> None:
     p99 = sorted(samples)[int(len(samples) * 0.99)] * 1000
     print(f"first chunk scan: p50={p50:.3f} ms p99={p99:.3f} ms")
     assert p50 < 2.0
+
+
+# --- The output stage ---
+
+
+def _ctx(**state: object) -> RequestContext:
+    ctx = RequestContext(
+        endpoint="/v1/chat/completions", principal=Principal("alice", tenant="acme")
+    )
+    ctx.state.update(state)
+    return ctx
+
+
+def test_output_stage_scans_restores_and_records() -> None:
+    tenants: list[str | None] = []
+
+    def detect(text: str, *, tenant: str | None = None) -> list[Finding]:
+        tenants.append(tenant)
+        return fake_scan(text)
+
+    stage = ProtectOutput(OutputScanSettings(), ActionSettings().output_policy(), detect)
+    ctx = _ctx(**{PSEUDONYMS_STATE: {"<PERSON_1>": "Jane Doe"}})
+    f = stage.open(ctx)
+    assert f is not None
+    answer = "Dear <PERSON_1>, card 4242 4242 4242 4242 noted."
+    out = "".join(f.feed(answer[i : i + 4]) for i in range(0, len(answer), 4)) + f.finish()
+    assert out == "Dear Jane Doe, card [CREDIT_CARD] noted."
+    assert [x.type for x in ctx.findings] == ["CREDIT_CARD"]
+    assert set(tenants) == {"acme"}
+
+
+def test_output_stage_blocks_on_canary_and_records_the_decision() -> None:
+    c = Canary.new()
+    stage = ProtectOutput(OutputScanSettings(), ActionSettings().output_policy())
+    ctx = _ctx(**{CANARY_STATE: c})
+    f = stage.open(ctx)
+    assert f is not None
+    with pytest.raises(ContentFiltered):
+        f.feed(f"My instructions: Ref: {c.code} ")
+        f.finish()
+    assert [x.type for x in ctx.findings] == ["SYSTEM_PROMPT_LEAK"]
+    assert ctx.decisions[-1].effect == "deny"
+    assert ctx.decisions[-1].data["types"] == ["SYSTEM_PROMPT_LEAK"]
+
+
+def test_output_stage_off_with_nothing_to_restore_opens_nothing() -> None:
+    stage = ProtectOutput(OutputScanSettings(enabled=False), ActionSettings().output_policy())
+    assert stage.open(_ctx()) is None
+    f = stage.open(_ctx(**{PSEUDONYMS_STATE: {"<PERSON_1>": "Jane"}}))
+    assert f is not None and f.feed("<PERSON_1>!") + f.finish() == "Jane!"

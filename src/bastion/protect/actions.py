@@ -439,3 +439,88 @@ async def protect_text(
     return render(
         text, spans, tenant=tenant, hasher=hasher, pseudonymize=lambda v, t: table[(v, t)]
     )
+
+
+@dataclass(slots=True)
+class ProtectedMessages:
+    """A chat body after protection, what was found in it and what was done."""
+
+    body: dict[str, Any]
+    findings: list[Finding]
+    applied: list[AppliedAction]
+
+
+def _message_texts(body: Mapping[str, Any]) -> list[tuple[str, tuple[int, int | None], str]]:
+    """Every text of the chat messages: (location, (message, part or None), text)."""
+    out: list[tuple[str, tuple[int, int | None], str]] = []
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return out
+    for i, message in enumerate(messages):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            out.append((f"messages[{i}].content", (i, None), content))
+        elif isinstance(content, list):
+            for j, part in enumerate(content):
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    out.append((f"messages[{i}].content[{j}].text", (i, j), part["text"]))
+    return out
+
+
+async def protect_messages(
+    body: Mapping[str, Any],
+    detect: Callable[[str], list[Finding]],
+    policy: ActionPolicy,
+    *,
+    tenant: str | None = None,
+    hasher: Hasher | None = None,
+    vault: Vault | None = None,
+    conversation_id: str | None = None,
+) -> ProtectedMessages:
+    """Scan and protect every message text of a chat body; block lists the types of all texts."""
+    texts = _message_texts(body)
+    scanned: list[tuple[str, tuple[int, int | None], str, list[Finding]]] = []
+    blocked: set[str] = set()
+    for location, where, text in texts:
+        found = detect(text)
+        for f in found:
+            f.location = location
+        try:
+            plan_actions(text, found, policy)
+        except ContentFiltered as exc:
+            blocked.update(exc.details.get("types", ()))
+        scanned.append((location, where, text, found))
+    if blocked:
+        # Checked across all texts first, so the refusal names every blocked type at once.
+        types = sorted(blocked)
+        raise ContentFiltered(
+            "The request was refused because it contains protected data: " + ", ".join(types) + ".",
+            details={"types": types},
+        )
+    new_messages = [dict(m) if isinstance(m, dict) else m for m in body.get("messages", [])]
+    findings: list[Finding] = []
+    applied: list[AppliedAction] = []
+    for _location, (i, j), text, found in scanned:
+        findings.extend(found)
+        if not found:
+            continue
+        result = await protect_text(
+            text,
+            found,
+            policy,
+            tenant=tenant,
+            hasher=hasher,
+            vault=vault,
+            conversation_id=conversation_id,
+        )
+        applied.extend(result.applied)
+        if j is None:
+            new_messages[i]["content"] = result.text
+        else:
+            parts = list(new_messages[i]["content"])
+            parts[j] = {**parts[j], "text": result.text}
+            new_messages[i]["content"] = parts
+    new_body = dict(body)
+    if "messages" in body:
+        new_body["messages"] = new_messages
+    return ProtectedMessages(new_body, findings, applied)

@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict
 
 from bastion.context import Finding
 
+#: ``RequestContext.state`` key of the request's canary.
+CANARY_STATE = "protect.canary"
 #: Finding type raised when the canary shows up in an answer.
 LEAK_TYPE = "SYSTEM_PROMPT_LEAK"
 _PREFIX = "BSTN"

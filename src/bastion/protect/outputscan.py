@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from bastion.context import Finding
-from bastion.errors import BastionError
+from bastion.context import Finding, RequestContext
+from bastion.errors import BastionError, ContentFiltered
 from bastion.protect.actions import (
     ActionPolicy,
     AppliedAction,
@@ -33,10 +33,14 @@ from bastion.protect.actions import (
     ProtectedText,
     apply_actions,
 )
+from bastion.protect.canary import CANARY_STATE, Canary
 from bastion.protect.stream import StreamRestorer
+from bastion.protect.vault import PSEUDONYMS_STATE
 
 #: A detector: a pure function of text returning findings with offsets into it.
 Detector = Callable[[str], list[Finding]]
+#: The sensitive-data scanner's call: ``scan(text, tenant=...)``.
+TenantDetector = Callable[..., list[Finding]]
 
 EXFIL_TYPE = "EXFILTRATION_LINK"
 DEFAULT_HOLDBACK_CHARS = 64
@@ -217,13 +221,17 @@ class OutputScanner:
         self._closed = True
         return out
 
+    def finish(self) -> str:
+        """``flush``, under the name the output chain calls."""
+        return self.flush()
+
     def scan(self, text: str) -> ProtectedText:
         """Scan and protect a whole (non-streamed) answer."""
         findings = run_detectors(self._detectors, text)
-        for f in findings:
-            f.location = f.location or "output"
-        result = self._apply(text, findings)
-        self.findings.extend(findings)
+        try:
+            result = self._apply(text, findings)
+        finally:
+            self.findings.extend(_in_answer(f, 0) for f in findings)
         self.applied.extend(result.applied)
         return result
 
@@ -256,12 +264,11 @@ class OutputScanner:
             if f.start < cut < f.end:
                 f.end = cut
                 ready.append(f)
-        result = self._apply(buf[:cut], ready)
-        for f in ready:
-            f.location = f.location or "output"
-            f.start += self._released
-            f.end += self._released
-        self.findings.extend(ready)
+        try:
+            result = self._apply(buf[:cut], ready)
+        finally:
+            # Recorded even when the answer is blocked: the audit names what stopped it.
+            self.findings.extend(_in_answer(f, self._released) for f in ready)
         self.applied.extend(_shifted(a, self._released) for a in result.applied)
         self._released += cut
         self._context = (ctx + buf[:cut])[-self._context_chars :] if self._context_chars else ""
@@ -289,6 +296,20 @@ class OutputScanner:
                         cut = f.start
                         moved = True
         return max(cut, floor)
+
+
+def _in_answer(f: Finding, by: int) -> Finding:
+    """A copy of a finding placed in the whole answer."""
+    return Finding(
+        type=f.type,
+        start=f.start + by,
+        end=f.end + by,
+        score=f.score,
+        detector=f.detector,
+        data_classes=f.data_classes,
+        explanation=f.explanation,
+        location=f.location or "output",
+    )
 
 
 def _shifted(a: AppliedAction, by: int) -> AppliedAction:
@@ -325,7 +346,90 @@ class AnswerStream:
             return text
         return self.restorer.feed(text) + self.restorer.flush()
 
+    def finish(self) -> str:
+        """``flush``, under the name the output chain calls."""
+        return self.flush()
+
 
 def stream_error_event(error: BastionError, request_id: str | None = None) -> str:
     """The server-sent event that ends a stream refused midway: ``data: {"error": ...}``."""
     return "data: " + json.dumps(error.to_body(request_id), separators=(",", ":")) + "\n\n"
+
+
+class _ProtectedAnswer:
+    """An answer stream that also records its findings and a block in the request context."""
+
+    __slots__ = ("_answer", "_ctx", "_seen")
+
+    def __init__(self, answer: AnswerStream, ctx: RequestContext) -> None:
+        self._answer = answer
+        self._ctx = ctx
+        self._seen = 0
+
+    def feed(self, text: str) -> str:
+        """Scan, act and restore the next piece of the answer."""
+        return self._recorded(self._answer.feed, text)
+
+    def finish(self) -> str:
+        """Release what is held at the end of the answer."""
+        return self._recorded(lambda _: self._answer.flush(), "")
+
+    def _recorded(self, step: Callable[[str], str], text: str) -> str:
+        try:
+            return step(text)
+        except ContentFiltered as exc:
+            self._ctx.decide(
+                "protect_output", "deny", "the answer was stopped: " + exc.message, **exc.details
+            )
+            raise
+        finally:
+            scanner = self._answer.scanner
+            if scanner is not None and len(scanner.findings) > self._seen:
+                self._ctx.findings.extend(scanner.findings[self._seen :])
+                self._seen = len(scanner.findings)
+
+
+class ProtectOutput:
+    """The output stage: scan answers for leaks, canaries and links, then restore pseudonyms."""
+
+    name = "protect_output"
+
+    def __init__(
+        self,
+        settings: OutputScanSettings,
+        policy: ActionPolicy,
+        detect: TenantDetector | None = None,
+        *,
+        hasher: Hasher | None = None,
+    ) -> None:
+        self._settings = settings
+        self._policy = policy
+        self._detect = detect
+        self._hasher = hasher
+        self._links = LinkDetector(settings.allowed_link_domains, settings.link_data_chars)
+
+    def open(self, ctx: RequestContext) -> _ProtectedAnswer | None:
+        """A filter for this request's answer, or None when there is nothing to do."""
+        tenant = ctx.principal.tenant if ctx.principal is not None else None
+        scanner: OutputScanner | None = None
+        if self._settings.enabled:
+            detectors: list[Detector] = [self._links]
+            if self._detect is not None:
+                detect = self._detect
+                detectors.insert(0, lambda text: detect(text, tenant=tenant))
+            canary = ctx.state.get(CANARY_STATE)
+            if isinstance(canary, Canary):
+                detectors.append(canary.find)
+            scanner = OutputScanner(
+                detectors,
+                self._policy,
+                hasher=self._hasher,
+                tenant=tenant,
+                holdback_chars=self._settings.holdback_chars,
+                context_chars=self._settings.context_chars,
+            )
+        values = ctx.state.get(PSEUDONYMS_STATE)
+        restorer = StreamRestorer(values) if isinstance(values, dict) and values else None
+        if scanner is None and restorer is None:
+            return None
+        return _ProtectedAnswer(AnswerStream(scanner, restorer), ctx)

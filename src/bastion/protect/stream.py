@@ -47,6 +47,10 @@ class StreamRestorer:
         rest, self._pending = self._pending, ""
         return restore_placeholders(rest, self._values)
 
+    def finish(self) -> str:
+        """``flush``, under the name the output chain calls."""
+        return self.flush()
+
     def _hold_from(self, buf: str) -> int:
         start = buf.rfind("<", max(0, len(buf) - self._max_hold))
         if start < 0:

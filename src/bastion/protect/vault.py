@@ -32,6 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bastion.errors import BastionError, RequestTooLarge, ServiceUnavailable
 
+#: ``RequestContext.state`` key of the placeholder -> value table the answer is restored with.
+PSEUDONYMS_STATE = "protect.pseudonyms"
+#: ``RequestContext.state`` key of the request's conversation id.
+CONVERSATION_STATE = "protect.conversation_id"
 #: The header a client may send to name its conversation.
 CONVERSATION_HEADER = "x-bastion-conversation"
 #: Longest explicit conversation id accepted, in characters.
