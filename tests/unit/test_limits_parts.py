@@ -25,7 +25,7 @@ from bastion.limits.estimate import (
     requested_completion_tokens,
 )
 from bastion.limits.memory import MemoryBackend
-from bastion.limits.windows import calendar_window, format_reset
+from bastion.limits.windows import calendar_start, calendar_window, format_reset
 
 
 class Clock:
@@ -176,6 +176,9 @@ def test_cost_in_micro_dollars(price: ModelPrice, p: int, c: int, micro: int) ->
 )
 def test_calendar_windows_are_utc(when: datetime, window: str, wid: str, end: datetime) -> None:
     assert calendar_window(window, when.timestamp()) == (wid, end.timestamp())
+    start = calendar_start(window, when.timestamp())
+    assert start <= when.timestamp() < end.timestamp()
+    assert calendar_window(window, start)[0] == wid != calendar_window(window, start - 1)[0]
 
 
 @pytest.mark.parametrize(

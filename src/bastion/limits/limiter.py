@@ -29,7 +29,13 @@ from bastion.limits.estimate import (
     prices_from_models,
     requested_completion_tokens,
 )
-from bastion.limits.windows import calendar_window, format_reset, rolling_seconds, subject_digest
+from bastion.limits.windows import (
+    calendar_start,
+    calendar_window,
+    format_reset,
+    rolling_seconds,
+    subject_digest,
+)
 
 if TYPE_CHECKING:
     from bastion.limits.meter import StreamMeter
@@ -132,6 +138,16 @@ class Limiter:
         self._soft_sent: OrderedDict[str, float] = OrderedDict()
         self._last_error: str | None = None
         self._last_error_at: float | None = None
+        # What each rule's counters share, worked out once: key prefix, limit in units, hard?
+        self._compiled = {
+            r.name: (
+                f"{settings.key_prefix}:{r.name}:{r.scope}:",
+                _limit_units(r),
+                r.mode == "hard",
+            )
+            for r in settings.rules
+        }
+        self._windows: dict[str, tuple[str, float, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Callable[[], float] | None = None) -> Limiter:
@@ -171,11 +187,12 @@ class Limiter:
         if not s.enabled:
             return adm
         now = self._clock()
+        costs = {"requests": 1, "tokens": prompt + completion, "spend": micro}
         charges: list[Charge] = []
         for rule in s.rules:
             if rule.models and model not in rule.models:
                 continue
-            cost = {"requests": 1, "tokens": prompt + completion, "spend": micro}[rule.metric]
+            cost = costs[rule.metric]
             for target in self._targets(rule, principal):
                 applied, charge = self._charge_for(rule, target, cost, now)
                 if rule.mode == "hard" and cost > applied.limit_units:
@@ -349,13 +366,10 @@ class Limiter:
     def _charge_for(
         self, rule: LimitRule, target: str | None, cost: int, now: float
     ) -> tuple[Applied, Charge]:
-        base = f"{self.settings.key_prefix}:{rule.name}:{rule.scope}:" + (
-            subject_digest(target) if target is not None else "*"
-        )
-        units = _limit_units(rule)
-        hard = rule.mode == "hard"
+        prefix, units, hard = self._compiled[rule.name]
+        base = prefix + (subject_digest(target) if target is not None else "*")
         if rule.window in CALENDAR_WINDOWS:
-            window_id, end = calendar_window(rule.window, now)
+            window_id, end = self._calendar(rule.window, now)
             key = f"{base}:{window_id}"
             left = max(1, math.ceil((end - now) * US))
             applied = Applied(rule, target, key, units, cost, window_end=end)
@@ -364,6 +378,16 @@ class Limiter:
         return Applied(rule, target, base, units, cost), Charge(
             base, True, units, cost, hard, window_us
         )
+
+    def _calendar(self, window: str, now: float) -> tuple[str, float]:
+        # A day or month changes rarely: keep the current one instead of recomputing dates.
+        hit = self._windows.get(window)
+        if hit is not None and hit[1] <= now < hit[2]:
+            return hit[0], hit[2]
+        window_id, end = calendar_window(window, now)
+        start = calendar_start(window, now)
+        self._windows[window] = (window_id, start, end)
+        return window_id, end
 
     def _correction(self, a: Applied, delta: int, hard: bool = False) -> Charge:
         if a.window_end:

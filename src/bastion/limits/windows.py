@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from bastion.limits.config import ROLLING_WINDOW_SECONDS
 
@@ -26,11 +27,20 @@ def calendar_window(window: str, now: float) -> tuple[str, float]:
     raise ValueError(f"not a calendar window: {window}")
 
 
+def calendar_start(window: str, now: float) -> float:
+    """The epoch second the UTC day or month holding ``now`` began."""
+    t = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if window == "month":
+        t = t.replace(day=1)
+    return t.timestamp()
+
+
 def rolling_seconds(window: str) -> int:
     """Length of a rolling window in seconds."""
     return ROLLING_WINDOW_SECONDS[window]
 
 
+@lru_cache(maxsize=65536)
 def subject_digest(value: str) -> str:
     """A short, fixed-length stand-in for a subject in counter keys (no emails in Redis)."""
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:24]
