@@ -1,0 +1,101 @@
+"""Find encoded payloads (base64, hex, URL-encoding, rot13, reversed text) and decode them.
+
+Decoded text is scanned again by the detector, so an instruction hidden in an
+encoding meets the same rules as plain text. Every candidate and the total
+work are bounded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+from urllib.parse import unquote
+
+#: Most encoded candidates decoded from one text.
+MAX_CANDIDATES = 16
+#: Longest single candidate decoded, in characters.
+MAX_CANDIDATE_CHARS = 16_384
+#: Shortest base64 run considered (shorter runs are usually identifiers).
+MIN_BASE64_CHARS = 16
+#: Share of printable characters a decoded payload needs to count as text.
+MIN_PRINTABLE_RATIO = 0.9
+
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/_=-])")
+_HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){8,}(?![0-9A-Fa-f])")
+_HEX_ESCAPED = re.compile(r"(?:\\x[0-9A-Fa-f]{2}){6,}")
+_URL_ENCODED = re.compile(r"(?:%[0-9A-Fa-f]{2}[^%\s]{0,3}){4,}")
+_ROT13_CUE = re.compile(r"rot[ -]?13|caesar|cipher|rotate|rotated|rot-thirteen", re.IGNORECASE)
+_REVERSE_CUE = re.compile(r"\brevers|backwards?\b|\bright to left\b|\bmirror", re.IGNORECASE)
+_LETTERS = re.compile(r"[A-Za-z]")
+
+
+def _texty(raw: bytes) -> str | None:
+    """The bytes as text if they look like human-readable text, else None."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text:
+        return None
+    printable = sum(1 for c in text if c.isprintable() or c in "\n\t\r")
+    if printable / len(text) < MIN_PRINTABLE_RATIO or not _LETTERS.search(text):
+        return None
+    if " " not in text.strip() and len(text) > 24:
+        return None
+    return text
+
+
+def _from_base64(token: str) -> str | None:
+    if len(token) < MIN_BASE64_CHARS or token.isdigit() or token.isalpha() and token.islower():
+        return None
+    cleaned = token.rstrip("=")
+    padded = cleaned + "=" * (-len(cleaned) % 4)
+    try:
+        if "-" in padded or "_" in padded:
+            raw = base64.urlsafe_b64decode(padded)
+        else:
+            raw = base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _texty(raw)
+
+
+def _from_hex(token: str) -> str | None:
+    digits = re.sub(r"[ :\\x]", "", token)
+    if len(digits) % 2:
+        digits = digits[:-1]
+    try:
+        return _texty(bytes.fromhex(digits))
+    except ValueError:
+        return None
+
+
+def decoded_payloads(text: str) -> list[tuple[str, str]]:
+    """Each decodable payload in ``text`` as (encoding, decoded text), bounded in count and size."""
+    out: list[tuple[str, str]] = []
+
+    def add(encoding: str, decoded: str | None) -> bool:
+        if decoded and decoded.strip():
+            out.append((encoding, decoded))
+        return len(out) < MAX_CANDIDATES
+
+    for m in _BASE64.finditer(text):
+        token = m.group(0)[:MAX_CANDIDATE_CHARS]
+        if not add("base64", _from_base64(token)):
+            return out
+    for pattern in (_HEX, _HEX_ESCAPED):
+        for m in pattern.finditer(text):
+            if not add("hex", _from_hex(m.group(0)[:MAX_CANDIDATE_CHARS])):
+                return out
+    if "%" in text:
+        for m in _URL_ENCODED.finditer(text):
+            if not add("url-encoding", unquote(m.group(0)[:MAX_CANDIDATE_CHARS])):
+                return out
+    if _ROT13_CUE.search(text):
+        if not add("rot13", codecs.decode(text[:MAX_CANDIDATE_CHARS], "rot13")):
+            return out
+    if _REVERSE_CUE.search(text):
+        add("reversed", text[:MAX_CANDIDATE_CHARS][::-1])
+    return out

