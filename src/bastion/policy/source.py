@@ -184,14 +184,22 @@ def _check_target(selector: str) -> str | None:
     )
 
 
+def _annotation_line(chunk: str, first_line: int, name: str) -> int:
+    idx = chunk.find("@" + name)
+    return first_line + chunk.count("\n", 0, idx) if idx >= 0 else first_line
+
+
 def _interpret(
-    source: str, line: int, est: dict[str, Any], problems: list[PolicyProblem]
+    source: str, chunk: str, line: int, est: dict[str, Any], problems: list[PolicyProblem]
 ) -> CompiledPolicy | None:
+    def at(name: str) -> int:
+        return _annotation_line(chunk, line, name)
+
     ann: dict[str, str] = {k: str(v) for k, v in (est.get("annotations") or {}).items()}
     cedar_effect: Literal["permit", "forbid"] = "forbid" if est.get("effect") == "forbid" else "permit"
     pid = ann.get("id") or f"{source}:{line}"
     if "id" in ann and not _ID_SHAPE.match(ann["id"]):
-        problems.append(PolicyProblem(source, line, "@id may hold only letters, digits and _ . : - (1-128)"))
+        problems.append(PolicyProblem(source, at("id"), "@id may hold only letters, digits and _ . : - (1-128)"))
         return None
     applies_to = _split_list(ann.get("applies_to", ""))
     targets = _split_list(ann.get("target", ""))
@@ -203,7 +211,7 @@ def _interpret(
             problems.append(
                 PolicyProblem(
                     source,
-                    line,
+                    at("applies_to"),
                     f"a policy with @applies_to needs @effect set to one of {', '.join(PROTECTION_STRICTNESS)}",
                 )
             )
@@ -216,7 +224,7 @@ def _interpret(
                 if effect in PROTECTION_STRICTNESS
                 else "reroute and require_approval are written as forbid policies"
             )
-            problems.append(PolicyProblem(source, line, f"@effect({effect!r}) on a permit: {hint}"))
+            problems.append(PolicyProblem(source, at("effect"), f"@effect({effect!r}) on a permit: {hint}"))
             return None
     else:
         effect = effect or "deny"
@@ -224,19 +232,19 @@ def _interpret(
             problems.append(
                 PolicyProblem(
                     source,
-                    line,
+                    at("effect"),
                     f"@effect({effect!r}) on a forbid must be one of {', '.join(FORBID_EFFECTS)}"
                     + ("; add @applies_to(...) for a protection action" if effect in PROTECTION_STRICTNESS else ""),
                 )
             )
             return None
     if targets and effect != "reroute":
-        problems.append(PolicyProblem(source, line, "@target only applies to @effect(\"reroute\")"))
+        problems.append(PolicyProblem(source, at("target"), "@target only applies to @effect(\"reroute\")"))
         return None
     for t in targets:
         msg = _check_target(t)
         if msg:
-            problems.append(PolicyProblem(source, line, msg))
+            problems.append(PolicyProblem(source, at("target"), msg))
             return None
     return CompiledPolicy(
         id=pid,
@@ -282,7 +290,7 @@ def compile_source(src: PolicySource, problems: list[PolicyProblem]) -> list[Com
                 msg = err.error.replace("for policy `policy0`, ", "").strip()
                 problems.append(PolicyProblem(src.name, _line_of_problem(chunk, first_line, msg), msg))
             continue
-        compiled = _interpret(src.name, first_line, statics[0], problems)
+        compiled = _interpret(src.name, chunk, first_line, statics[0], problems)
         if compiled is not None:
             out.append(compiled)
     return out
