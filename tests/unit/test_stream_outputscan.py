@@ -329,3 +329,34 @@ def test_output_stage_off_with_nothing_to_restore_opens_nothing() -> None:
     assert stage.open(_ctx()) is None
     f = stage.open(_ctx(**{PSEUDONYMS_STATE: {"<PERSON_1>": "Jane"}}))
     assert f is not None and f.feed("<PERSON_1>!") + f.finish() == "Jane!"
+
+
+def test_detectors_are_not_run_while_nothing_can_be_released() -> None:
+    calls: list[str] = []
+
+    def counting(text: str) -> list[Finding]:
+        calls.append(text)
+        return fake_scan(text)
+
+    s = OutputScanner([counting], ActionPolicy())
+    assert s.feed("4242") == "" and s.feed(" 4242") == "" and calls == []
+    assert s.feed(" 4242 4242 is it") + s.flush() == "[CREDIT_CARD] is it"
+    assert calls
+
+
+def test_streamed_4kb_answer_cost_per_chunk() -> None:
+    c = Canary.new()
+    detectors: list[Detector] = [fake_scan, c.detector(), LinkDetector()]
+    words = "The quarterly report shows revenue growth of 12 percent in Q3 2024. "
+    answer = (words * 70)[:4096]
+    chunks = [answer[i : i + 4] for i in range(0, len(answer), 4)]
+    s = OutputScanner(detectors, ActionSettings().output_policy())
+    t0 = time.perf_counter()
+    out = "".join(s.feed(ch) for ch in chunks) + s.flush()
+    total = time.perf_counter() - t0
+    assert out == answer
+    per_chunk_us = total / len(chunks) * 1e6
+    print(
+        f"4 KB answer in {len(chunks)} chunks: {total * 1000:.2f} ms, {per_chunk_us:.1f} us/chunk"
+    )
+    assert per_chunk_us < 1000

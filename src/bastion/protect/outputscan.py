@@ -248,6 +248,10 @@ class OutputScanner:
         buf = self._buf
         if not buf:
             return ""
+        tail_cut = len(buf) if final else self._tail_cut(buf)
+        if tail_cut == 0:
+            # All of it may still grow into a value; findings could only hold back more.
+            return ""
         ctx = self._context
         shift = len(ctx)
         findings: list[Finding] = []
@@ -257,7 +261,7 @@ class OutputScanner:
                 continue  # wholly in text already sent, and acted on then
             f.start, f.end = max(0, start), end
             findings.append(f)
-        cut = len(buf) if final else self._cut(buf, findings)
+        cut = tail_cut if final else self._finding_cut(buf, tail_cut, findings)
         ready = [f for f in findings if f.end <= cut]
         # A finding the hold-back bound forced apart is acted on for the part being sent.
         for f in findings:
@@ -275,7 +279,8 @@ class OutputScanner:
         self._buf = buf[cut:]
         return result.text
 
-    def _cut(self, buf: str, findings: list[Finding]) -> int:
+    def _tail_cut(self, buf: str) -> int:
+        """Where the tail that could still grow into a value (or a link) begins."""
         n = len(buf)
         floor = max(0, n - self._holdback)
         cut = n
@@ -286,6 +291,12 @@ class OutputScanner:
             i = buf.rfind(opener, floor)
             if i >= 0 and closer not in buf[i:]:
                 cut = min(cut, i)
+        return cut
+
+    def _finding_cut(self, buf: str, cut: int, findings: list[Finding]) -> int:
+        """Move the cut back so no finding is split, within the hold-back bound."""
+        n = len(buf)
+        floor = max(0, n - self._holdback)
         # A finding that reaches the held tail waits for it, unless that passes the bound.
         moved = True
         while moved:
