@@ -1,4 +1,4 @@
-"""A process that appends audit events from many tasks and prints each one as soon as it is committed.
+"""A process that appends audit events from many tasks and prints each one once committed.
 
 Usage: python -m tests.support.audit_crash_writer URL KEYFILE --workers N [--count N] [--prefix P]
 
@@ -22,7 +22,13 @@ from bastion.storage import open_database
 async def _main(args: argparse.Namespace) -> None:
     db = open_database(args.url)
     signer = AuditSigner.load_or_create(args.keyfile)
-    log = AuditLog(db, signer, AuditSettings(checkpoint_every=args.checkpoint_every, commit_timeout_seconds=30))
+    log = AuditLog(
+        db,
+        signer,
+        AuditSettings.model_validate(
+            {"checkpoint_every": args.checkpoint_every, "commit_timeout_seconds": 30}
+        ),
+    )
     await log.start()
     counter = iter(range(10**9))
     out = sys.stdout

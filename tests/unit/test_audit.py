@@ -1,4 +1,4 @@
-"""The audit trail on SQLite: events, group commit, tamper detection, failures, export and the CLI."""
+"""The audit trail on SQLite: events, group commit, tampering, failures, export, CLI."""
 
 from __future__ import annotations
 
@@ -44,11 +44,15 @@ def _settings(**kw: Any) -> AuditSettings:
     return AuditSettings(**kw)
 
 
-async def _write(db: Database, signer: AuditSigner, n: int, *, concurrent: bool = False, **kw: Any) -> AuditLog:
+async def _write(
+    db: Database, signer: AuditSigner, n: int, *, concurrent: bool = False, **kw: Any
+) -> AuditLog:
     log = AuditLog(db, signer, _settings(**kw))
     await log.start()
     if concurrent:
-        await asyncio.gather(*(log.append(make_event("test", request_id=f"req-{i}")) for i in range(n)))
+        await asyncio.gather(
+            *(log.append(make_event("test", request_id=f"req-{i}")) for i in range(n))
+        )
     else:
         for i in range(1, n + 1):
             seq = await log.append(make_event("test", request_id=f"req-{i}", note="hello"))
@@ -64,7 +68,9 @@ def _ctx() -> RequestContext:
     ctx = RequestContext(endpoint="/v1/chat/completions", client_ip="127.0.0.1")
     ctx.principal = Principal(subject="alice", key_id="key_123", groups=("eng",))
     ctx.model, ctx.provider, ctx.status = "gpt-test", "fake", 200
-    ctx.findings.append(Finding(type="EMAIL", start=5, end=22, score=0.9, detector="email", location="messages[0]"))
+    ctx.findings.append(
+        Finding(type="EMAIL", start=5, end=22, score=0.9, detector="email", location="messages[0]")
+    )
     ctx.decide("policy", "redact", "emails are masked for this group")
     ctx.prompt_text = "mail [EMAIL_1] now"
     ctx.response_text = "done"
@@ -78,8 +84,14 @@ def _ctx() -> RequestContext:
     [
         ("redacted", {"prompt": "mail [EMAIL_1] now", "response": "done"}, ["prompt_sha256"]),
         ("full", {"prompt": "mail [EMAIL_1] now", "response": "done"}, ["prompt_sha256"]),
-        ("hash", {"prompt_sha256": hashlib.sha256(b"mail [EMAIL_1] now").hexdigest(),
-                  "response_sha256": hashlib.sha256(b"done").hexdigest()}, ["prompt", "response"]),
+        (
+            "hash",
+            {
+                "prompt_sha256": hashlib.sha256(b"mail [EMAIL_1] now").hexdigest(),
+                "response_sha256": hashlib.sha256(b"done").hexdigest(),
+            },
+            ["prompt", "response"],
+        ),
         ("none", {}, ["prompt", "response", "prompt_sha256", "response_sha256"]),
     ],
 )
@@ -98,8 +110,15 @@ def test_request_event_metadata() -> None:
     assert event["kind"] == "request" and event["key_id"] == "key_123"
     assert event["principal"]["subject"] == "alice"
     assert event["findings"] == [
-        {"type": "EMAIL", "start": 5, "end": 22, "score": 0.9, "detector": "email",
-         "data_classes": [], "location": "messages[0]"}
+        {
+            "type": "EMAIL",
+            "start": 5,
+            "end": 22,
+            "score": 0.9,
+            "detector": "email",
+            "data_classes": [],
+            "location": "messages[0]",
+        }
     ]
     assert event["decisions"][0]["reason"] == "emails are masked for this group"
     lat = event["latency_ms"]
@@ -109,7 +128,12 @@ def test_request_event_metadata() -> None:
 
 def test_content_is_clipped_and_marked() -> None:
     c = content_of("x" * 50, None, "redacted", max_chars=10)
-    assert c == {"mode": "redacted", "prompt": "x" * 10, "prompt_truncated": True, "prompt_chars": 50}
+    assert c == {
+        "mode": "redacted",
+        "prompt": "x" * 10,
+        "prompt_truncated": True,
+        "prompt_chars": 50,
+    }
 
 
 @pytest.mark.parametrize(("kind", "fields"), [("Bad Kind", {}), ("x" * 40, {}), ("ok", {"seq": 3})])
@@ -141,7 +165,9 @@ def test_concurrent_appends_share_commits(db: Database, signer: AuditSigner) -> 
     async def go() -> tuple[list[int], dict[str, Any]]:
         log = AuditLog(db, signer, _settings(checkpoint_every=50))
         await log.start()
-        seqs = await asyncio.gather(*(log.append(make_event("test", request_id=f"r{i}")) for i in range(300)))
+        seqs = await asyncio.gather(
+            *(log.append(make_event("test", request_id=f"r{i}")) for i in range(300))
+        )
         stats = log.stats()
         await log.stop()
         return list(seqs), stats
@@ -155,7 +181,9 @@ def test_concurrent_appends_share_commits(db: Database, signer: AuditSigner) -> 
     assert report.ok and report.events_checked == 300 and report.unsigned_events == 0
 
 
-def test_restart_continues_the_chain_and_stop_signs_the_tail(db: Database, signer: AuditSigner) -> None:
+def test_restart_continues_the_chain_and_stop_signs_the_tail(
+    db: Database, signer: AuditSigner
+) -> None:
     asyncio.run(_write(db, signer, 7, checkpoint_every=1000))
     report = verify_chain(db, [signer.public_key])
     assert report.ok and report.last_checkpoint_seq == 7  # the final checkpoint on stop
@@ -173,11 +201,13 @@ def test_restart_continues_the_chain_and_stop_signs_the_tail(db: Database, signe
 
 def test_interval_checkpoint(db: Database, signer: AuditSigner) -> None:
     async def go() -> int:
-        log = AuditLog(db, signer, _settings(checkpoint_every=1000, checkpoint_interval_seconds=0.2))
+        log = AuditLog(
+            db, signer, _settings(checkpoint_every=1000, checkpoint_interval_seconds=0.2)
+        )
         await log.start()
         await log.append(make_event("test"))
         await asyncio.sleep(0.6)
-        n = log.stats()["checkpoints"]
+        n: int = log.stats()["checkpoints"]
         await log.stop()
         return n
 
@@ -223,7 +253,9 @@ def test_malformed_and_unserialisable_events_are_refused(db: Database, signer: A
 # -- failures ------------------------------------------------------------------------
 
 
-def test_store_error_refuses_then_recovers_without_a_gap(db: Database, signer: AuditSigner, tmp_path: Path) -> None:
+def test_store_error_refuses_then_recovers_without_a_gap(
+    db: Database, signer: AuditSigner, tmp_path: Path
+) -> None:
     path = tmp_path / "audit.db"
 
     def sql(statement: str) -> None:
@@ -236,7 +268,9 @@ def test_store_error_refuses_then_recovers_without_a_gap(db: Database, signer: A
         for _ in range(3):
             await log.append(make_event("test"))
         sql("ALTER TABLE audit_events RENAME TO audit_events_away")
-        results = await asyncio.gather(*(log.append(make_event("test")) for _ in range(5)), return_exceptions=True)
+        results = await asyncio.gather(
+            *(log.append(make_event("test")) for _ in range(5)), return_exceptions=True
+        )
         assert all(isinstance(r, AuditUnavailable) for r in results), results
         assert not log.healthy() and log.stats()["failed_batches"] >= 1
         sql("ALTER TABLE audit_events_away RENAME TO audit_events")
@@ -249,7 +283,9 @@ def test_store_error_refuses_then_recovers_without_a_gap(db: Database, signer: A
     assert report.ok and report.last_seq == 6
 
 
-def test_locked_store_times_out_then_recovers(db: Database, signer: AuditSigner, tmp_path: Path) -> None:
+def test_locked_store_times_out_then_recovers(
+    db: Database, signer: AuditSigner, tmp_path: Path
+) -> None:
     async def go() -> None:
         log = AuditLog(db, signer, _settings(commit_timeout_seconds=0.3))
         await log.start()
@@ -275,7 +311,9 @@ def test_queue_limit_refuses_at_once(db: Database, signer: AuditSigner) -> None:
     async def go() -> list[Any]:
         log = AuditLog(db, signer, _settings(max_queue=1, group_commit_max_batch=1))
         await log.start()
-        out = await asyncio.gather(*(log.append(make_event("test")) for _ in range(50)), return_exceptions=True)
+        out = await asyncio.gather(
+            *(log.append(make_event("test")) for _ in range(50)), return_exceptions=True
+        )
         assert log.stats()["refused"] > 0
         await log.stop()
         return out
@@ -292,13 +330,22 @@ Tamper = Callable[[sqlite3.Connection, AuditSigner], None]
 
 
 def _rehash_from(conn: sqlite3.Connection, first: int) -> None:
-    prev = GENESIS_HASH if first == 1 else conn.execute("SELECT hash FROM audit_events WHERE seq=?", (first - 1,)).fetchone()[0]
-    for seq, body in conn.execute("SELECT seq, body FROM audit_events WHERE seq>=? ORDER BY seq", (first,)).fetchall():
+    prev = (
+        GENESIS_HASH
+        if first == 1
+        else conn.execute("SELECT hash FROM audit_events WHERE seq=?", (first - 1,)).fetchone()[0]
+    )
+    for seq, body in conn.execute(
+        "SELECT seq, body FROM audit_events WHERE seq>=? ORDER BY seq", (first,)
+    ).fetchall():
         obj = json.loads(body)
         obj["seq"] = seq
         new_body = canonical_json(obj)
         digest = chain_hash(seq, prev, new_body)
-        conn.execute("UPDATE audit_events SET body=?, prev_hash=?, hash=? WHERE seq=?", (new_body, prev, digest, seq))
+        conn.execute(
+            "UPDATE audit_events SET body=?, prev_hash=?, hash=? WHERE seq=?",
+            (new_body, prev, digest, seq),
+        )
         prev = digest
 
 
@@ -331,8 +378,18 @@ def _insert_forged(c: sqlite3.Connection, _: AuditSigner) -> None:
     event = make_event("test", request_id="forged", note="all is well")
     body = canonical_json({**event, "seq": 15})
     c.execute(
-        "INSERT INTO audit_events (seq, event_id, request_id, ts, kind, body, prev_hash, hash) VALUES (?,?,?,?,?,?,?,?)",
-        (15, event["event_id"], "forged", event["ts"], "test", body, prev, chain_hash(15, prev, body)),
+        "INSERT INTO audit_events (seq, event_id, request_id, ts, kind, body, prev_hash, hash)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        (
+            15,
+            event["event_id"],
+            "forged",
+            event["ts"],
+            "test",
+            body,
+            prev,
+            chain_hash(15, prev, body),
+        ),
     )
 
 
@@ -346,13 +403,20 @@ def _swap(a: int, b: int) -> Tamper:
 
 
 def _forge_signature(c: sqlite3.Connection, _: AuditSigner) -> None:
-    c.execute("UPDATE audit_checkpoints SET signature=? WHERE seq=20", (base64.b64encode(os.urandom(64)).decode(),))
+    c.execute(
+        "UPDATE audit_checkpoints SET signature=? WHERE seq=20",
+        (base64.b64encode(os.urandom(64)).decode(),),
+    )
 
 
 def _edit_and_rehash_one(c: sqlite3.Connection, _: AuditSigner) -> None:
-    body = c.execute("SELECT body FROM audit_events WHERE seq=9").fetchone()[0].replace("hello", "bye")
+    body = (
+        c.execute("SELECT body FROM audit_events WHERE seq=9").fetchone()[0].replace("hello", "bye")
+    )
     prev = c.execute("SELECT prev_hash FROM audit_events WHERE seq=9").fetchone()[0]
-    c.execute("UPDATE audit_events SET body=?, hash=? WHERE seq=9", (body, chain_hash(9, prev, body)))
+    c.execute(
+        "UPDATE audit_events SET body=?, hash=? WHERE seq=9", (body, chain_hash(9, prev, body))
+    )
 
 
 def _rewrite_tail(c: sqlite3.Connection, _: AuditSigner) -> None:
@@ -366,7 +430,10 @@ def _rewrite_tail_and_resign(c: sqlite3.Connection, _: AuditSigner) -> None:
     head = c.execute("SELECT hash FROM audit_events WHERE seq=30").fetchone()[0]
     ts = 1.0
     sig = forger.sign(checkpoint_statement(30, head, ts, forger.key_id))
-    c.execute("UPDATE audit_checkpoints SET hash=?, ts=?, key_id=?, signature=? WHERE seq=30", (head, ts, forger.key_id, sig))
+    c.execute(
+        "UPDATE audit_checkpoints SET hash=?, ts=?, key_id=?, signature=? WHERE seq=30",
+        (head, ts, forger.key_id, sig),
+    )
 
 
 TAMPERING = [
@@ -381,14 +448,28 @@ TAMPERING = [
     ("swap two events", _swap(8, 17), "reordered", 8, "req-17"),
     ("swap neighbours", _swap(3, 4), "reordered", 3, "req-4"),
     ("forge a checkpoint signature", _forge_signature, "bad_signature", 20, "req-20"),
-    ("re-sign a rewritten tail with another key", _rewrite_tail_and_resign, "bad_signature", 30, "req-30"),
+    (
+        "re-sign a rewritten tail with another key",
+        _rewrite_tail_and_resign,
+        "bad_signature",
+        30,
+        "req-30",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("case", "tamper", "kind", "seq", "request_id"), TAMPERING, ids=[t[0] for t in TAMPERING])
+@pytest.mark.parametrize(
+    ("case", "tamper", "kind", "seq", "request_id"), TAMPERING, ids=[t[0] for t in TAMPERING]
+)
 def test_tampering_is_caught_and_named(
-    db: Database, signer: AuditSigner, tmp_path: Path,
-    case: str, tamper: Tamper, kind: str, seq: int, request_id: str | None,
+    db: Database,
+    signer: AuditSigner,
+    tmp_path: Path,
+    case: str,
+    tamper: Tamper,
+    kind: str,
+    seq: int,
+    request_id: str | None,
 ) -> None:
     asyncio.run(_write(db, signer, 30, checkpoint_every=10))
     assert verify_chain(db, [signer.public_key]).ok
@@ -397,7 +478,11 @@ def test_tampering_is_caught_and_named(
     report = verify_chain(db, [signer.public_key])
     assert not report.ok
     assert report.problem is not None
-    assert (report.problem.kind, report.problem.seq, report.problem.request_id) == (kind, seq, request_id), report.problem
+    assert (report.problem.kind, report.problem.seq, report.problem.request_id) == (
+        kind,
+        seq,
+        request_id,
+    ), report.problem
 
 
 def test_checkpoints_from_other_replicas_need_their_key(db: Database, signer: AuditSigner) -> None:
@@ -414,8 +499,13 @@ def test_checkpoints_from_other_replicas_need_their_key(db: Database, signer: Au
 
 @pytest.mark.parametrize(
     ("text", "epoch"),
-    [("1700000000", 1700000000.0), ("1700000000.5", 1700000000.5), ("2023-11-14T22:13:20Z", 1700000000.0),
-     ("2023-11-14T22:13:20", 1700000000.0), ("2023-11-14T23:13:20+01:00", 1700000000.0)],
+    [
+        ("1700000000", 1700000000.0),
+        ("1700000000.5", 1700000000.5),
+        ("2023-11-14T22:13:20Z", 1700000000.0),
+        ("2023-11-14T22:13:20", 1700000000.0),
+        ("2023-11-14T23:13:20+01:00", 1700000000.0),
+    ],
 )
 def test_parse_time(text: str, epoch: float) -> None:
     assert parse_time(text) == epoch
@@ -467,7 +557,9 @@ def test_cli_verify_and_export(tmp_path: Path) -> None:
     assert json.loads(as_json.output)["events_checked"] == 12
 
     out = tmp_path / "out.jsonl"
-    exp = _cli(tmp_path, "audit", "export", "--config", str(cfg), "--output", str(out), "--since", "0")
+    exp = _cli(
+        tmp_path, "audit", "export", "--config", str(cfg), "--output", str(out), "--since", "0"
+    )
     assert exp.exit_code == 0
     assert len(out.read_text().splitlines()) == 12
     to_stdout = _cli(tmp_path, "audit", "export", "--config", str(cfg), "--until", "1")

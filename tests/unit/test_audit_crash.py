@@ -1,4 +1,4 @@
-"""A writer killed with SIGKILL at random moments loses no acknowledged event and leaves a valid chain."""
+"""A writer killed with SIGKILL at random moments loses no acknowledged event; the chain holds."""
 
 from __future__ import annotations
 
@@ -25,10 +25,23 @@ ROUNDS = 4
 
 
 def _run_until_killed(url: str, key: Path, prefix: str, seconds: float) -> list[tuple[int, str]]:
-    """Start the writer, read acknowledgements for ``seconds``, SIGKILL it, return complete lines."""
+    """Start the writer, read acknowledgements for ``seconds``, SIGKILL it, return full lines."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.audit_crash_writer", url, str(key), "--workers", "16", "--prefix", prefix],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "tests.support.audit_crash_writer",
+            url,
+            str(key),
+            "--workers",
+            "16",
+            "--prefix",
+            prefix,
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert proc.stdout is not None
     buf = b""

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.support.services import pg_schema
 
 from bastion.audit.events import make_event
 from bastion.audit.signing import AuditSigner
@@ -18,7 +19,6 @@ from bastion.errors import AuditUnavailable
 from bastion.settings import AuditSettings
 from bastion.storage import open_database
 from bastion.storage.tables import audit_checkpoints, audit_events
-from tests.support.services import pg_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,9 +30,25 @@ pytestmark = pytest.mark.services
 
 def _replica(url: str, key: Path, prefix: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.support.audit_crash_writer", url, str(key),
-         "--workers", "16", "--count", str(PER_REPLICA), "--prefix", prefix, "--checkpoint-every", "50"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        [
+            sys.executable,
+            "-m",
+            "tests.support.audit_crash_writer",
+            url,
+            str(key),
+            "--workers",
+            "16",
+            "--count",
+            str(PER_REPLICA),
+            "--prefix",
+            prefix,
+            "--checkpoint-every",
+            "50",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
 
@@ -71,7 +87,7 @@ def test_failed_batch_on_postgres_leaves_no_gap(tmp_path: Path) -> None:
         signer = AuditSigner.load_or_create(tmp_path / "k.key")
 
         async def go() -> None:
-            log = AuditLog(db, signer, AuditSettings(commit_timeout_seconds=2))
+            log = AuditLog(db, signer, AuditSettings.model_validate({"commit_timeout_seconds": 2}))
             await log.start()
             assert await log.append(make_event("test")) == 1
             with db.engine.begin() as conn:

@@ -24,7 +24,9 @@ CHECKPOINT_VERSION = 1
 
 def canonical_json(value: Any) -> str:
     """One exact text for a JSON value: sorted keys, no spaces, UTF-8, no NaN."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def chain_hash(seq: int, prev_hash: str, body: str) -> str:

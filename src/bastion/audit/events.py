@@ -46,7 +46,10 @@ def _clip(text: str, limit: int) -> tuple[str, bool]:
 
 
 def content_of(
-    prompt: str | None, response: str | None, mode: ContentMode, max_chars: int = DEFAULT_MAX_CONTENT_CHARS
+    prompt: str | None,
+    response: str | None,
+    mode: ContentMode,
+    max_chars: int = DEFAULT_MAX_CONTENT_CHARS,
 ) -> dict[str, Any]:
     """The content part of a request event for ``mode``."""
     out: dict[str, Any] = {"mode": mode}
@@ -68,9 +71,12 @@ def content_of(
 
 
 def build_request_event(
-    ctx: RequestContext, content_mode: ContentMode, *, max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS
+    ctx: RequestContext,
+    content_mode: ContentMode,
+    *,
+    max_content_chars: int = DEFAULT_MAX_CONTENT_CHARS,
 ) -> dict[str, Any]:
-    """The audit event of one request, whatever its outcome: metadata, decisions, findings, content."""
+    """The audit event of one request, whatever its outcome: metadata, decisions, content."""
     principal = ctx.principal
     total_ns = max(0, time.perf_counter_ns() - ctx.started_ns)
     upstream_ns = min(ctx.upstream_ns, total_ns)

@@ -60,7 +60,12 @@ def _window(since: float | None, until: float | None) -> list[Any]:
 def count_events(db: Database, *, since: float | None = None, until: float | None = None) -> int:
     """How many events fall in ``[since, until)``."""
     with db.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(audit_events).where(*_window(since, until))).scalar() or 0)
+        return int(
+            conn.execute(
+                select(func.count()).select_from(audit_events).where(*_window(since, until))
+            ).scalar()
+            or 0
+        )
 
 
 def export_events(
@@ -78,11 +83,14 @@ def export_events(
     with db.engine.connect() as conn:
         while True:
             page = conn.execute(
-                select(*cols).where(audit_events.c.seq > after, *where).order_by(audit_events.c.seq).limit(EXPORT_PAGE_ROWS)
+                select(*cols)
+                .where(audit_events.c.seq > after, *where)
+                .order_by(audit_events.c.seq)
+                .limit(EXPORT_PAGE_ROWS)
             ).all()
             if not page:
                 break
-            out.write("".join(export_line(r._mapping) + "\n" for r in page))
+            out.write("".join(export_line(dict(r._mapping)) + "\n" for r in page))
             written += len(page)
             after = int(page[-1].seq)
             if progress is not None:

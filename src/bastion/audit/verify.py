@@ -139,7 +139,9 @@ class _Walk:
         self.report = VerifyReport(key_ids=sorted(keys))
 
     def load_checkpoints(self) -> list[_Checkpoint]:
-        rows = self.conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq, audit_checkpoints.c.id))
+        rows = self.conn.execute(
+            select(audit_checkpoints).order_by(audit_checkpoints.c.seq, audit_checkpoints.c.id)
+        )
         cps = [_Checkpoint(**dict(r._mapping)) for r in rows]
         for cp in cps:
             self.checkpoints.setdefault(cp.seq, []).append(cp)
@@ -151,7 +153,12 @@ class _Walk:
 
     def bad_signature(self, cp: _Checkpoint, request_id: str | None) -> Problem:
         why = "an unknown key" if cp.key_id not in self.keys else f"key {cp.key_id}"
-        return Problem(cp.seq, request_id, "bad_signature", f"checkpoint #{cp.id} at seq {cp.seq} does not verify with {why}")
+        return Problem(
+            cp.seq,
+            request_id,
+            "bad_signature",
+            f"checkpoint #{cp.id} at seq {cp.seq} does not verify with {why}",
+        )
 
     def check(self, row: _Row) -> Problem | None:
         """The problem at ``row`` (the next row in seq order), if any."""
@@ -159,43 +166,77 @@ class _Walk:
         expected_prev = self.prev.hash if self.prev else GENESIS_HASH
         _parse(row)
         if row.seq > expected:
-            missing = f"seq {expected}" if row.seq == expected + 1 else f"seq {expected}..{row.seq - 1}"
-            return Problem(expected, None, "deleted",
-                           f"{missing} missing; the next event present is seq {row.seq} (request {row.request_id})")
+            missing = (
+                f"seq {expected}" if row.seq == expected + 1 else f"seq {expected}..{row.seq - 1}"
+            )
+            return Problem(
+                expected,
+                None,
+                "deleted",
+                f"{missing} missing; next present: seq {row.seq} (request {row.request_id})",
+            )
         if row.parsed is None:
-            return Problem(row.seq, row.request_id, "edited", "the body is not a JSON object any more")
+            return Problem(
+                row.seq, row.request_id, "edited", "the body is not a JSON object any more"
+            )
         claimed = row.body_seq()
         if claimed is not None and claimed != row.seq:
             return self._moved(row, claimed)
         if chain_hash(row.seq, row.prev_hash, row.body) != row.hash:
-            return Problem(row.seq, row.request_id, "edited", "the body or hash was changed after it was written")
+            return Problem(
+                row.seq,
+                row.request_id,
+                "edited",
+                "the body or hash was changed after it was written",
+            )
         mismatch = _mirror_mismatch(row)
         if mismatch:
             return Problem(row.seq, row.request_id, "edited", mismatch)
         if row.prev_hash != expected_prev:
             if self.prev is None:
-                return Problem(row.seq, row.request_id, "edited", "the first event does not start from the genesis hash")
-            return Problem(self.prev.seq, self.prev.request_id, "edited",
-                           f"seq {row.seq} links to a different hash for seq {self.prev.seq}: "
-                           f"seq {self.prev.seq} was rewritten and rehashed")
+                return Problem(
+                    row.seq,
+                    row.request_id,
+                    "edited",
+                    "the first event does not start from the genesis hash",
+                )
+            return Problem(
+                self.prev.seq,
+                self.prev.request_id,
+                "edited",
+                f"seq {row.seq} links to a different hash for seq {self.prev.seq}: "
+                f"seq {self.prev.seq} was rewritten and rehashed",
+            )
         return self._against_checkpoints(row)
 
     def _moved(self, row: _Row, claimed: int) -> Problem:
         if claimed > row.seq:
             other = _row_at(self.conn, claimed)
             if other is not None and other.body_seq() == row.seq:
-                return Problem(row.seq, row.request_id, "reordered",
-                               f"seq {row.seq} and seq {claimed} exchanged places "
-                               f"(requests {row.request_id} and {other.request_id})")
-            return Problem(row.seq, row.request_id, "deleted",
-                           f"the event written as seq {claimed} now sits at seq {row.seq}: "
-                           f"events before it were removed and the rest renumbered")
+                return Problem(
+                    row.seq,
+                    row.request_id,
+                    "reordered",
+                    f"seq {row.seq} and seq {claimed} exchanged places "
+                    f"(requests {row.request_id} and {other.request_id})",
+                )
+            return Problem(
+                row.seq,
+                row.request_id,
+                "deleted",
+                f"the event written as seq {claimed} now sits at seq {row.seq}: "
+                f"events before it were removed and the rest renumbered",
+            )
         first = _row_at(self.conn, claimed)
         rid = first.request_id if first else None
         count = row.seq - claimed
-        return Problem(claimed, rid, "inserted",
-                       f"{count} event(s) slipped in at seq {claimed}; the event written as seq {claimed} "
-                       f"(request {row.request_id}) was pushed to seq {row.seq}")
+        return Problem(
+            claimed,
+            rid,
+            "inserted",
+            f"{count} event(s) slipped in at seq {claimed}; the event written as seq {claimed} "
+            f"(request {row.request_id}) was pushed to seq {row.seq}",
+        )
 
     def _against_checkpoints(self, row: _Row) -> Problem | None:
         for cp in self.checkpoints.get(row.seq, ()):
@@ -203,9 +244,13 @@ class _Walk:
                 return self.bad_signature(cp, row.request_id)
             if cp.hash != row.hash:
                 since = self.report.last_checkpoint_seq
-                return Problem(row.seq, row.request_id, "edited",
-                               f"the chain no longer matches the checkpoint signed at seq {row.seq}: "
-                               f"events after seq {since} were rewritten")
+                return Problem(
+                    row.seq,
+                    row.request_id,
+                    "edited",
+                    f"the chain no longer matches the checkpoint signed at seq {row.seq}: "
+                    f"events after seq {since} were rewritten",
+                )
             self.report.checkpoints_checked += 1
             self.report.last_checkpoint_seq = row.seq
         return None
@@ -213,9 +258,14 @@ class _Walk:
 
 def _rows_after(conn: Connection, after: int) -> list[_Row]:
     page = conn.execute(
-        select(audit_events).where(audit_events.c.seq > after).order_by(audit_events.c.seq).limit(VERIFY_PAGE_ROWS)
+        select(audit_events)
+        .where(audit_events.c.seq > after)
+        .order_by(audit_events.c.seq)
+        .limit(VERIFY_PAGE_ROWS)
     ).all()
-    return [_Row(**{k: r._mapping[k] for k in _Row.__dataclass_fields__ if k != "parsed"}) for r in page]
+    return [
+        _Row(**{k: r._mapping[k] for k in _Row.__dataclass_fields__ if k != "parsed"}) for r in page
+    ]
 
 
 def verify_chain(
@@ -238,7 +288,12 @@ def verify_chain(
                 break
             for row in page:
                 if row.seq < 1:
-                    problem = Problem(row.seq, row.request_id, "inserted", f"a row was added at seq {row.seq}, before the first event")
+                    problem = Problem(
+                        row.seq,
+                        row.request_id,
+                        "inserted",
+                        f"a row was added at seq {row.seq}, before the first event",
+                    )
                     break
                 problem = walk.check(row)
                 if problem is not None:
@@ -264,9 +319,13 @@ def _beyond_tail(walk: _Walk, cps: list[_Checkpoint], last: int) -> Problem | No
             continue
         if not walk.signature_ok(cp):
             return walk.bad_signature(cp, None)
-        return Problem(last + 1, None, "truncated",
-                       f"checkpoint #{cp.id} vouches for events up to seq {cp.seq}, "
-                       f"but the chain ends at seq {last}")
+        return Problem(
+            last + 1,
+            None,
+            "truncated",
+            f"checkpoint #{cp.id} vouches for events up to seq {cp.seq}, "
+            f"but the chain ends at seq {last}",
+        )
     return None
 
 

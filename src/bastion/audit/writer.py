@@ -13,6 +13,7 @@ lets several processes (replicas on PostgreSQL) share one chain.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
@@ -46,7 +47,7 @@ _COLUMN_TEXT_MAX = 64
 #: Seconds ``stop`` waits for the writer thread to finish its last batches.
 STOP_JOIN_SECONDS = 30.0
 
-#: Seconds before a failed checkpoint-only write is tried again (no busy loop while the store is down).
+#: Seconds before a failed checkpoint-only write is retried (no busy loop while the store is down).
 CHECKPOINT_RETRY_SECONDS = 1.0
 
 
@@ -150,10 +151,15 @@ class AuditLog:
 
     def healthy(self) -> bool:
         """Whether the writer is running and its last commit succeeded."""
-        return self._accepting and self._healthy and self._thread is not None and self._thread.is_alive()
+        return (
+            self._accepting
+            and self._healthy
+            and self._thread is not None
+            and self._thread.is_alive()
+        )
 
     def stats(self) -> dict[str, Any]:
-        """Counters: events, transactions (fewer than events when commits are shared), failures ..."""
+        """Counters: events, transactions (fewer than events when commits are shared), failures."""
         with self._stats_lock:
             s = self._stats
             return {
@@ -174,7 +180,7 @@ class AuditLog:
     # -- the caller's side ---------------------------------------------------------
 
     async def append(self, event: dict[str, Any]) -> int:
-        """Record ``event`` and return its sequence number once committed; AuditUnavailable if not."""
+        """Record ``event``; return its seq once committed, or raise AuditUnavailable."""
         if not self._accepting:
             self._count("refused")
             raise AuditUnavailable()
@@ -189,16 +195,25 @@ class AuditLog:
             raise AuditUnavailable() from None
         try:
             # Shielded: a caller that is cancelled (client gone) still leaves its event to commit.
-            return await asyncio.wait_for(asyncio.shield(item.future), self.settings.commit_timeout_seconds)
+            return await asyncio.wait_for(
+                asyncio.shield(item.future), self.settings.commit_timeout_seconds
+            )
         except TimeoutError:
             item.abandoned = True
             self._count("timeouts")
-            log.error("audit commit took longer than %.1fs; refusing", self.settings.commit_timeout_seconds)
+            log.error(
+                "audit commit took longer than %.1fs; refusing",
+                self.settings.commit_timeout_seconds,
+            )
             raise AuditUnavailable() from None
 
     def _prepare(self, event: dict[str, Any]) -> dict[str, Any]:
         kind = event.get("kind")
-        if not isinstance(kind, str) or not KIND_PATTERN.match(kind) or RESERVED_KEYS.intersection(event):
+        if (
+            not isinstance(kind, str)
+            or not KIND_PATTERN.match(kind)
+            or RESERVED_KEYS.intersection(event)
+        ):
             # A malformed event is a bug in the caller; refuse the request rather than log garbage.
             log.error("refusing a malformed audit event (kind %r)", str(kind)[:40])
             raise AuditUnavailable()
@@ -284,10 +299,9 @@ class AuditLog:
 
     def _close_conn(self) -> None:
         if self._conn is not None:
-            try:
+            # Closing a broken connection may fail too; it is dropped either way.
+            with contextlib.suppress(Exception):
                 self._conn.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail too
-                pass
             self._conn = None
 
     def _begin_locked(self, conn: Connection) -> None:
@@ -310,7 +324,10 @@ class AuditLog:
             try:
                 canonical_json(item.event)  # reject what cannot be stored before the transaction
             except (TypeError, ValueError):
-                log.error("refusing an audit event that is not plain JSON (kind %s)", item.event.get("kind"))
+                log.error(
+                    "refusing an audit event that is not plain JSON (kind %s)",
+                    item.event.get("kind"),
+                )
                 _wake(item, exc=AuditUnavailable())
                 continue
             bodies.append((item, item.event))
@@ -361,7 +378,9 @@ class AuditLog:
                 retry_at = time.monotonic() + CHECKPOINT_RETRY_SECONDS
                 self._dirty_since = retry_at - self.settings.checkpoint_interval_seconds
             # The type only: messages from the driver may carry SQL or paths.
-            log.error("audit batch of %d events failed to commit: %s", len(bodies), type(exc).__name__)
+            log.error(
+                "audit batch of %d events failed to commit: %s", len(bodies), type(exc).__name__
+            )
             for item, _ in bodies:
                 _wake(item, exc=AuditUnavailable())
             return

@@ -23,7 +23,9 @@ PROGRESS_MIN_EVENTS = 5000
 #: Exit codes of ``bastion audit verify``.
 EXIT_OK, EXIT_TAMPERED, EXIT_ERROR = 0, 1, 2
 
-audit_app = typer.Typer(help="Check and export the tamper-evident audit trail.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Check and export the tamper-evident audit trail.", no_args_is_help=True
+)
 
 
 @contextmanager
@@ -33,11 +35,21 @@ def _progress(label: str, total: int) -> Iterator[Callable[[int], None] | None]:
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=Console(stderr=True), transient=True,
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
     ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
@@ -50,8 +62,11 @@ def _open(config: str | None) -> tuple[Settings, Database]:
 
     try:
         settings = load_settings(config)
-        db = open_database(settings.storage_url, pool_size=settings.storage.pool_size,
-                           timeout=settings.storage.timeout_seconds)
+        db = open_database(
+            settings.storage_url,
+            pool_size=settings.storage.pool_size,
+            timeout=settings.storage.timeout_seconds,
+        )
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_ERROR) from None
@@ -82,7 +97,7 @@ def verify(
     config: str = typer.Option(None, "--config", "-c", help="Configuration file (YAML)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
-    """Check every event and checkpoint; exit 1 naming the first bad event if the chain was tampered with."""
+    """Check every event and checkpoint; exit 1 naming the first bad event if tampered with."""
     from bastion.audit.verify import count_all, verify_chain
 
     settings, db = _open(config)
@@ -109,9 +124,15 @@ def verify(
 @audit_app.command("export")
 def export(
     config: str = typer.Option(None, "--config", "-c", help="Configuration file (YAML)."),
-    since: str = typer.Option(None, "--since", help="From this time (ISO-8601 or epoch seconds), inclusive."),
-    until: str = typer.Option(None, "--until", help="Up to this time (ISO-8601 or epoch seconds), exclusive."),
-    output: str = typer.Option(None, "--output", "-o", help="File to write; standard output if omitted."),
+    since: str = typer.Option(
+        None, "--since", help="From this time (ISO-8601 or epoch seconds), inclusive."
+    ),
+    until: str = typer.Option(
+        None, "--until", help="Up to this time (ISO-8601 or epoch seconds), exclusive."
+    ),
+    output: str = typer.Option(
+        None, "--output", "-o", help="File to write; standard output if omitted."
+    ),
 ) -> None:
     """Write audit events as JSON Lines, in chain order."""
     from bastion.audit.export import count_events, export_events, parse_time
