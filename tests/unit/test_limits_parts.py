@@ -257,3 +257,26 @@ def test_every_limit_setting_is_documented_and_the_example_parses() -> None:
     example = yaml.safe_load(text.split("```yaml", 1)[1].split("```", 1)[0])
     settings = LimitSettings.model_validate(example["limits"])
     assert settings.backend == "redis" and len(settings.rules) == 6
+
+
+def test_settlement_after_stream_reservations_leaves_exactly_the_real_cost() -> None:
+    # 0.3 micro-dollars a token: every reservation rounds up, settlement must undo exactly that.
+    prices = {"m": ModelPrice(input_per_mtok=0, output_per_mtok=0.3)}
+    rule = {"name": "b", "scope": "user", "metric": "spend", "window": "day", "limit": 1}
+    settings = LimitSettings.model_validate({"rules": [rule], "stream_reserve_tokens": 64})
+    backend = MemoryBackend()
+    lim = Limiter(settings, backend, prices=prices)
+    body = {"model": "m", "max_tokens": 100, "messages": []}
+    ctx = RequestContext(endpoint="/v1/chat/completions", principal=Principal("u"), body=body)
+
+    async def main() -> None:
+        adm = await lim.admit(ctx)
+        meter = lim.meter(adm)
+        for _ in range(7):
+            assert await meter.add(tokens=30)
+        assert adm.extra_completion_tokens == 128
+        await lim.settle(adm, meter.usage())
+
+    asyncio.run(main())
+    [cell] = backend._cells.values()
+    assert cell[0] == 63  # ceil(210 tokens x 0.3)

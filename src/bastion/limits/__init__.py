@@ -5,9 +5,10 @@ Public API: ``Limiter`` (``admit``, ``settle``, ``meter``, ``healthy``, ``status
 ``LimitAlert`` and the ``LimitSettings`` configuration model.
 """
 
+from bastion.limits.admission import Admission
 from bastion.limits.alerts import LimitAlert
 from bastion.limits.config import LimitRule, LimitSettings, ModelPrice
-from bastion.limits.limiter import Admission, Limiter, make_backend
+from bastion.limits.limiter import Limiter, make_backend
 from bastion.limits.meter import StreamMeter
 from bastion.limits.stage import LimitStage, admission_of
 

@@ -14,11 +14,11 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from bastion.context import Principal, RequestContext, Usage
 from bastion.errors import ConfigError, InvalidRequest, LimitsUnavailable, RateLimited
+from bastion.limits.admission import ANONYMOUS, Admission, Applied, describe_rule, limit_units
 from bastion.limits.alerts import LimitAlert
 from bastion.limits.anomaly import AnomalyDetector
 from bastion.limits.backend import US, Charge, ChargeResult, CounterBackend
@@ -46,77 +46,11 @@ log = logging.getLogger("bastion.limits")
 SCOPE_ORDER = {"key": 0, "user": 1, "group": 2, "tenant": 3, "global": 4}
 #: Soft-limit alerts remembered for de-duplication.
 MAX_ALERT_MEMORY = 100_000
-#: Subject used when no principal was established (endpoints without authentication).
-ANONYMOUS = "anonymous"
 #: Bucket name for principals without a tenant, so tenant limits still bind them.
 NO_TENANT = "(none)"
 _FREE = ModelPrice()
 #: De-duplication key of the backend-outage alert.
 OUTAGE_ALERT_KEY = "\0outage"
-
-
-@dataclass(slots=True)
-class Applied:
-    """One counter a request was charged on, with what it reserved there."""
-
-    rule: LimitRule
-    #: The subject, key, group or tenant the counter belongs to (None for global).
-    target: str | None
-    key: str
-    limit_units: int
-    reserved: int
-    #: Epoch second a calendar window ends (0 for rolling windows).
-    window_end: float = 0.0
-
-
-@dataclass(slots=True)
-class Admission:
-    """What admit() let through: reservations to settle, headers to send, alerts to record."""
-
-    model: str | None
-    price: ModelPrice
-    prompt_tokens: int
-    completion_tokens: int
-    reserved_micro_usd: int
-    applied: list[Applied] = field(default_factory=list)
-    headers: dict[str, str] = field(default_factory=dict)
-    alerts: list[LimitAlert] = field(default_factory=list)
-    #: Admitted without counting because the backend failed and the policy is fail_open.
-    degraded: bool = False
-    #: Completion tokens reserved beyond the first reservation (by a stream meter).
-    extra_completion_tokens: int = 0
-    settled: bool = False
-    user: str = ANONYMOUS
-    key_id: str | None = None
-    #: Alerts already handed to the gateway (the rest are returned by settle()).
-    alerts_taken: int = 0
-
-    @property
-    def metered(self) -> bool:
-        """Whether any token or spend counter bounds this request's answer."""
-        return not self.degraded and any(a.rule.metric != "requests" for a in self.applied)
-
-    @property
-    def reserved_completion(self) -> int:
-        """Completion tokens reserved so far, first reservation and extensions together."""
-        return self.completion_tokens + self.extra_completion_tokens
-
-
-def _describe(rule: LimitRule, target: str | None) -> str:
-    unit = {"requests": "requests", "tokens": "tokens", "spend": "USD"}[rule.metric]
-    amount = f"${rule.limit:,.2f}" if rule.metric == "spend" else f"{rule.limit:,.0f} {unit}"
-    whose = {
-        "user": "for your user",
-        "key": "for this API key",
-        "group": f"for group '{target}'",
-        "tenant": "for your organisation",
-        "global": "across the gateway",
-    }[rule.scope]
-    return f"{amount} per {rule.window} {whose}"
-
-
-def _limit_units(rule: LimitRule) -> int:
-    return int(round(rule.limit * US)) if rule.metric == "spend" else int(rule.limit)
 
 
 class Limiter:
@@ -142,7 +76,7 @@ class Limiter:
         self._compiled = {
             r.name: (
                 f"{settings.key_prefix}:{r.name}:{r.scope}:",
-                _limit_units(r),
+                limit_units(r),
                 r.mode == "hard",
             )
             for r in settings.rules
@@ -198,7 +132,7 @@ class Limiter:
                 if rule.mode == "hard" and cost > applied.limit_units:
                     raise InvalidRequest(
                         f"This request needs more than the limit '{rule.name}' allows "
-                        f"({_describe(rule, target)}); lower max_tokens or shorten the prompt.",
+                        f"({describe_rule(rule, target)}); lower max_tokens or shorten the prompt.",
                         param="max_tokens",
                     )
                 adm.applied.append(applied)
@@ -236,9 +170,7 @@ class Limiter:
                 completion = usage.total_tokens - prompt
         if not admission.degraded and admission.applied:
             reserved_tokens = admission.prompt_tokens + admission.reserved_completion
-            reserved_micro = admission.reserved_micro_usd + cost_micro_usd(
-                admission.price, 0, admission.extra_completion_tokens
-            )
+            reserved_micro = admission.reserved_micro_usd + admission.extra_micro_usd
             delta = {
                 "tokens": prompt + completion - reserved_tokens,
                 "spend": cost_micro_usd(admission.price, prompt, completion) - reserved_micro,
@@ -290,6 +222,7 @@ class Limiter:
         self._backend_ok()
         if admitted:
             admission.extra_completion_tokens += tokens
+            admission.extra_micro_usd += micro
             metered = [a for a in admission.applied if a.rule.metric != "requests"]
             self._soft_alerts(metered, results, admission.alerts)
         return admitted
@@ -406,7 +339,7 @@ class Limiter:
         headers = dict(adm.headers)
         headers["Retry-After"] = str(retry)
         return RateLimited(
-            f"Limit '{worst.rule.name}' reached: {_describe(worst.rule, worst.target)}. "
+            f"Limit '{worst.rule.name}' reached: {describe_rule(worst.rule, worst.target)}. "
             f"Try again in {retry} s.",
             headers=headers,
         )
@@ -429,7 +362,9 @@ class Limiter:
             out.append(
                 LimitAlert(
                     kind="soft_limit",
-                    message=f"Soft limit '{a.rule.name}' exceeded: {_describe(a.rule, a.target)}.",
+                    message=(
+                        f"Soft limit '{a.rule.name}' exceeded: {describe_rule(a.rule, a.target)}."
+                    ),
                     rule=a.rule.name,
                     scope=a.rule.scope,
                     subject=a.target,

@@ -8,7 +8,8 @@ from bastion.context import Usage
 from bastion.limits.estimate import chars_to_tokens
 
 if TYPE_CHECKING:
-    from bastion.limits.limiter import Admission, Limiter
+    from bastion.limits.admission import Admission
+    from bastion.limits.limiter import Limiter
 
 
 class StreamMeter:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from bastion.context import RequestContext, Usage
 from bastion.errors import BastionError
+from bastion.limits.admission import Admission
 from bastion.limits.alerts import LimitAlert
-from bastion.limits.limiter import Admission, Limiter
+from bastion.limits.limiter import Limiter
 from bastion.limits.meter import StreamMeter
 
 #: Where the stage leaves its admission in ``ctx.state``.
