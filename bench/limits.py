@@ -93,9 +93,9 @@ async def _measure(settings: LimitSettings, n: int) -> dict[str, Any]:
         async with sem:
             await lim.admit(_ctx(i))
 
-    t0 = time.perf_counter()
+    started = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(n)))
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - started
     await lim.aclose()
     return {
         "admits": n,
