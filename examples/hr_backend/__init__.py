@@ -1,0 +1,1 @@
+"""An HR performance-review service that trusts only the caller Bastion's token names."""
