@@ -1,0 +1,110 @@
+"""Find base64, hex and URL-encoded runs whose decoded form is readable text worth scanning."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+#: Shortest encoded run considered; shorter runs cannot hide a useful value.
+MIN_ENCODED_CHARS = 16
+#: Longest encoded run decoded, in characters.
+MAX_ENCODED_CHARS = 64 * 1024
+#: Share of printable characters a decoded run needs to count as text.
+MIN_PRINTABLE_SHARE = 0.9
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}", re.ASCII)
+_HEX = re.compile(r"\b(?:0x)?[0-9A-Fa-f]{16,}\b", re.ASCII)
+_PCT = re.compile(r"%[0-9A-Fa-f]{2}")
+_URLENC = re.compile(r"[^\s%]{0,256}(?:%[0-9A-Fa-f]{2}[^\s%]{0,256})+", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A decoded run: where it sits in the scanned text, what it decodes to, and how."""
+
+    start: int
+    end: int
+    text: str
+    encoding: str
+    #: For URL-encoding, the source index of every decoded character (so spans map precisely).
+    origin: tuple[int, ...] | None = None
+
+
+def _readable(raw: bytes) -> str | None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text:
+        return None
+    printable = sum(1 for c in text if c.isprintable() or c in "\n\r\t")
+    return text if printable / len(text) >= MIN_PRINTABLE_SHARE and any(c.isalnum() for c in text) else None
+
+
+def _b64(run: str) -> str | None:
+    body = run.rstrip("=")
+    if len(body) % 4 == 1:
+        return None
+    padded = body + "=" * (-len(body) % 4)
+    try:
+        if "-" in body or "_" in body:
+            raw = base64.urlsafe_b64decode(padded)
+        else:
+            raw = base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _readable(raw)
+
+
+def _url_decode_mapped(run: str, base: int) -> tuple[str, tuple[int, ...]]:
+    out: list[str] = []
+    origin: list[int] = []
+    i = 0
+    while i < len(run):
+        if _PCT.match(run, i) is None:
+            out.append(run[i])
+            origin.append(base + i)
+            i += 1
+            continue
+        # A run of escapes is decoded together so multi-byte UTF-8 characters come out whole.
+        j = i
+        raw = bytearray()
+        while _PCT.match(run, j) is not None:
+            raw.append(int(run[j + 1 : j + 3], 16))
+            j += 3
+        for k, c in enumerate(raw.decode("utf-8", errors="replace")):
+            out.append(c)
+            origin.append(base + min(i + 3 * k, j - 1))
+        i = j
+    origin.append(base + len(run))
+    return "".join(out), tuple(origin)
+
+
+def find_encoded(text: str) -> Iterator[Decoded]:
+    """Every encoded run in ``text`` that decodes to readable text."""
+    for m in _BASE64.finditer(text):
+        run = m.group(0)
+        if len(run) > MAX_ENCODED_CHARS or run.isdigit() or run.isalpha() and (run.islower() or run.isupper()):
+            continue
+        decoded = _b64(run)
+        if decoded is not None:
+            yield Decoded(m.start(), m.end(), decoded, "base64")
+    for m in _HEX.finditer(text):
+        run = m.group(0)
+        body = run[2:] if run.startswith("0x") else run
+        if len(body) % 2 or len(body) > MAX_ENCODED_CHARS or body.isdigit():
+            continue
+        decoded = _readable(bytes.fromhex(body))
+        if decoded is not None:
+            yield Decoded(m.start(), m.end(), decoded, "hex")
+    if "%" in text:
+        for m in _URLENC.finditer(text):
+            run = m.group(0)
+            if len(run) > MAX_ENCODED_CHARS:
+                continue
+            decoded_text, origin = _url_decode_mapped(run, m.start())
+            if decoded_text != run:
+                yield Decoded(m.start(), m.end(), decoded_text, "url", origin)

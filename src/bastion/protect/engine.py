@@ -1,0 +1,194 @@
+"""Candidate matching in one pass: hyperscan when it imports, pure Python otherwise.
+
+Both engines return exactly the same candidates. Python's ``re`` (compiled once
+per pattern, ASCII semantics) decides every match; hyperscan only narrows where
+it has to look. Hyperscan scans the whole text once for all patterns and
+reports, per pattern, the ranges that hold a match (with the leftmost start);
+Python then runs that pattern's regex only inside those ranges, continuing
+exactly as a full ``finditer`` would. Because the hyperscan expression is the
+same regex (named groups turned into plain ones), every Python match lies in a
+reported range, so the results are identical; the tests check this on tables
+and on the development set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from bastion.errors import ConfigError
+from bastion.protect.patterns import PatternSpec
+
+EngineName = Literal["hyperscan", "python"]
+_NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
+_WIDE_REPEAT = re.compile(r"\{(\d+),(\d+)\}")
+#: Bounded repeats wider than this are opened up (``{1,64}`` -> ``{1,}``) for hyperscan only:
+#: exact bounds with start-of-match tracking make databases too large, and a looser
+#: expression still reports every range where the exact Python regex can match.
+HS_MAX_BOUNDED_REPEAT = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A regex match of one pattern: its index in the table and the reported span."""
+
+    pattern: int
+    start: int
+    end: int
+    #: Span of the whole match (the reported span may be the ``v`` group inside it).
+    match_start: int
+    match_end: int
+
+
+class Engine(Protocol):
+    name: EngineName
+
+    def candidates(self, text: str) -> list[Candidate]:
+        """All matches of all patterns in ``text``."""
+
+
+def compile_python(spec: PatternSpec) -> re.Pattern[str]:
+    """The Python regex of a pattern, with the same semantics hyperscan gives it."""
+    flags = re.ASCII | (re.IGNORECASE if spec.caseless else 0)
+    return re.compile(spec.regex, flags)
+
+
+def _emit(idx: int, m: re.Match[str]) -> Candidate:
+    start, end = m.span()
+    if "v" in m.re.groupindex and m.start("v") >= 0:
+        vs, ve = m.span("v")
+        return Candidate(idx, vs, ve, start, end)
+    return Candidate(idx, start, end, start, end)
+
+
+class PythonEngine:
+    """One linear regex per pattern, each run over the whole text."""
+
+    name: EngineName = "python"
+
+    def __init__(self, specs: Sequence[PatternSpec]) -> None:
+        self._regexes = [compile_python(s) for s in specs]
+
+    def candidates(self, text: str) -> list[Candidate]:
+        """All matches of all patterns in ``text``."""
+        out: list[Candidate] = []
+        for idx, rx in enumerate(self._regexes):
+            out.extend(_emit(idx, m) for m in rx.finditer(text))
+        return out
+
+
+def hyperscan_expression(regex: str) -> str:
+    """The looser form of a regex given to hyperscan: plain groups, wide repeats opened up."""
+    expr = _NAMED_GROUP.sub("(", regex)
+    return _WIDE_REPEAT.sub(
+        lambda m: m.group(0) if int(m.group(2)) <= HS_MAX_BOUNDED_REPEAT else "{" + m.group(1) + ",}", expr
+    )
+
+
+def hyperscan_available() -> bool:
+    """Whether the hyperscan module imports on this machine."""
+    try:
+        import hyperscan  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _to_scan_bytes(text: str) -> bytes:
+    # One byte per character keeps hyperscan's offsets equal to str indices. Latin-1
+    # characters keep their byte; anything else becomes '?', which, like the character
+    # it replaces, is neither a word character nor a space for either engine.
+    return text.encode("latin-1", errors="replace")
+
+
+class HyperscanEngine:
+    """All patterns in one hyperscan database; Python's regex confirms inside the reported ranges."""
+
+    name: EngineName = "hyperscan"
+
+    def __init__(self, specs: Sequence[PatternSpec]) -> None:
+        import hyperscan
+
+        self._hs = hyperscan
+        self._regexes = [compile_python(s) for s in specs]
+        expressions: list[bytes] = []
+        flags: list[int] = []
+        for s in specs:
+            expr = hyperscan_expression(s.regex)
+            try:
+                expressions.append(expr.encode("latin-1"))
+            except UnicodeEncodeError:
+                raise ConfigError(f"pattern {s.name!r} uses characters outside Latin-1") from None
+            f = hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_ALLOWEMPTY
+            if s.caseless:
+                f |= hyperscan.HS_FLAG_CASELESS
+            flags.append(f)
+        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        try:
+            self._db.compile(expressions=expressions, ids=list(range(len(specs))), elements=len(specs), flags=flags)
+        except hyperscan.error as exc:
+            raise ConfigError(f"a pattern does not compile for hyperscan: {exc}") from None
+        # Scratch space is per thread in hyperscan; each scan allocates a clone (cheap).
+        self._scratch = hyperscan.Scratch(self._db)
+
+    def _ranges(self, data: bytes) -> dict[int, list[list[int]]]:
+        hits: dict[int, list[list[int]]] = {}
+
+        def on_match(pid: int, start: int, end: int, _flags: int, _ctx: Any) -> None:
+            spans = hits.setdefault(pid, [])
+            # Reports arrive in order of end offset; merge overlapping ranges as they come.
+            if spans and start <= spans[-1][1]:
+                if end > spans[-1][1]:
+                    spans[-1][1] = end
+                if start < spans[-1][0]:
+                    spans[-1][0] = start
+            else:
+                spans.append([start, end])
+
+        scratch = self._scratch.clone()
+        self._db.scan(data, match_event_handler=on_match, scratch=scratch)
+        return hits
+
+    def candidates(self, text: str) -> list[Candidate]:
+        """All matches of all patterns in ``text``."""
+        if not text:
+            return []
+        out: list[Candidate] = []
+        for idx, ranges in self._ranges(_to_scan_bytes(text)).items():
+            out.extend(_confirm(idx, self._regexes[idx], text, _merged(ranges)))
+        out.sort(key=lambda c: (c.pattern, c.match_start))
+        return out
+
+
+def _merged(ranges: list[list[int]]) -> list[tuple[int, int]]:
+    ranges.sort()
+    merged: list[tuple[int, int]] = []
+    for s, e in ranges:
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+def _confirm(idx: int, rx: re.Pattern[str], text: str, ranges: list[tuple[int, int]]) -> Iterator[Candidate]:
+    pos = 0
+    for start, end in ranges:
+        pos = max(pos, start)
+        while pos <= end:
+            m = rx.search(text, pos)
+            if m is None or m.start() > end:
+                break
+            yield _emit(idx, m)
+            pos = m.end() if m.end() > m.start() else m.end() + 1
+
+
+def build_engine(specs: Sequence[PatternSpec], choice: str = "auto") -> Engine:
+    """The hyperscan engine when asked for (or ``auto`` and installed), else the Python one."""
+    if choice == "python" or (choice == "auto" and not hyperscan_available()):
+        return PythonEngine(specs)
+    if choice == "hyperscan" and not hyperscan_available():
+        raise ConfigError("protection.engine is hyperscan, but hyperscan is not installed")
+    return HyperscanEngine(specs)

@@ -1,0 +1,328 @@
+"""Names of people in free text: capitalised-token runs weighed by cues, a name list and NER.
+
+A run of capitalised words becomes a PERSON finding when enough evidence adds
+up: an honorific before it (``Dr.``, ``Frau``), a cue word (``Dear``,
+``patient``, ``signed by``, ``manager:``), a column headed ``name`` in CSV, a
+known given name, a suffix (``MD``, ``Jr.``), or the NER model's verdict.
+Evidence against it: organisation and place words, common capitalised words,
+a single word with no cue. Runs the cues already settle never reach the
+model, which keeps the model's share of the scan small.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from bastion.protect.ner import NERModel
+
+#: Score a name needs before it is reported (the scanner's threshold also applies).
+NAME_THRESHOLD = 0.5
+#: Longest run of name words considered one name.
+MAX_NAME_TOKENS = 5
+#: Runs scoring inside this band are handed to the NER model when one is loaded.
+UNDECIDED = (0.15, 0.8)
+
+_TOKEN = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*\.?")
+_TITLES = frozenset(
+    "mr mrs ms miss mx dr prof professor sir dame lady lord rev fr sr sra srta herr frau fräulein mme mlle "
+    "monsieur madame m signor signora sig dott ing pan pani dhr mevr capt captain col gen lt sgt judge hon".split()
+)
+_SUFFIXES = frozenset("jr jr. sr sr. ii iii iv md m.d. phd ph.d. dds dmd rn np pa esq esq. cpa mba do dvm".split())
+_PARTICLES = frozenset(
+    "van von der den de del della di da dos das du le la ten ter bin binti bint ibn al el ben mac ní nic "
+    "ó ua y e zu".split()
+)
+#: Words before a run that say a person follows (weight 0.4).
+_STRONG_BEFORE = re.compile(
+    r"(?:\b(?:dear|hi|hello|hey|greetings|patient|customer|client|employee|manager|supervisor|approved by|"
+    r"signed by|signed|submitted by|prepared by|reviewed by|written by|authored by|requested by|assigned to|"
+    r"attn|attention|contact|name|full name|applicant|candidate|tenant|member|guest|passenger|driver|"
+    r"recipient|sender|beneficiary|account holder|cardholder|insured|policyholder|physician|doctor|nurse|"
+    r"colleague|husband|wife|son|daughter|mother|father|brother|sister|spouse|partner|user|owner|"
+    r"sincerely|regards|thanks|cheers|from|cc|to|by|met with|spoke with|talked to|call|email|"
+    r"nombre|paciente|cliente|señor|señora|sr|sra|nom|prénom|patient|monsieur|madame|name|kunde|kundin|"
+    r"patientin|herr|frau|nome|paziente|signor|signora|naam|klant|imię|nazwisko|pan|pani)\b[\s:,.-]{0,3}$)",
+    re.IGNORECASE,
+)
+_WEAK_BEFORE = re.compile(
+    r"\b(?:for|with|and|of|about|per|via|is|was|told|asked|ask|thank|thanks|to|from|by|call|email|user|partner)\s$",
+    re.IGNORECASE,
+)
+_AFTER_CUE = re.compile(
+    r"^(?:\s(?:wrote|writes|said|says|called|asked|replied|reported|joined|left|signed|approved|is\s(?:a|an|the|our)|"
+    r"was\s(?:a|an|the|born)|who|has\sbeen|will\sbe)\b|,\s(?:MD|PhD|RN|the|our|who|a|an|born|age|aged)\b|\s?\((?:manager|"
+    r"age|born|dob|mrn|id|employee|patient|he|she|they)|'s\b|’s\b|\s<[^>@\s]+@)",
+    re.IGNORECASE,
+)
+#: Capitalised words that are not names (sentence starters, calendar, roles, tech).
+_COMMON = frozenset(
+    """a an the this that these those there here it its i we you he she they me my our your their his her
+    please thanks thank hi hello dear hey yes no not ok okay sure can could would should will shall may might
+    must do does did done is are was were be been being have has had what when where which who whom why how
+    if then else and or but so as at by for from in into of on to up with about after before during over
+    under between all any each every some many much more most other such only own same than too very just
+    also again once customer patient employee manager client user admin team staff member feedback summary
+    discharge admitted follow followup follow-up performance review draft wire instructions vendor payout
+    beneficiary amount invoice corporate card questions reach ticket order tracking ref build version
+    explain sort write summarise summarize convert table json python function numbers number name email
+    phone address street city country state zip code id date time note notes subject re fw fwd regards
+    sincerely best kind cheers monday tuesday wednesday thursday friday saturday sunday january february
+    march april may june july august september october november december today tomorrow yesterday
+    morning evening night week month year q1 q2 q3 q4 api sdk json xml html http https url sql aws gcp
+    azure linux windows mac ios android google microsoft amazon apple meta openai github gitlab slack
+    stripe docker kubernetes rfc tls ssl ssh dns cpu gpu ram ssd llm ai ml hr it pr ceo cto cfo vp
+    inc ltd llc gmbh corp plc co company group bank university college school hospital clinic institute
+    foundation department ministry agency council committee board office center centre service services
+    cloud platform project program programme product system systems data security network labs studio
+    avenue road lane drive boulevard court place square park river lake mount north south east west new
+    old great united kingdom republic states america europe asia africa pacific atlantic american
+    european english french german spanish italian chinese japanese russian indian british
+    mrn ssn dob nhs npi iban visa mastercard amex ok error warning info debug true false null none
+    capital paris london berlin madrid rome tokyo ship deliver send dr mr mrs ms prof sir
+    hospital medicine cardiology oncology pneumonia covid street st ave rd blvd ln way suite apt
+    log login logout account accounts password token key secret server host client request response
+    reply draft attached attachment please kindly urgent important confidential internal external
+    agenda minutes meeting call sync standup demo release sprint roadmap budget forecast report
+    chapter section figure appendix page step task issue bug fix feature test tests testing
+    """.split()
+)
+_ORG_WORDS = frozenset(
+    """inc inc. ltd ltd. llc gmbh ag sa corp corp. plc company group bank university college school hospital
+    clinic institute foundation department ministry agency council committee board office center centre
+    services cloud platform project airport station street avenue road lane drive boulevard city county
+    province region church museum hotel restaurant cafe market store shop labs technologies solutions
+    systems partners holdings capital ventures consulting association society union federation""".split()
+)
+
+
+@lru_cache(maxsize=1)
+def first_names() -> frozenset[str]:
+    """The given-name list shipped with Bastion (lower case)."""
+    text = resources.files("bastion.protect").joinpath("data/first_names.txt").read_text(encoding="utf-8")
+    return frozenset(w for line in text.splitlines() if not line.startswith("#") for w in line.split())
+
+
+@dataclass(slots=True)
+class NameSpan:
+    """A candidate name: its span (title and suffix included as reported), score and reasons."""
+
+    start: int
+    end: int
+    score: float
+    reasons: list[str]
+    core_start: int
+    core_end: int
+
+
+def _is_cap(tok: str) -> bool:
+    if not tok[0].isupper():
+        return False
+    # All-capital words are acronyms, except initials and name suffixes (MD, DDS, PhD, III).
+    return len(tok) == 1 or not tok.isupper() or len(tok) <= 3 and tok.endswith(".") or tok.lower() in _SUFFIXES
+
+
+def _runs(text: str) -> list[list[tuple[int, int, str]]]:
+    """Runs of capitalised words (with particles and initials) separated by single spaces."""
+    runs: list[list[tuple[int, int, str]]] = []
+    cur: list[tuple[int, int, str]] = []
+    for m in _TOKEN.finditer(text):
+        tok = m.group(0)
+        s, e = m.span()
+        joined = bool(cur) and text[cur[-1][1] : s] in (" ", "\u00a0") and not cur[-1][2].endswith(".") or (
+            bool(cur) and cur[-1][2].endswith(".") and text[cur[-1][1] : s] == " "
+        )
+        if cur and not joined:
+            runs.append(cur)
+            cur = []
+        if _is_cap(tok) or (cur and tok.lower() in _PARTICLES):
+            cur.append((s, e, tok))
+        elif cur:
+            runs.append(cur)
+            cur = []
+    if cur:
+        runs.append(cur)
+    return runs
+
+
+def _norm(tok: str) -> str:
+    return tok.rstrip(".").lower()
+
+
+def _split_run(run: list[tuple[int, int, str]]) -> tuple[list[tuple[int, int, str]], list[tuple[int, int, str]]]:
+    """Separate leading titles/common words from the name words; return (titles, name words)."""
+    titles: list[tuple[int, int, str]] = []
+    i = 0
+    while i < len(run):
+        low = _norm(run[i][2])
+        if low in _TITLES:
+            titles.append(run[i])
+        elif titles and low not in _PARTICLES:
+            # After a title the next word is a name even when it is also a word ("Dr. French").
+            break
+        elif low in _PARTICLES or (
+            low in _COMMON
+            # A given name that is also a word ("April", "May") stays when a name word follows.
+            and not (low in first_names() and i + 1 < len(run) and _norm(run[i + 1][2]) not in _COMMON)
+        ):
+            titles = []
+        else:
+            break
+        i += 1
+    words = run[i:]
+    # Trailing particles and common words are not part of a name, unless a known given
+    # name leads the run ("Alex English", "Amy Key").
+    keep_common = bool(words) and _norm(words[0][2]) in first_names()
+    while words and (_norm(words[-1][2]) in _PARTICLES or _norm(words[-1][2]) in _COMMON and
+                     _norm(words[-1][2]) not in _SUFFIXES and not (keep_common and len(words) > 1)):
+        words = words[:-1]
+    return titles, words[: MAX_NAME_TOKENS + 1]
+
+
+_NAME_HEADER = re.compile(
+    r"(?:^|[\s_-])(?:full[\s_-]?)?(?:name|names|nombre|nom|naam|imię|nome|vorname|nachname|surname|"
+    r"first[\s_-]?name|last[\s_-]?name|given[\s_-]?name|family[\s_-]?name|customer|patient|employee|"
+    r"contact|person|owner|author|member|cardholder|holder)(?:$|[\s_-])",
+    re.IGNORECASE,
+)
+_NOT_PERSON_HEADER = re.compile(
+    r"user|host|file|domain|server|product|company|org|project|app|item|file|street|city|bank|table|field|"
+    r"column|model|service|team|id$|email|mail|phone",
+    re.IGNORECASE,
+)
+
+
+def csv_name_cells(text: str) -> list[tuple[int, int]]:
+    """Cells under a header that names people (``name``, ``patient``, ``Nachname`` ...) in CSV-like text."""
+    cells: list[tuple[int, int]] = []
+    lines = [(m.start(), m.group(0)) for m in re.finditer(r"[^\n]+", text)]
+    i = 0
+    while i < len(lines):
+        start, line = lines[i]
+        delim = next((d for d in (",", "\t", ";", "|") if line.count(d) >= 1), None)
+        if delim is None:
+            i += 1
+            continue
+        header = [c.strip().strip("\"'") for c in line.split(delim)]
+        cols = [k for k, h in enumerate(header) if _NAME_HEADER.search(h) and not _NOT_PERSON_HEADER.search(h)]
+        i += 1
+        if not cols or any(any(ch.isdigit() for ch in h) for h in header):
+            continue
+        while i < len(lines) and lines[i][1].count(delim) == line.count(delim):
+            row_start, row = lines[i]
+            parts: list[tuple[int, int]] = []
+            pos = 0
+            for part in row.split(delim):
+                parts.append((pos, pos + len(part)))
+                pos += len(part) + 1
+            for k in cols:
+                if k < len(parts):
+                    a, b = parts[k]
+                    cell = row[a:b]
+                    lead = len(cell) - len(cell.lstrip(" \"'"))
+                    trail = len(cell) - len(cell.rstrip(" \"'"))
+                    if b - trail > a + lead:
+                        cells.append((row_start + a + lead, row_start + b - trail))
+            i += 1
+    return cells
+
+
+def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
+    """Heuristic name candidates in ``text`` with their scores (before any NER)."""
+    names = first_names()
+    out: list[NameSpan] = []
+    csv_set = set(csv_cells)
+    for run in _runs(text):
+        titles, words = _split_run(run)
+        suffix: list[tuple[int, int, str]] = []
+        while words and _norm(words[-1][2]) in _SUFFIXES and len(words) > 1:
+            suffix.insert(0, words[-1])
+            words = words[:-1]
+        if not words or len(words) > MAX_NAME_TOKENS:
+            continue
+        lows = [_norm(w[2]) for w in words]
+        if not titles and all(lw in _COMMON for lw in lows):
+            continue
+        core_start, core_end = words[0][0], words[-1][1]
+        if text[core_end - 1] == "." and len(words[-1][2]) > 2:
+            core_end -= 1
+        reasons: list[str] = []
+        score = 0.0
+        n_name_words = sum(1 for lw in lows if lw not in _PARTICLES)
+        if n_name_words >= 2:
+            score += 0.3
+            reasons.append("several capitalised words")
+        if lows[0] in names:
+            score += 0.35
+            reasons.append("known given name")
+        if titles:
+            score += 0.55
+            reasons.append(f"title {titles[-1][2]!r}")
+        if suffix:
+            score += 0.25
+            reasons.append(f"suffix {suffix[-1][2]!r}")
+        # A title is part of a full name ("Mrs. Sarah Le") but not of a bare surname ("Dr. King").
+        span_start = titles[0][0] if titles and len(words) >= 2 else core_start
+        before = text[max(0, (titles[0][0] if titles else core_start) - 40) : (titles[0][0] if titles else core_start)]
+        if _STRONG_BEFORE.search(before):
+            score += 0.4
+            reasons.append("cue word before")
+        elif _WEAK_BEFORE.search(before):
+            score += 0.1
+            reasons.append("weak cue before")
+        end = suffix[-1][1] if suffix else core_end
+        after = text[end : end + 40]
+        if _AFTER_CUE.search(after):
+            score += 0.3
+            reasons.append("cue after")
+        if (core_start, core_end) in csv_set or (span_start, end) in csv_set:
+            score += 0.6
+            reasons.append("column headed as names")
+        if any(lw in _ORG_WORDS for lw in lows):
+            score -= 0.6
+            reasons.append("organisation or place word")
+        common = sum(1 for lw in lows if lw in _COMMON)
+        if common and not titles:
+            score -= 0.25 * common
+            reasons.append("common word inside")
+        if n_name_words == 1 and not titles and len(lows[0]) <= 2:
+            score -= 0.3
+        if words[0][0] == 0 or text[max(0, words[0][0] - 2) : words[0][0]].strip() in (".", "!", "?", ""):
+            # A run at the start of a sentence may just be a capitalised ordinary word.
+            if n_name_words == 1 and not titles:
+                score -= 0.2
+        out.append(NameSpan(span_start, end, min(1.0, score), reasons, core_start, core_end))
+    return out
+
+
+def apply_ner(text: str, spans: list[NameSpan], model: NERModel, max_segment: int) -> list[NameSpan]:
+    """Let the NER model settle undecided runs and add the persons it finds beyond them."""
+    lo, hi = UNDECIDED
+    undecided = [s for s in spans if lo <= s.score < hi]
+    if not undecided:
+        return spans
+    # Only the sentences or lines holding undecided runs are sent to the model.
+    segments: list[tuple[int, int]] = []
+    for s in undecided:
+        a = max(text.rfind("\n", 0, s.start) + 1, s.start - max_segment // 2)
+        b = text.find("\n", s.end)
+        b = min(len(text) if b < 0 else b, s.end + max_segment // 2)
+        if segments and a <= segments[-1][1]:
+            segments[-1] = (segments[-1][0], max(b, segments[-1][1]))
+        else:
+            segments.append((a, b))
+    ents: list[tuple[int, int, str]] = []
+    for (a, _b), found in zip(segments, model.entities([text[a:b] for a, b in segments]), strict=True):
+        ents.extend((a + s, a + e, label) for s, e, label in found)
+    persons = [(s, e) for s, e, label in ents if label == "PERSON"]
+    others = [(s, e) for s, e, label in ents if label in ("ORG", "GPE", "LOC", "FAC", "PRODUCT", "WORK_OF_ART")]
+    for sp in undecided:
+        if any(s < sp.core_end and sp.core_start < e for s, e in persons):
+            sp.score = min(1.0, sp.score + 0.5)
+            sp.reasons.append("NER: person")
+        elif any(s < sp.core_end and sp.core_start < e for s, e in others):
+            sp.score -= 0.15
+            sp.reasons.append("NER: organisation or place")
+    return spans

@@ -1,0 +1,275 @@
+"""The scanner: every detector over a text in one pass, findings scored, explained and de-overlapped.
+
+Built once from ``ProtectionSettings`` (patterns compiled, NER model loaded),
+then shared: ``scan`` is a pure function of its text and tenant and is safe to
+call from many threads at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from bastion.context import Finding
+from bastion.protect import validators
+from bastion.protect.config import CustomPattern, DenyList, ProtectionSettings
+from bastion.protect.decode import find_encoded
+from bastion.protect.engine import Engine, build_engine
+from bastion.protect.entities import data_classes_of
+from bastion.protect.names import NAME_THRESHOLD, apply_ner, csv_name_cells, score_names
+from bastion.protect.ner import NERModel, load_ner
+from bastion.protect.patterns import BUILTIN, PatternSpec
+from bastion.protect.textmap import normalize
+
+log = logging.getLogger("bastion.protect")
+
+#: How much a context word nearby raises a score, and a negative word lowers it.
+CONTEXT_BOOST = 0.35
+NEGATIVE_PENALTY = 0.35
+#: Overlap between consecutive windows when a text longer than ``max_scan_chars`` is scanned.
+WINDOW_OVERLAP = 2000
+#: Separators a number may run on into the next one; a failed check retries before them.
+_TRIM_SEPARATORS = " .-"
+
+
+class _Raw(NamedTuple):
+    start: int
+    end: int
+    type: str
+    score: float
+    detector: str
+    explanation: str
+    validated: bool
+    data_classes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _DenyMatcher:
+    regex: re.Pattern[str]
+    spec: DenyList
+
+
+def _context_regex(words: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not words:
+        return None
+    alts = "|".join(re.escape(w.lower()) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![a-z0-9])(?:{alts})(?![a-z0-9])")
+
+
+def _custom_spec(p: CustomPattern) -> PatternSpec:
+    validator = validators.resolve(p.validator) if p.validator else None
+    return PatternSpec(
+        name=f"custom:{p.type}", type=p.type, regex=p.regex, score=p.score, validator=validator,
+        validator_name=p.validator or "", context=tuple(p.context), require_context=p.require_context,
+        caseless=not p.case_sensitive, data_classes=tuple(p.data_classes), detector="custom",
+        tenants=tuple(p.tenants),
+    )
+
+
+def _deny_matcher(d: DenyList) -> _DenyMatcher:
+    terms = sorted({t.strip() for t in d.terms}, key=len, reverse=True)
+    alts = "|".join(re.escape(t) for t in terms)
+    return _DenyMatcher(re.compile(rf"(?<!\w)(?:{alts})(?!\w)", re.IGNORECASE), d)
+
+
+class Scanner:
+    """Finds sensitive data in text. Build once with ``from_settings``; call ``scan`` from anywhere."""
+
+    def __init__(self, settings: ProtectionSettings, *, ner: NERModel | None = None,
+                 engine: Engine | None = None) -> None:
+        self.settings = settings
+        disabled = set(settings.disabled_types)
+        specs = [s for s in BUILTIN if s.type not in disabled]
+        specs.extend(_custom_spec(p) for p in settings.custom_patterns)
+        self._specs = tuple(specs)
+        self._engine = engine or build_engine(self._specs, settings.engine)
+        self._context = [_context_regex(s.context) for s in self._specs]
+        self._negative = [_context_regex(s.negative) for s in self._specs]
+        self._deny = [_deny_matcher(d) for d in settings.deny_lists]
+        self._ner = ner
+        self._names_enabled = "PERSON" not in disabled
+
+    @classmethod
+    def from_settings(cls, settings: ProtectionSettings) -> Scanner:
+        """Compile every detector and load the NER model (when installed and not turned off)."""
+        ner = load_ner(settings.ner.mode, settings.ner.models)
+        return cls(settings, ner=ner)
+
+    @property
+    def engine(self) -> str:
+        """``hyperscan`` or ``python``: which engine matches patterns."""
+        return self._engine.name
+
+    @property
+    def ner_active(self) -> bool:
+        """Whether an NER model helps find names (the gateway says so at start-up when not)."""
+        return self._ner is not None
+
+    @property
+    def ner_model(self) -> str | None:
+        """The name of the NER model in use, if any."""
+        return self._ner.name if self._ner is not None else None
+
+    def scan(self, text: str, *, tenant: str | None = None) -> list[Finding]:
+        """Findings in ``text`` sorted by position, overlaps resolved, offsets into ``text``."""
+        limit = self.settings.max_scan_chars
+        if len(text) <= limit:
+            raws = self._scan_text(text, tenant, self.settings.max_decode_depth, use_ner=True)
+        else:
+            raws = []
+            step = limit - WINDOW_OVERLAP
+            for off in range(0, len(text), step):
+                part = text[off : off + limit]
+                raws.extend(r._replace(start=r.start + off, end=r.end + off)
+                            for r in self._scan_text(part, tenant, self.settings.max_decode_depth, use_ner=True))
+                if off + limit >= len(text):
+                    break
+        return [
+            Finding(type=r.type, start=r.start, end=r.end, score=round(r.score, 3), detector=r.detector,
+                    data_classes=r.data_classes, explanation=r.explanation)
+            for r in _resolve(raws)
+        ]
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _scan_text(self, text: str, tenant: str | None, depth: int, *, use_ner: bool) -> list[_Raw]:
+        mapped = normalize(text)
+        t = mapped.text
+        raws = self._patterns(t, tenant)
+        raws.extend(self._deny_lists(t, tenant))
+        if self._names_enabled:
+            raws.extend(self._names(t, use_ner=use_ner))
+        if self.settings.decode_payloads and depth > 0:
+            raws.extend(self._decoded(t, tenant, depth))
+        if mapped.origin is None:
+            return raws
+        out = []
+        for r in raws:
+            s, e = mapped.to_original(r.start, r.end)
+            out.append(r._replace(start=s, end=e))
+        return out
+
+    def _patterns(self, t: str, tenant: str | None) -> list[_Raw]:
+        out: list[_Raw] = []
+        min_score = self.settings.min_score
+        for c in self._engine.candidates(t):
+            spec = self._specs[c.pattern]
+            if spec.tenants and tenant not in spec.tenants:
+                continue
+            if spec.standalone and not _standalone(t, c.match_start, c.match_end):
+                continue
+            start, end = c.start, c.end
+            validated = False
+            if spec.validator is not None:
+                end = _validated_end(spec, t, start, end)
+                if end < 0:
+                    continue
+                validated = True
+            score = spec.score
+            notes = [f"pattern {spec.name}"]
+            if validated:
+                notes.append(f"{spec.validator_name or 'check'} passed")
+            ctx_rx, neg_rx = self._context[c.pattern], self._negative[c.pattern]
+            window = None
+            hit = None
+            if ctx_rx is not None or neg_rx is not None:
+                window = (t[max(0, c.match_start - spec.window_before) : c.match_start] + " | "
+                          + t[c.match_end : c.match_end + spec.window_after]).lower()
+            if ctx_rx is not None and window is not None:
+                m = ctx_rx.search(window)
+                if m is not None:
+                    hit = m.group(0)
+                    score += CONTEXT_BOOST
+                    notes.append(f"context {hit!r} +{CONTEXT_BOOST}")
+            if hit is None and spec.require_context:
+                continue
+            if hit is None and neg_rx is not None and window is not None:
+                m = neg_rx.search(window)
+                if m is not None:
+                    score -= NEGATIVE_PENALTY
+                    notes.append(f"context {m.group(0)!r} -{NEGATIVE_PENALTY}")
+            score = max(0.0, min(1.0, score))
+            if score < min_score:
+                continue
+            classes = spec.data_classes or data_classes_of(spec.type)
+            out.append(_Raw(start, end, spec.type, score, spec.detector, "; ".join(notes), validated, classes))
+        return out
+
+    def _deny_lists(self, t: str, tenant: str | None) -> list[_Raw]:
+        out: list[_Raw] = []
+        for d in self._deny:
+            if d.spec.tenants and tenant not in d.spec.tenants:
+                continue
+            for m in d.regex.finditer(t):
+                out.append(_Raw(m.start(), m.end(), d.spec.type, d.spec.score, "deny_list",
+                                "term on a deny-list", True, tuple(d.spec.data_classes)))
+        return out
+
+    def _names(self, t: str, *, use_ner: bool) -> list[_Raw]:
+        spans = score_names(t, csv_name_cells(t))
+        if use_ner and self._ner is not None:
+            spans = apply_ner(t, spans, self._ner, self.settings.ner.max_segment_chars)
+        threshold = max(NAME_THRESHOLD, self.settings.min_score)
+        classes = data_classes_of("PERSON")
+        return [
+            _Raw(s.start, s.end, "PERSON", min(1.0, s.score), "names", "; ".join(s.reasons), False, classes)
+            for s in spans if s.score >= threshold
+        ]
+
+    def _decoded(self, t: str, tenant: str | None, depth: int) -> list[_Raw]:
+        out: list[_Raw] = []
+        for d in find_encoded(t):
+            inner = self._scan_text(d.text, tenant, depth - 1, use_ner=False)
+            for r in inner:
+                if d.origin is not None:
+                    s, e = d.origin[r.start], d.origin[r.end]
+                else:
+                    s, e = d.start, d.end
+                out.append(r._replace(start=s, end=e, explanation=f"{d.encoding}-encoded: {r.explanation}"))
+        return out
+
+
+def _standalone(t: str, s: int, e: int) -> bool:
+    """No digit touching the match, and no ``.``+digit continuing it (versions, longer numbers)."""
+    if s > 0 and (t[s - 1].isdigit() or t[s - 1] == "." and s > 1 and t[s - 2].isdigit()):
+        return False
+    return not (e < len(t) and (t[e].isdigit() or t[e] == "." and e + 1 < len(t) and t[e + 1].isdigit()))
+
+
+def _validated_end(spec: PatternSpec, t: str, start: int, end: int) -> int:
+    """The end of the longest prefix (the whole match first) that passes the check, or -1."""
+    assert spec.validator is not None
+    if spec.validator(t[start:end]):
+        return end
+    if not spec.trim:
+        return -1
+    cut = end
+    for _ in range(8):
+        cut = max((t.rfind(sep, start, cut) for sep in _TRIM_SEPARATORS), default=-1)
+        if cut <= start:
+            return -1
+        stripped = cut
+        while stripped > start and t[stripped - 1] in _TRIM_SEPARATORS:
+            stripped -= 1
+        if spec.validator(t[start:stripped]):
+            return stripped
+    return -1
+
+
+def _resolve(raws: list[_Raw]) -> list[_Raw]:
+    """Keep the best of overlapping findings: validated first, then higher score, then longer."""
+    ranked = sorted(raws, key=lambda r: (not r.validated, -r.score, -(r.end - r.start), r.start))
+    kept: list[_Raw] = []
+    for r in ranked:
+        if r.end <= r.start:
+            continue
+        if any(r.start < k.end and k.start < r.end for k in kept):
+            continue
+        kept.append(r)
+    kept.sort(key=lambda r: (r.start, r.end))
+    return kept
+
+
+__all__ = ["Scanner"]
