@@ -23,6 +23,7 @@ from bastion.protect.outputscan import (
     ProtectOutput,
     run_detectors,
     stream_error_event,
+    tail_start,
 )
 from bastion.protect.stream import StreamRestorer
 from bastion.protect.vault import PSEUDONYMS_STATE
@@ -360,3 +361,45 @@ def test_streamed_4kb_answer_cost_per_chunk() -> None:
         f"4 KB answer in {len(chunks)} chunks: {total * 1000:.2f} ms, {per_chunk_us:.1f} us/chunk"
     )
     assert per_chunk_us < 1000
+
+
+# tail_start written as a regular expression: a reference for tests (quadratic at worst).
+_REF_V = r"[^\W]|[@.+\-/=:%~#?&()*$!,;'_]"
+_REF_TAIL = re.compile(rf"(?:{_REF_V})+(?:[ \t]+(?=[0-9A-Z(+])(?:{_REF_V})+)*[ \t]*\Z|[ \t]+\Z")
+
+
+@pytest.mark.parametrize(
+    ("text", "held"),
+    [
+        ("Sure, here is the answer", "answer"),
+        ("Your card 4242 4242", "card 4242 4242"),
+        ("Call +1 (415) 555", "Call +1 (415) 555"),
+        ("Dear Jane Doe", "Dear Jane Doe"),
+        ("done.\n", ""),
+        ("done.\n  ", "  "),
+        ("mail jane.doe@exa", "jane.doe@exa"),
+        ("", ""),
+    ],
+)
+def test_tail_start_table(text: str, held: str) -> None:
+    assert text[tail_start(text) :] == held
+
+
+def test_tail_start_matches_the_reference_on_random_text() -> None:
+    import random
+
+    rng = random.Random(7)
+    alphabet = "aZ4 \t\n.@(+-!é"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        m = _REF_TAIL.search(text)
+        expected = m.start() if m else len(text)
+        assert tail_start(text) == expected, repr(text)
+
+
+def test_tail_start_is_linear_on_pathological_input() -> None:
+    text = "a" * 4000 + "\n"
+    t0 = time.perf_counter()
+    for _ in range(100):
+        assert tail_start(text, 0) == len(text)
+    assert time.perf_counter() - t0 < 0.5

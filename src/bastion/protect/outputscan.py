@@ -49,12 +49,43 @@ DEFAULT_LINK_DATA_CHARS = 16
 #: Longest URL the link detector reads; longer ones are cut (and still flagged).
 MAX_URL_CHARS = 4096
 
-# Characters a value can be made of: words, digits, and the punctuation inside
-# emails, phone numbers, URLs, keys and codes.
-_V = r"[\w@.+\-/=:%~#?&()*$!,;']"
-# The trailing run still able to grow into a value: a word, or groups joined by
-# spaces where each later group starts like a number, a code or a name.
-_TAIL = re.compile(rf"{_V}+(?:[ \t]+(?=[0-9A-Z(+]){_V}+)*[ \t]*\Z|[ \t]+\Z")
+# Punctuation found inside values: emails, phone numbers, URLs, keys and codes.
+_VALUE_PUNCT = frozenset("@.+-/=:%~#?&()*$!,;'_")
+# How a later group of a spaced value starts: a digit, a capital, ``(`` or ``+``.
+_GROUP_START = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ(+")
+_BLANKS = frozenset(" \t")
+
+
+def _value_char(ch: str) -> bool:
+    return ch.isalnum() or ch in _VALUE_PUNCT
+
+
+def tail_start(buf: str, floor: int = 0) -> int:
+    """Where the trailing run that could still grow into a value begins (linear, no regex).
+
+    The run is a word, or groups joined by spaces where every group after the
+    first starts like a number, a code or a name (``card 4242 4242``, ``Jane Doe``).
+    """
+    i = len(buf)
+    while i > floor and buf[i - 1] in _BLANKS:
+        i -= 1
+    cut = i
+    while True:
+        j = i
+        while j > floor and _value_char(buf[j - 1]):
+            j -= 1
+        if j == i:
+            return cut
+        cut = j
+        if buf[j] not in _GROUP_START:
+            return cut
+        k = j
+        while k > floor and buf[k - 1] in _BLANKS:
+            k -= 1
+        if k == j or k == floor or not _value_char(buf[k - 1]):
+            return cut
+        i = k
+
 
 _MD_LINK = re.compile(
     r"(!?)\[([^\]\n]{0,500})\]\(\s*<?(https?://[^\s)>]{1,4096})>?(?:\s+\"[^\"\n]{0,200}\")?\s*\)"
@@ -284,9 +315,7 @@ class OutputScanner:
         n = len(buf)
         floor = max(0, n - self._holdback)
         cut = n
-        m = _TAIL.search(buf, floor)
-        if m is not None:
-            cut = m.start()
+        cut = tail_start(buf, floor)
         for opener, closer in (("[", ")"), ("<", ">")):
             i = buf.rfind(opener, floor)
             if i >= 0 and closer not in buf[i:]:
