@@ -403,3 +403,19 @@ def test_tail_start_is_linear_on_pathological_input() -> None:
     for _ in range(100):
         assert tail_start(text, 0) == len(text)
     assert time.perf_counter() - t0 < 0.5
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<img src=http://" + "a" * 5000,
+        "<img " + "src=http://a " * 300,
+        "[x](http://" + "b" * 5000,
+        "![" + "[" * 3000,
+        "http://" + "c" * 9000,
+    ],
+)
+def test_link_detector_has_no_catastrophic_backtracking(text: str) -> None:
+    t0 = time.perf_counter()
+    LinkDetector()(text)
+    assert time.perf_counter() - t0 < 0.5

@@ -88,12 +88,13 @@ def tail_start(buf: str, floor: int = 0) -> int:
 
 
 _MD_LINK = re.compile(
-    r"(!?)\[([^\]\n]{0,500})\]\(\s*<?(https?://[^\s)>]{1,4096})>?(?:\s+\"[^\"\n]{0,200}\")?\s*\)"
+    r"(!?)\[([^\]\n]{0,500}+)\]\(\s*+<?(https?://[^\s)>]{1,4096}+)>?(?:\s+\"[^\"\n]{0,200}+\")?\s*+\)"
 )
 _HTML_IMG = re.compile(
-    r"<img\b[^>]{0,1000}?\bsrc\s*=\s*[\"']?(https?://[^\s\"'>]{1,4096})[^>]{0,1000}>", re.I
+    r"<img\b[^>]{0,1000}?\bsrc\s*+=\s*+[\"']?(https?://[^\s\"'>]{1,4096}+)[^>]{0,1000}+>", re.I
 )
-_BARE_URL = re.compile(r"(?<![\w(\[</\"'=])https?://[^\s<>\"')\]]{1,4096}")
+# Possessive quantifiers: a long URL with no closing bracket cannot make the match backtrack.
+_BARE_URL = re.compile(r"(?<![\w(\[</\"'=])https?://[^\s<>\"')\]]{1,4096}+")
 _ENCODED_RUN = re.compile(r"[A-Za-z0-9+/_=%-]{32,}")
 
 
