@@ -7,6 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from bastion.protect.actions import ActionSettings
+from bastion.protect.canary import CanarySettings
+from bastion.protect.outputscan import OutputScanSettings
+from bastion.protect.vault import VaultSettings
+
 #: Validators a custom detector may name (``stdnum:<module>`` is checked when the scanner is built).
 VALIDATOR_NAMES = ("luhn", "mod97", "iban", "aba", "phone")
 _TYPE_NAME = r"^[A-Z][A-Z0-9_]{1,63}$"
@@ -108,6 +113,11 @@ class ProtectionSettings(_Section):
     ner: NERSettings = NERSettings()
     custom_patterns: list[CustomPattern] = Field(default_factory=list)
     deny_lists: list[DenyList] = Field(default_factory=list)
+    #: What is done with findings (docs/protection-actions.md).
+    actions: ActionSettings = ActionSettings()
+    vault: VaultSettings = VaultSettings()
+    output: OutputScanSettings = OutputScanSettings()
+    canary: CanarySettings = CanarySettings()
 
     @model_validator(mode="after")
     def _distinct_custom_types(self) -> ProtectionSettings:
