@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bastion.errors import ConfigError
 from bastion.limits.config import LimitSettings
 from bastion.policy.config import PolicySettings
+from bastion.protect.config import ProtectionSettings
 from bastion.tools.config import ToolsSettings
 
 DEFAULT_DATA_DIR = Path(".bastion")
@@ -209,6 +210,7 @@ class Settings(_Section):
     policy: PolicySettings = PolicySettings()
     limits: LimitSettings = LimitSettings()
     tools: ToolsSettings = ToolsSettings()
+    protection: ProtectionSettings = ProtectionSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

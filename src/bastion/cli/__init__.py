@@ -21,6 +21,7 @@ def _register() -> None:
     __import__("bastion.cli.audit", fromlist=["register"]).register(app)
     __import__("bastion.cli.keys", fromlist=["register"]).register(app)
     __import__("bastion.cli.policy", fromlist=["register"]).register(app)
+    __import__("bastion.cli.scan", fromlist=["register"]).register(app)
 
 
 def main() -> None:
