@@ -206,3 +206,18 @@ def test_an_unreachable_endpoint_is_an_upstream_failure() -> None:
     with pytest.raises(UpstreamFailed) as err:
         run(client)
     assert err.value.code == "token_exchange_failed"
+
+
+def test_build_exchange_client_needs_its_named_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bastion.errors import ConfigError
+    from bastion.providers.secrets import SecretResolver
+    from bastion.tools.exchange import build_exchange_client
+
+    monkeypatch.delenv("BASTION_TEST_EXCHANGE_SECRET", raising=False)
+    cfg = settings("https://idp.test/token", client_secret_env="BASTION_TEST_EXCHANGE_SECRET")
+    with pytest.raises(ConfigError, match="BASTION_TEST_EXCHANGE_SECRET"):
+        build_exchange_client(cfg, SecretResolver())
+    monkeypatch.setenv("BASTION_TEST_EXCHANGE_SECRET", CLIENT_SECRET)
+    client = build_exchange_client(cfg, SecretResolver())
+    assert client._secret is not None and client._secret.reveal() == CLIENT_SECRET
+    asyncio.run(client.aclose())

@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from bastion.errors import PermissionDenied, UpstreamFailed, UpstreamTimeout
-from bastion.providers.secrets import Secret
+from bastion.errors import ConfigError, PermissionDenied, UpstreamFailed, UpstreamTimeout
+from bastion.providers.secrets import Secret, SecretResolver
 from bastion.tools.config import TokenExchangeSettings
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -198,3 +198,14 @@ class TokenExchangeClient:
             expires_in = DEFAULT_EXPIRES_IN_SECONDS
         expires_at = self._clock() + min(float(expires_in), MAX_CACHE_SECONDS)
         return ExchangedToken(token, token_type, granted, expires_at)
+
+
+def build_exchange_client(
+    settings: TokenExchangeSettings, secrets: SecretResolver
+) -> TokenExchangeClient:
+    """The gateway's exchange client; a secret that is named but not set stops start-up."""
+    secret = secrets.get(settings.client_secret_env)
+    if settings.client_secret_env and secret is None:
+        name = settings.client_secret_env
+        raise ConfigError(f"tools.tokens.exchange: the secret {name} is not set")
+    return TokenExchangeClient(settings, client_secret=secret)
