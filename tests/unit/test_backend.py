@@ -98,9 +98,7 @@ def minter(ring: ToolKeyRing) -> ToolTokenMinter:
 
 
 def mint(m: ToolTokenMinter, *, body: bytes = BODY, tool: ToolSettings | None = None) -> str:
-    return m.mint_tool_token(
-        ALICE, tool or make_tool(), actor="agent-7", scopes=None, request_id="req_abc", body=body
-    )
+    return m.mint_tool_token(ALICE, tool or make_tool(), actor="agent-7", scopes=None, request_id="req_abc", body=body)
 
 
 def sign_raw(ring: ToolKeyRing, claims: dict[str, Any], **headers: Any) -> str:
@@ -128,9 +126,7 @@ def good_claims(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in claims.items() if v is not None}
 
 
-def test_a_minted_token_verifies_and_names_user_actor_and_request(
-    ring: ToolKeyRing, minter: ToolTokenMinter
-) -> None:
+def test_a_minted_token_verifies_and_names_user_actor_and_request(ring: ToolKeyRing, minter: ToolTokenMinter) -> None:
     verifier = BastionTokenVerifier(ring.jwks(), AUDIENCE, ISSUER)
     caller = verify_bastion_token(verifier, mint(minter), body=BODY)
     assert caller.subject == "alice"
@@ -148,9 +144,7 @@ def _forged(ring: ToolKeyRing, m: ToolTokenMinter) -> str:
     # Same kid, same claims, but signed by a key the attacker made.
     other = ed25519.Ed25519PrivateKey.generate()
     claims = jwt.decode(mint(m), options={"verify_signature": False})
-    return jwt.encode(
-        claims, other, algorithm="EdDSA", headers={"kid": ring.current().kid, "typ": "at+jwt"}
-    )
+    return jwt.encode(claims, other, algorithm="EdDSA", headers={"kid": ring.current().kid, "typ": "at+jwt"})
 
 
 def _tampered(ring: ToolKeyRing, m: ToolTokenMinter) -> str:
@@ -162,17 +156,14 @@ def _tampered(ring: ToolKeyRing, m: ToolTokenMinter) -> str:
 
 
 def _alg_none(ring: ToolKeyRing, m: ToolTokenMinter) -> str:
-    return jwt.encode(
-        good_claims(), None, algorithm="none", headers={"kid": ring.current().kid, "typ": "at+jwt"}
-    )
+    headers = {"kid": ring.current().kid, "typ": "at+jwt"}
+    return jwt.encode(good_claims(), None, algorithm="none", headers=headers)  # type: ignore[arg-type]
 
 
 def _hs256_with_public_key(ring: ToolKeyRing, m: ToolTokenMinter) -> str:
     # The classic confusion: use the published public key as an HMAC secret.
     public = (
-        ring.current()
-        .private_key.public_key()
-        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        ring.current().private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     )
     return jwt.encode(
         good_claims(),
@@ -272,9 +263,7 @@ def test_memory_replay_cache_forgets_expired_ids_and_refuses_when_full() -> None
 
 
 def test_a_full_replay_cache_refuses_with_503(ring: ToolKeyRing, minter: ToolTokenMinter) -> None:
-    verifier = BastionTokenVerifier(
-        ring.jwks(), AUDIENCE, ISSUER, replay_cache=MemoryReplayCache(max_entries=1)
-    )
+    verifier = BastionTokenVerifier(ring.jwks(), AUDIENCE, ISSUER, replay_cache=MemoryReplayCache(max_entries=1))
     verifier.verify(mint(minter), body=BODY)
     with pytest.raises(BastionTokenError) as err:
         verifier.verify(mint(minter), body=BODY)
@@ -287,18 +276,14 @@ class _BrokenRedis:
 
 
 def test_a_failing_replay_store_refuses(ring: ToolKeyRing, minter: ToolTokenMinter) -> None:
-    verifier = BastionTokenVerifier(
-        ring.jwks(), AUDIENCE, ISSUER, replay_cache=RedisReplayCache(_BrokenRedis())
-    )
+    verifier = BastionTokenVerifier(ring.jwks(), AUDIENCE, ISSUER, replay_cache=RedisReplayCache(_BrokenRedis()))
     with pytest.raises(BastionTokenError) as err:
         verifier.verify(mint(minter), body=BODY)
     assert err.value.reason == "replay_unavailable"
 
 
 @pytest.mark.services
-def test_replicas_sharing_redis_refuse_a_replay_across_them(
-    ring: ToolKeyRing, minter: ToolTokenMinter
-) -> None:
+def test_replicas_sharing_redis_refuse_a_replay_across_them(ring: ToolKeyRing, minter: ToolTokenMinter) -> None:
     from tests.support.services import REDIS_URL, need
 
     need("127.0.0.1", 6379, "Redis")
@@ -306,12 +291,8 @@ def test_replicas_sharing_redis_refuse_a_replay_across_them(
 
     client = redis.Redis.from_url(REDIS_URL)
     prefix = f"test:jti:{time.perf_counter_ns()}:"
-    one = BastionTokenVerifier(
-        ring.jwks(), AUDIENCE, ISSUER, replay_cache=RedisReplayCache(client, prefix=prefix)
-    )
-    two = BastionTokenVerifier(
-        ring.jwks(), AUDIENCE, ISSUER, replay_cache=RedisReplayCache(client, prefix=prefix)
-    )
+    one = BastionTokenVerifier(ring.jwks(), AUDIENCE, ISSUER, replay_cache=RedisReplayCache(client, prefix=prefix))
+    two = BastionTokenVerifier(ring.jwks(), AUDIENCE, ISSUER, replay_cache=RedisReplayCache(client, prefix=prefix))
     token = mint(minter)
     one.verify(token, body=BODY)
     with pytest.raises(BastionTokenError) as err:
@@ -444,9 +425,7 @@ def test_jwks_ignores_symmetric_and_unknown_keys(ring: ToolKeyRing) -> None:
         ]
     }
     verifier = BastionTokenVerifier(doc, AUDIENCE, ISSUER)
-    token = jwt.encode(
-        good_claims(), b"s" * 32, algorithm="HS256", headers={"kid": "shared", "typ": "at+jwt"}
-    )
+    token = jwt.encode(good_claims(), b"s" * 32, algorithm="HS256", headers={"kid": "shared", "typ": "at+jwt"})
     with pytest.raises(BastionTokenError) as err:
         verifier.verify(token, body=BODY)
     assert err.value.reason == "unknown_key"
@@ -489,7 +468,7 @@ def test_fastapi_dependency(ring: ToolKeyRing, minter: ToolTokenMinter) -> None:
     verifier = BastionTokenVerifier(ring.jwks(), AUDIENCE, ISSUER)
     app = fastapi.FastAPI()
 
-    @app.post("/who")
+    @app.post("/who")  # type: ignore[untyped-decorator]
     async def who(
         caller: Any = fastapi.Depends(require_bastion_caller(verifier)),
     ) -> dict[str, Any]:
