@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -159,16 +160,124 @@ def build_context(raw: Mapping[str, Any], zone: tzinfo, now: datetime | None = N
     }
 
 
+_dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
+#: Principals, resources and providers whose encodings are remembered (per engine).
+DEFAULT_MEMO_SIZE = 4096
+
+Token = tuple[Any, ...]
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(sorted(str(v) for v in value))
+    return value
+
+
+def _principal_token(p: Principal) -> Token:
+    return (p.kind, p.subject, p.email, p.groups, p.roles, p.tenant, p.auth_method, _freeze(p.attributes or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A request in Cedar's terms, plus a hashable key that identifies it exactly."""
+
+    key: Token
+    cedar_request: dict[str, Any]
+    principal_groups: tuple[str, ...]
+    resource_provider: str
+    context: dict[str, Any]
+    _entities: tuple[str, str]
+
+    @property
+    def entities_json(self) -> str:
+        """The principal, its groups and the resource as a Cedar entities document."""
+        return "[" + self._entities[0] + "," + self._entities[1] + "]"
+
+    @property
+    def context_json(self) -> str:
+        """The context as Cedar JSON."""
+        return _dumps(self.context)
+
+
+class Encoder:
+    """Encodes requests, remembering the JSON of principals, resources and providers seen."""
+
+    def __init__(self, zone: tzinfo, memo_size: int = DEFAULT_MEMO_SIZE) -> None:
+        self.zone = zone
+        self._memo_size = memo_size
+        # id(obj) -> (obj, value): holding obj keeps its id from being reused while remembered.
+        self._by_id: dict[int, tuple[Any, Any]] = {}
+        self._by_token: dict[Token, str] = {}
+
+    def _remember_id(self, obj: Any, value: Any) -> None:
+        if len(self._by_id) >= self._memo_size:
+            self._by_id.clear()
+        self._by_id[id(obj)] = (obj, value)
+
+    def _principal(self, p: Principal) -> tuple[Token, str]:
+        hit = self._by_id.get(id(p))
+        if hit is not None and hit[0] is p:
+            return hit[1]  # type: ignore[no-any-return]
+        token = _principal_token(p)
+        text = self._by_token.get(token)
+        if text is None:
+            text = _dumps(principal_entities(p))[1:-1]
+            if len(self._by_token) >= self._memo_size:
+                self._by_token.clear()
+            self._by_token[token] = text
+        self._remember_id(p, (token, text))
+        return token, text
+
+    def _resource(self, ref: ResourceRef) -> tuple[Token, str, str]:
+        token = ("resource", ref.type, ref.id, _freeze(ref.attributes))
+        text = self._by_token.get(token)
+        if text is None:
+            entity = resource_entity(ref)
+            text = _dumps(entity)
+            if len(self._by_token) >= self._memo_size:
+                self._by_token.clear()
+            self._by_token[token] = text
+        provider = str(ref.attributes.get("provider", "")) if resource_type(ref) == "Model" else ""
+        return token, text, provider
+
+    def _provider(self, value: Any) -> dict[str, Any]:
+        if value is None or isinstance(value, Mapping):
+            return provider_info(value)
+        hit = self._by_id.get(id(value))
+        if hit is not None and hit[0] is value:
+            return dict(hit[1])
+        info = provider_info(value)
+        self._remember_id(value, info)
+        return dict(info)
+
+    def encode(self, request: PolicyRequest) -> Encoded:
+        """Encode one request (entities and context), with its exact cache key."""
+        p = request.principal
+        ptoken, ptext = self._principal(p)
+        rtoken, rtext, provider = self._resource(request.resource)
+        raw = dict(request.context)
+        raw["provider"] = self._provider(raw.get("provider"))
+        context = build_context(raw, self.zone)
+        ckey = tuple(_freeze(v) if isinstance(v, list | dict) else v for v in context.values())
+        kind = "Service" if p.kind == "service" else "User"
+        cedar_request = {
+            "principal": _uid(kind, p.subject),
+            "action": _uid("Action", request.action),
+            "resource": _uid(resource_type(request.resource), request.resource.id),
+        }
+        return Encoded(
+            key=(request.action, ptoken, rtoken, ckey),
+            cedar_request=cedar_request,
+            principal_groups=p.groups,
+            resource_provider=provider,
+            context=context,
+            _entities=(ptext, rtext),
+        )
+
+
 def encode_request(request: PolicyRequest, zone: tzinfo) -> tuple[dict[str, Any], str, str]:
     """(Cedar request without context, entities JSON, context JSON) for one request."""
-    entities = principal_entities(request.principal)
-    entities.append(resource_entity(request.resource))
-    kind = "Service" if request.principal.kind == "service" else "User"
-    cedar_request = {
-        "principal": _uid(kind, request.principal.subject),
-        "action": _uid("Action", request.action),
-        "resource": _uid(resource_type(request.resource), request.resource.id),
-    }
-    context = build_context(request.context, zone)
-    dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
-    return cedar_request, dumps(entities), dumps(context)
+    enc = Encoder(zone).encode(request)
+    return enc.cedar_request, enc.entities_json, enc.context_json

@@ -1,8 +1,9 @@
 """The policy engine: Cedar decides every request; annotations add reroute, approval and protection.
 
-A policy set is split per action at load, so a request is evaluated only
-against the policies whose scope can name its action. Two Cedar sets exist per
-action: the authorization set (permit / forbid, with deny, reroute and
+A policy set is split per action at load, and per principal and resource
+scope at request time (bastion.policy.index), so a request is evaluated only
+against the policies whose scope can match it. Two kinds of set exist: the
+authorization set (permit / forbid, with deny, reroute and
 require_approval forbids) and the protection set (policies with
 ``@applies_to``, all evaluated as permits so that every match is reported).
 Decisions are pure functions of the request and the policy version, so
@@ -25,7 +26,8 @@ import cedarpy
 from bastion.context import Principal
 from bastion.errors import ConfigError
 from bastion.policy.config import PolicySettings
-from bastion.policy.encode import encode_request, provider_info
+from bastion.policy.encode import Encoded, Encoder, provider_info
+from bastion.policy.index import ScopeIndex
 from bastion.policy.model import (
     DEFAULT_DENY_ID,
     EVALUATION_ERROR_ID,
@@ -119,15 +121,16 @@ class PolicyEngine:
         self._providers: dict[str, ProviderSettings] = {p.name: p for p in providers}
         authz = [p for p in self.policies if p.kind == "authz"]
         protection = [p for p in self.policies if p.kind == "protection"]
-        self._authz: dict[str, cedarpy.PolicySet | None] = {}
-        self._protection: dict[str, cedarpy.PolicySet | None] = {}
+        self._authz: dict[str, ScopeIndex] = {}
+        self._protection: dict[str, ScopeIndex] = {}
         self._everything: dict[str, cedarpy.PolicySet | None] = {}
         for action in ACTIONS:
             a, pr = _for_action(authz, action), _for_action(protection, action)
-            self._authz[action] = _policy_set(a) if a else None
-            self._protection[action] = _policy_set(pr, as_permit=True) if pr else None
+            self._authz[action] = ScopeIndex(a)
+            self._protection[action] = ScopeIndex(pr, as_permit=True)
             self._everything[action] = _policy_set(a + pr, as_permit=True) if a or pr else None
-        self._cache: dict[tuple[str, ...], Any] = {}
+        self._encoder = Encoder(self._zone)
+        self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_size = self.settings.decision_cache_size
 
     @classmethod
@@ -163,7 +166,7 @@ class PolicyEngine:
 
     # -- evaluation ---------------------------------------------------------
 
-    def _remember(self, key: tuple[str, ...], value: Any) -> None:
+    def _remember(self, key: tuple[Any, ...], value: Any) -> None:
         if self._cache_size <= 0:
             return
         if len(self._cache) >= self._cache_size:
@@ -171,23 +174,30 @@ class PolicyEngine:
             self._cache.pop(next(iter(self._cache)), None)
         self._cache[key] = value
 
-    def _run(
-        self, pset: cedarpy.PolicySet, cedar_req: dict[str, Any], entities: str, context: str
-    ) -> cedarpy.AuthzResult:
-        req = dict(cedar_req)
-        req["context"] = context
-        return cedarpy.is_authorized(req, pset, entities)
+    def _run(self, index: ScopeIndex, enc: Encoded) -> cedarpy.AuthzResult | None:
+        req = enc.cedar_request
+        mask = index.mask(
+            req["principal"]["type"],
+            req["principal"]["id"],
+            enc.principal_groups,
+            req["resource"]["type"],
+            req["resource"]["id"],
+            enc.resource_provider,
+        )
+        pset = index.policy_set(mask)
+        if pset is None:
+            return None
+        return cedarpy.is_authorized({**req, "context": enc.context_json}, pset, enc.entities_json)
 
-    def _authorize(self, action: str, cedar_req: dict[str, Any], entities: str, context: str) -> _Authz:
-        key = ("authz", action, cedar_req["resource"]["id"], entities, context)
+    def _authorize(self, action: str, enc: Encoded) -> _Authz:
+        key = ("authz", *enc.key)
         hit = self._cache.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-        pset = self._authz.get(action)
-        if pset is None:
+        res = self._run(self._authz[action], enc)
+        if res is None:
             result = _Authz(False, (), ())
         else:
-            res = self._run(pset, cedar_req, entities, context)
             result = _Authz(res.allowed, tuple(res.diagnostics.reasons), tuple(res.diagnostics.errors))
         self._remember(key, result)
         return result
@@ -196,13 +206,12 @@ class PolicyEngine:
         """Decide one request. Never raises for a policy's sake: failures refuse (fail closed)."""
         if request.action not in ACTIONS:
             return self._refuse([f"Unknown action {request.action!r}."], [DEFAULT_DENY_ID])
-        cedar_req, entities, context = encode_request(request, self._zone)
-        key = ("decide", request.action, cedar_req["resource"]["id"], entities, context)
-        hit = self._cache.get(key)
+        enc = self._encoder.encode(request)
+        hit = self._cache.get(enc.key)
         if hit is not None:
             return hit.copy()  # type: ignore[no-any-return]
-        decision = self._decide(request, cedar_req, entities, context)
-        self._remember(key, decision)
+        decision = self._decide(request, enc)
+        self._remember(enc.key, decision)
         return decision.copy()
 
     def _refuse(self, reasons: list[str], policies: list[str], effect: Effect = "deny") -> PolicyDecision:
@@ -223,10 +232,8 @@ class PolicyEngine:
         verb = "allows" if p.effect == "allow" else "refuses"
         return f"Policy {p.id} ({p.location}) {verb} this request."
 
-    def _decide(
-        self, request: PolicyRequest, cedar_req: dict[str, Any], entities: str, context: str
-    ) -> PolicyDecision:
-        authz = self._authorize(request.action, cedar_req, entities, context)
+    def _decide(self, request: PolicyRequest, enc: Encoded) -> PolicyDecision:
+        authz = self._authorize(request.action, enc)
         if authz.errors:
             # Cedar skips a policy that errors; a skipped forbid would let the request through.
             ids = [m for e in authz.errors for m in _ERROR_POLICY.findall(e)] or [EVALUATION_ERROR_ID]
@@ -256,18 +263,12 @@ class PolicyEngine:
                 [DEFAULT_DENY_ID],
             )
         else:
-            decision = self._refusal(request, cedar_req, context, fired)
+            decision = self._refusal(request, enc, fired)
             if decision.effect == "deny":
                 return decision
-        return self._protect(request, cedar_req, entities, context, decision)
+        return self._protect(request, enc, decision)
 
-    def _refusal(
-        self,
-        request: PolicyRequest,
-        cedar_req: dict[str, Any],
-        context: str,
-        fired: list[CompiledPolicy],
-    ) -> PolicyDecision:
+    def _refusal(self, request: PolicyRequest, enc: Encoded, fired: list[CompiledPolicy]) -> PolicyDecision:
         hard = [p for p in fired if p.effect == "deny"]
         reroutes = [p for p in fired if p.effect == "reroute"]
         approvals = [p for p in fired if p.effect == "require_approval"]
@@ -280,7 +281,7 @@ class PolicyEngine:
         reroute: list[str] | None = None
         effect: Effect = "require_approval"
         if reroutes:
-            reroute = self._reroute_candidates(request, context, reroutes)
+            reroute = self._reroute_candidates(request, enc, reroutes)
             if not reroute:
                 reasons.append("No configured provider may receive this request as it stands.")
                 return self._refuse(reasons, ids)
@@ -297,9 +298,9 @@ class PolicyEngine:
         )
 
     def _reroute_candidates(
-        self, request: PolicyRequest, context: str, reroutes: list[CompiledPolicy]
+        self, request: PolicyRequest, enc: Encoded, reroutes: list[CompiledPolicy]
     ) -> list[str]:
-        current = json.loads(context)["provider"]["name"]
+        current = enc.context["provider"]["name"]
         out: list[str] = []
         for name, prov in self._providers.items():
             if name == current:
@@ -310,21 +311,14 @@ class PolicyEngine:
                 out.append(name)
         return out
 
-    def _protect(
-        self,
-        request: PolicyRequest,
-        cedar_req: dict[str, Any],
-        entities: str,
-        context: str,
-        decision: PolicyDecision,
-    ) -> PolicyDecision:
-        pset = self._protection.get(request.action)
-        ctx = request.context
-        present = {str(c) for c in ctx.get("data_classes") or ()} | {str(t) for t in ctx.get("entity_types") or ()}
+    def _protect(self, request: PolicyRequest, enc: Encoded, decision: PolicyDecision) -> PolicyDecision:
+        present = set(enc.context["data_classes"]) | set(enc.context["entity_types"])
         # Protection applies to data that is present; with none found there is nothing to choose.
-        if pset is None or not present:
+        if not present:
             return decision
-        res = self._run(pset, cedar_req, entities, context)
+        res = self._run(self._protection[request.action], enc)
+        if res is None:
+            return decision
         if res.diagnostics.errors:
             log.warning("protection policy error (refusing): %s", "; ".join(res.diagnostics.errors))
             return self._refuse(
@@ -370,8 +364,7 @@ class PolicyEngine:
             ResourceRef.provider(provider.name, tier=provider.tier, region=provider.region),
             ctx,
         )
-        cedar_req, entities, ctx_json = encode_request(req, self._zone)
-        return self._authorize("invoke_model", cedar_req, entities, ctx_json).allowed
+        return self._authorize("invoke_model", self._encoder.encode(req)).allowed
 
     # -- helpers for routing and listing -----------------------------------
 
@@ -422,8 +415,8 @@ class PolicyEngine:
         pset = self._everything.get(request.action)
         matched: list[CompiledPolicy] = []
         if pset is not None:
-            cedar_req, entities, context = encode_request(request, self._zone)
-            res = self._run(pset, cedar_req, entities, context)
+            enc = self._encoder.encode(request)
+            res = cedarpy.is_authorized({**enc.cedar_request, "context": enc.context_json}, pset, enc.entities_json)
             matched = [self._by_id[i] for i in res.diagnostics.reasons if i in self._by_id]
             order = {p.id: n for n, p in enumerate(self.policies)}
             matched.sort(key=lambda p: order[p.id])

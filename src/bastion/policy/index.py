@@ -1,0 +1,141 @@
+"""A scope index: for one request, only the policies whose scope can match it are evaluated.
+
+Cedar checks every policy of a set, so a 200-policy set costs 200 checks per
+request. Most operator policies name a group, a user or a model in their
+scope; those cannot match a request from someone outside the group or for
+another model. The index keeps, per scope key, a bitmask of the policies that
+carry it, and builds (and remembers) a small Cedar set per distinct mask.
+
+Exactness rests on how Bastion builds entities: a principal's only ancestors
+are its groups (groups have no parents), and a model's only ancestor is its
+provider. Under that shape ``principal in Group::"g"`` holds exactly when g is
+one of the principal's groups, and ``resource in Provider::"p"`` exactly when
+the resource is p or a model of p.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import cedarpy
+
+from bastion.policy.schema import NAMESPACE
+from bastion.policy.source import CompiledPolicy
+
+#: Policy sets remembered per index (one per distinct scope mask seen).
+DEFAULT_MAX_SETS = 2048
+
+_GROUP = f"{NAMESPACE}::Group"
+_PROVIDER = f"{NAMESPACE}::Provider"
+_MODEL = f"{NAMESPACE}::Model"
+
+Key = tuple[str, ...]
+
+
+def _principal_keys(scope: dict[str, Any]) -> list[Key]:
+    """The index keys under which a principal scope can match; [("*",)] for any principal."""
+    op = scope.get("op", "All")
+    ent = scope.get("entity") or {}
+    if op == "All":
+        return [("*",)]
+    if op == "==":
+        return [("eq", str(ent.get("type")), str(ent.get("id")))]
+    if op == "in":
+        if ent.get("type") == _GROUP:
+            return [("group", str(ent.get("id")))]
+        return [("eq", str(ent.get("type")), str(ent.get("id")))]
+    if op == "is":
+        inner = scope.get("in")
+        if inner and (inner.get("entity") or {}).get("type") == _GROUP:
+            # Type is checked by Cedar; the group narrows the slice.
+            return [("group", str(inner["entity"].get("id")))]
+        if inner:
+            ie = inner.get("entity") or {}
+            return [("eq", str(ie.get("type")), str(ie.get("id")))]
+        return [("is", str(scope.get("entity_type", "")))]
+    return [("*",)]
+
+
+def _resource_keys(scope: dict[str, Any]) -> list[Key]:
+    """The index keys under which a resource scope can match; [("*",)] for any resource."""
+    op = scope.get("op", "All")
+    ent = scope.get("entity") or {}
+    if op == "All":
+        return [("*",)]
+    if op == "==":
+        return [("eq", str(ent.get("type")), str(ent.get("id")))]
+    if op == "in":
+        if ent.get("type") == _PROVIDER:
+            return [("provider", str(ent.get("id")))]
+        return [("eq", str(ent.get("type")), str(ent.get("id")))]
+    if op == "is":
+        inner = scope.get("in")
+        if inner:
+            ie = inner.get("entity") or {}
+            if ie.get("type") == _PROVIDER:
+                return [("provider", str(ie.get("id")))]
+            return [("eq", str(ie.get("type")), str(ie.get("id")))]
+        return [("is", str(scope.get("entity_type", "")))]
+    return [("*",)]
+
+
+class ScopeIndex:
+    """Bitmasks of policies by principal and resource scope, and the Cedar sets of each mask."""
+
+    def __init__(self, policies: Sequence[CompiledPolicy], *, as_permit: bool = False, max_sets: int = DEFAULT_MAX_SETS):
+        self.policies = tuple(policies)
+        self._as_permit = as_permit
+        self._max_sets = max_sets
+        self._p: dict[Key, int] = {}
+        self._r: dict[Key, int] = {}
+        for i, pol in enumerate(self.policies):
+            bit = 1 << i
+            for k in _principal_keys(pol.est.get("principal") or {}):
+                self._p[k] = self._p.get(k, 0) | bit
+            for k in _resource_keys(pol.est.get("resource") or {}):
+                self._r[k] = self._r.get(k, 0) | bit
+        self._sets: dict[int, cedarpy.PolicySet] = {}
+
+    def mask(
+        self,
+        principal_type: str,
+        principal_id: str,
+        groups: Sequence[str],
+        resource_type: str,
+        resource_id: str,
+        provider: str,
+    ) -> int:
+        """The policies whose scopes can match this principal and resource."""
+        p, r = self._p, self._r
+        pm = p.get(("*",), 0) | p.get(("eq", principal_type, principal_id), 0) | p.get(("is", principal_type), 0)
+        for g in groups:
+            pm |= p.get(("group", g), 0)
+        rm = r.get(("*",), 0) | r.get(("eq", resource_type, resource_id), 0) | r.get(("is", resource_type), 0)
+        if resource_type == _PROVIDER:
+            rm |= r.get(("provider", resource_id), 0)
+        elif resource_type == _MODEL and provider:
+            rm |= r.get(("provider", provider), 0)
+        return pm & rm
+
+    def policy_set(self, mask: int) -> cedarpy.PolicySet | None:
+        """The Cedar set of the policies in ``mask`` (None when it is empty), built once per mask."""
+        if not mask:
+            return None
+        pset = self._sets.get(mask)
+        if pset is None:
+            statics: dict[str, Any] = {}
+            for i, pol in enumerate(self.policies):
+                if mask >> i & 1:
+                    est = pol.est
+                    if self._as_permit and est.get("effect") != "permit":
+                        est = {**est, "effect": "permit"}
+                    statics[pol.id] = est
+            pset = cedarpy.PolicySet.from_json_str(
+                json.dumps({"staticPolicies": statics, "templates": {}, "templateLinks": []})
+            )
+            if len(self._sets) >= self._max_sets:
+                self._sets.pop(next(iter(self._sets)))
+            self._sets[mask] = pset
+        return pset
