@@ -170,9 +170,7 @@ def test_canary_in_system_prompt_and_detection() -> None:
     c = Canary.new()
     assert re.fullmatch(r"BSTN(-[A-Z2-7]{4}){4}", c.code)
     assert c.core not in repr(c)
-    msgs = insert_canary(
-        [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "hi"}], c
-    )
+    msgs = insert_canary([{"role": "system", "content": "Be kind."}, {"role": "user", "content": "hi"}], c)
     assert msgs[0]["content"] == f"Ref: {c.code}\nBe kind."
     assert insert_canary([{"role": "user", "content": "hi"}], c)[0] == {
         "role": "system",
@@ -286,9 +284,7 @@ def test_first_chunk_latency_is_small() -> None:
 
 
 def _ctx(**state: object) -> RequestContext:
-    ctx = RequestContext(
-        endpoint="/v1/chat/completions", principal=Principal("alice", tenant="acme")
-    )
+    ctx = RequestContext(endpoint="/v1/chat/completions", principal=Principal("alice", tenant="acme"))
     ctx.state.update(state)
     return ctx
 
@@ -357,9 +353,7 @@ def test_streamed_4kb_answer_cost_per_chunk() -> None:
     total = time.perf_counter() - t0
     assert out == answer
     per_chunk_us = total / len(chunks) * 1e6
-    print(
-        f"4 KB answer in {len(chunks)} chunks: {total * 1000:.2f} ms, {per_chunk_us:.1f} us/chunk"
-    )
+    print(f"4 KB answer in {len(chunks)} chunks: {total * 1000:.2f} ms, {per_chunk_us:.1f} us/chunk")
     assert per_chunk_us < 1000
 
 
@@ -419,3 +413,46 @@ def test_link_detector_has_no_catastrophic_backtracking(text: str) -> None:
     t0 = time.perf_counter()
     LinkDetector()(text)
     assert time.perf_counter() - t0 < 0.5
+
+
+# --- With the real sensitive-data scanner ---
+
+
+@pytest.fixture(scope="module")
+def real_scan() -> Detector:
+    from bastion.protect import ProtectionSettings, Scanner
+
+    scanner_ = Scanner.from_settings(ProtectionSettings.model_validate({"ner": {"mode": "off"}}))
+    return lambda text: scanner_.scan(text)
+
+
+REAL = [
+    "Your card 4242 4242 4242 4242 is on file.",
+    "Mail jane.doe@example.com today.",
+    "Use key AKIAIOSFODNN7EXAMPLE now.",
+    "IBAN DE89 3704 0044 0532 0130 00 ok.",
+]
+
+
+@pytest.mark.parametrize("answer", REAL)
+def test_real_scanner_catches_values_split_at_every_point(real_scan: Detector, answer: str) -> None:
+    whole = OutputScanner([real_scan], ActionPolicy()).scan(answer)
+    assert whole.applied, "the scanner should find something in " + answer
+    for i in range(1, len(answer)):
+        for j in range(i + 1, len(answer), 3):
+            s = OutputScanner([real_scan], ActionPolicy())
+            out = "".join(s.feed(p) for p in (answer[:i], answer[i:j], answer[j:])) + s.flush()
+            assert out == whole.text, (i, j, out)
+
+
+def test_real_scanner_first_chunk_cost(real_scan: Detector) -> None:
+    first = "Sure! Here is a summary of the quarterly report you asked for. "
+    samples = []
+    for _ in range(100):
+        s = OutputScanner([real_scan, LinkDetector()], ActionSettings().output_policy())
+        t0 = time.perf_counter()
+        assert s.feed(first)
+        samples.append(time.perf_counter() - t0)
+    p50 = statistics.median(samples) * 1000
+    print(f"first chunk with the real scanner: p50={p50:.3f} ms")
+    assert p50 < 5.0

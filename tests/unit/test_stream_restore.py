@@ -85,3 +85,28 @@ def test_choices_are_restored_independently() -> None:
     assert c.feed(0, "_1> done") == "Jane Doe done"
     assert c.flush(0) == ""
     assert c.flush_all() == {1: "<US_SSN"}
+
+
+def test_round_trip_with_the_real_scanner_and_vault() -> None:
+    import asyncio
+
+    from bastion.protect import ProtectionSettings, Scanner
+    from bastion.protect.actions import ActionPolicy, protect_messages
+    from bastion.protect.vault import MemoryVaultStore, Vault, derive_conversation_id
+
+    scanner = Scanner.from_settings(ProtectionSettings.model_validate({"ner": {"mode": "off"}}))
+    vault = Vault(MemoryVaultStore(), b"round-trip-secret-0123456789")
+    body = {"messages": [{"role": "user", "content": "Email jane.doe@example.com about card 4242 4242 4242 4242."}]}
+    conv = derive_conversation_id(tenant="acme", subject="alice", messages=body["messages"])
+    policy = ActionPolicy(default="pseudonymize")
+
+    async def protect() -> tuple[str, dict[str, str]]:
+        result = await protect_messages(body, scanner.scan, policy, vault=vault, conversation_id=conv)
+        return result.body["messages"][0]["content"], await vault.values(conv)
+
+    sent, values = asyncio.run(protect())
+    assert sent == "Email <EMAIL_ADDRESS_1> about card <CREDIT_CARD_1>."
+    answer = "I wrote to <EMAIL_ADDRESS_1> about <CREDIT_CARD_1>."
+    expected = "I wrote to jane.doe@example.com about 4242 4242 4242 4242."
+    for i in range(len(answer) + 1):
+        assert run([answer[:i], answer[i:]], values) == expected
