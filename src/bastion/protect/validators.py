@@ -162,11 +162,22 @@ def phone(value: str) -> bool:
     d = digits_of(value)
     if not 7 <= len(d) <= 15 or len(set(d)) == 1:
         return False
-    try:
-        num = phonenumbers.parse(value, None if value.lstrip().startswith("+") else "US")
-    except phonenumbers.NumberParseException:
-        return False
-    return bool(phonenumbers.is_possible_number(num))
+    value = value.strip()
+    # Without a country code, a trunk '0' means a European national number; else NANP.
+    regions: tuple[str | None, ...] = (
+        (None,) if value.startswith("+") else _TRUNK_REGIONS if value.startswith("0") else ("US",)
+    )
+    for region in regions:
+        try:
+            num = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_possible_number(num):
+            return True
+    return False
+
+
+_TRUNK_REGIONS = ("DE", "GB", "FR", "IT", "ES", "NL", "AT", "CH")
 
 
 def _b58decode(value: str) -> bytes | None:
