@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -98,9 +98,7 @@ class ActionSettings(BaseModel):
 
     def output_policy(self) -> ActionPolicy:
         """The policy for answers; pseudonymizing an answer would hide values, so it redacts."""
-        policy = ActionPolicy(
-            default=self.output_default, by_type=self.output_types, by_class=self.output_classes
-        )
+        policy = ActionPolicy(default=self.output_default, by_type=self.output_types, by_class=self.output_classes)
         return policy.without_pseudonyms()
 
 
@@ -126,11 +124,7 @@ class ActionPolicy:
 
     def uses(self, action: Action) -> bool:
         """Whether any rule of this policy can produce ``action``."""
-        return (
-            self.default == action
-            or action in self.by_type.values()
-            or action in self.by_class.values()
-        )
+        return self.default == action or action in self.by_type.values() or action in self.by_class.values()
 
     def without_pseudonyms(self) -> ActionPolicy:
         """The same policy with pseudonymize turned into redact."""
@@ -170,9 +164,7 @@ class Hasher:
         name = tenant or ""
         key = self._keys.get(name)
         if key is None:
-            key = hmac.new(
-                self._secret, b"bastion/hash/v1/" + name.encode(), hashlib.sha256
-            ).digest()
+            key = hmac.new(self._secret, b"bastion/hash/v1/" + name.encode(), hashlib.sha256).digest()
             self._keys[name] = key
         return key
 
@@ -308,6 +300,15 @@ class PlannedSpan:
 Pseudonymizer = Callable[[str, str], str]
 
 
+def refusal(types: Iterable[str]) -> ContentFiltered:
+    """The error for blocked content: it names the types found, never their values."""
+    names = sorted(set(types))
+    return ContentFiltered(
+        "The request was refused because it contains protected data: " + ", ".join(names) + ".",
+        details={"types": names},
+    )
+
+
 def plan_actions(text: str, findings: Sequence[Finding], policy: ActionPolicy) -> list[PlannedSpan]:
     """Merge overlapping findings and pick each span's action; raise ContentFiltered on block."""
     length = len(text)
@@ -330,14 +331,9 @@ def plan_actions(text: str, findings: Sequence[Finding], policy: ActionPolicy) -
                 last.lead = f
             continue
         spans.append(PlannedSpan(f.start, f.end, action, f, [f]))
-    blocked = sorted({m.type for s in spans if s.action == "block" for m in s.members})
+    blocked = {m.type for s in spans if s.action == "block" for m in s.members}
     if blocked:
-        raise ContentFiltered(
-            "The request was refused because it contains protected data: "
-            + ", ".join(blocked)
-            + ".",
-            details={"types": blocked},
-        )
+        raise refusal(blocked)
     return spans
 
 
@@ -436,9 +432,7 @@ async def protect_text(
         if vault is None or conversation_id is None:
             raise BastionError("Pseudonymizing is configured but no vault is available.")
         table = await vault.pseudonymize_many(conversation_id, wanted)
-    return render(
-        text, spans, tenant=tenant, hasher=hasher, pseudonymize=lambda v, t: table[(v, t)]
-    )
+    return render(text, spans, tenant=tenant, hasher=hasher, pseudonymize=lambda v, t: table[(v, t)])
 
 
 @dataclass(slots=True)
@@ -492,11 +486,7 @@ async def protect_messages(
         scanned.append((location, where, text, found))
     if blocked:
         # Checked across all texts first, so the refusal names every blocked type at once.
-        types = sorted(blocked)
-        raise ContentFiltered(
-            "The request was refused because it contains protected data: " + ", ".join(types) + ".",
-            details={"types": types},
-        )
+        raise refusal(blocked)
     new_messages = [dict(m) if isinstance(m, dict) else m for m in body.get("messages", [])]
     findings: list[Finding] = []
     applied: list[AppliedAction] = []

@@ -47,6 +47,7 @@ CONVERSATION_MESSAGE_CHARS = 4096
 
 #: ``<PERSON_1>``: what a placeholder looks like.
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]{0,63})_([1-9][0-9]{0,8})>")
+_TYPE_NAME = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 #: Longest placeholder text possible, so a stream knows how much to hold back.
 MAX_PLACEHOLDER_CHARS = 1 + 64 + 1 + 9 + 1
 
@@ -146,7 +147,8 @@ class MemoryVaultStore:
     def __len__(self) -> int:
         return len(self._conversations)
 
-    def _get(self, conversation_id: str, *, create: bool) -> _Conversation | None:
+    def _find(self, conversation_id: str) -> _Conversation | None:
+        """The live conversation, its TTL renewed; expired ones are dropped on the way."""
         now = time.monotonic()
         # Expired conversations sit at the front (least recently used); drop them as we pass.
         while self._conversations:
@@ -155,22 +157,23 @@ class MemoryVaultStore:
                 break
             self._conversations.popitem(last=False)
         conv = self._conversations.get(conversation_id)
-        if conv is None:
-            if not create:
-                return None
-            conv = _Conversation(expires=now + self._ttl)
-            self._conversations[conversation_id] = conv
-            while len(self._conversations) > self._max_conversations:
-                self._conversations.popitem(last=False)
-        else:
+        if conv is not None:
             conv.expires = now + self._ttl
             self._conversations.move_to_end(conversation_id)
         return conv
 
+    def _find_or_create(self, conversation_id: str) -> _Conversation:
+        conv = self._find(conversation_id)
+        if conv is None:
+            conv = _Conversation(expires=time.monotonic() + self._ttl)
+            self._conversations[conversation_id] = conv
+            while len(self._conversations) > self._max_conversations:
+                self._conversations.popitem(last=False)
+        return conv
+
     async def assign(self, conversation_id: str, key: str, entity_type: str, sealed: bytes) -> str:
         """Atomically return the placeholder of ``key``, numbering a new one if needed."""
-        conv = self._get(conversation_id, create=True)
-        assert conv is not None
+        conv = self._find_or_create(conversation_id)
         existing = conv.by_key.get(key)
         if existing is not None:
             return existing
@@ -185,7 +188,7 @@ class MemoryVaultStore:
 
     async def load(self, conversation_id: str) -> dict[str, bytes]:
         """Every placeholder of the conversation with its sealed value."""
-        conv = self._get(conversation_id, create=False)
+        conv = self._find(conversation_id)
         return dict(conv.sealed) if conv is not None else {}
 
     async def close(self) -> None:
@@ -309,9 +312,7 @@ class Vault:
 
     def _open(self, conversation_id: str, sealed: bytes) -> str:
         try:
-            plain = self._aead.decrypt(
-                sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], conversation_id.encode()
-            )
+            plain = self._aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], conversation_id.encode())
         except InvalidTag as exc:
             # Tampered, or sealed for another conversation: never guess a value.
             raise BastionError("A pseudonym could not be opened.") from exc
@@ -319,12 +320,10 @@ class Vault:
 
     async def pseudonymize(self, conversation_id: str, value: str, entity_type: str) -> str:
         """The placeholder of ``value`` in this conversation (the same one every time)."""
-        if not re.fullmatch(r"[A-Z][A-Z0-9_]{0,63}", entity_type):
+        if not _TYPE_NAME.fullmatch(entity_type):
             raise BastionError("A pseudonym type must be an upper-case name.")
         key = self._index(conversation_id, value, entity_type)
-        return await self._store.assign(
-            conversation_id, key, entity_type, self._seal(conversation_id, value)
-        )
+        return await self._store.assign(conversation_id, key, entity_type, self._seal(conversation_id, value))
 
     async def pseudonymize_many(
         self, conversation_id: str, items: Iterable[tuple[str, str]]
@@ -333,9 +332,7 @@ class Vault:
         out: dict[tuple[str, str], str] = {}
         for value, entity_type in items:
             if (value, entity_type) not in out:
-                out[(value, entity_type)] = await self.pseudonymize(
-                    conversation_id, value, entity_type
-                )
+                out[(value, entity_type)] = await self.pseudonymize(conversation_id, value, entity_type)
         return out
 
     async def values(self, conversation_id: str) -> dict[str, str]:
