@@ -25,9 +25,7 @@ async def _main(args: argparse.Namespace) -> None:
     log = AuditLog(
         db,
         signer,
-        AuditSettings.model_validate(
-            {"checkpoint_every": args.checkpoint_every, "commit_timeout_seconds": 30}
-        ),
+        AuditSettings.model_validate({"checkpoint_every": args.checkpoint_every, "commit_timeout_seconds": 30}),
     )
     await log.start()
     counter = iter(range(10**9))

@@ -44,15 +44,11 @@ def _settings(**kw: Any) -> AuditSettings:
     return AuditSettings(**kw)
 
 
-async def _write(
-    db: Database, signer: AuditSigner, n: int, *, concurrent: bool = False, **kw: Any
-) -> AuditLog:
+async def _write(db: Database, signer: AuditSigner, n: int, *, concurrent: bool = False, **kw: Any) -> AuditLog:
     log = AuditLog(db, signer, _settings(**kw))
     await log.start()
     if concurrent:
-        await asyncio.gather(
-            *(log.append(make_event("test", request_id=f"req-{i}")) for i in range(n))
-        )
+        await asyncio.gather(*(log.append(make_event("test", request_id=f"req-{i}")) for i in range(n)))
     else:
         for i in range(1, n + 1):
             seq = await log.append(make_event("test", request_id=f"req-{i}", note="hello"))
@@ -68,9 +64,7 @@ def _ctx() -> RequestContext:
     ctx = RequestContext(endpoint="/v1/chat/completions", client_ip="127.0.0.1")
     ctx.principal = Principal(subject="alice", key_id="key_123", groups=("eng",))
     ctx.model, ctx.provider, ctx.status = "gpt-test", "fake", 200
-    ctx.findings.append(
-        Finding(type="EMAIL", start=5, end=22, score=0.9, detector="email", location="messages[0]")
-    )
+    ctx.findings.append(Finding(type="EMAIL", start=5, end=22, score=0.9, detector="email", location="messages[0]"))
     ctx.decide("policy", "redact", "emails are masked for this group")
     ctx.prompt_text = "mail [EMAIL_1] now"
     ctx.response_text = "done"
@@ -165,9 +159,7 @@ def test_concurrent_appends_share_commits(db: Database, signer: AuditSigner) -> 
     async def go() -> tuple[list[int], dict[str, Any]]:
         log = AuditLog(db, signer, _settings(checkpoint_every=50))
         await log.start()
-        seqs = await asyncio.gather(
-            *(log.append(make_event("test", request_id=f"r{i}")) for i in range(300))
-        )
+        seqs = await asyncio.gather(*(log.append(make_event("test", request_id=f"r{i}")) for i in range(300)))
         stats = log.stats()
         await log.stop()
         return list(seqs), stats
@@ -181,9 +173,7 @@ def test_concurrent_appends_share_commits(db: Database, signer: AuditSigner) -> 
     assert report.ok and report.events_checked == 300 and report.unsigned_events == 0
 
 
-def test_restart_continues_the_chain_and_stop_signs_the_tail(
-    db: Database, signer: AuditSigner
-) -> None:
+def test_restart_continues_the_chain_and_stop_signs_the_tail(db: Database, signer: AuditSigner) -> None:
     asyncio.run(_write(db, signer, 7, checkpoint_every=1000))
     report = verify_chain(db, [signer.public_key])
     assert report.ok and report.last_checkpoint_seq == 7  # the final checkpoint on stop
@@ -201,9 +191,7 @@ def test_restart_continues_the_chain_and_stop_signs_the_tail(
 
 def test_interval_checkpoint(db: Database, signer: AuditSigner) -> None:
     async def go() -> int:
-        log = AuditLog(
-            db, signer, _settings(checkpoint_every=1000, checkpoint_interval_seconds=0.2)
-        )
+        log = AuditLog(db, signer, _settings(checkpoint_every=1000, checkpoint_interval_seconds=0.2))
         await log.start()
         await log.append(make_event("test"))
         await asyncio.sleep(0.6)
@@ -253,9 +241,7 @@ def test_malformed_and_unserialisable_events_are_refused(db: Database, signer: A
 # -- failures ------------------------------------------------------------------------
 
 
-def test_store_error_refuses_then_recovers_without_a_gap(
-    db: Database, signer: AuditSigner, tmp_path: Path
-) -> None:
+def test_store_error_refuses_then_recovers_without_a_gap(db: Database, signer: AuditSigner, tmp_path: Path) -> None:
     path = tmp_path / "audit.db"
 
     def sql(statement: str) -> None:
@@ -268,9 +254,7 @@ def test_store_error_refuses_then_recovers_without_a_gap(
         for _ in range(3):
             await log.append(make_event("test"))
         sql("ALTER TABLE audit_events RENAME TO audit_events_away")
-        results = await asyncio.gather(
-            *(log.append(make_event("test")) for _ in range(5)), return_exceptions=True
-        )
+        results = await asyncio.gather(*(log.append(make_event("test")) for _ in range(5)), return_exceptions=True)
         assert all(isinstance(r, AuditUnavailable) for r in results), results
         assert not log.healthy() and log.stats()["failed_batches"] >= 1
         sql("ALTER TABLE audit_events_away RENAME TO audit_events")
@@ -283,9 +267,7 @@ def test_store_error_refuses_then_recovers_without_a_gap(
     assert report.ok and report.last_seq == 6
 
 
-def test_locked_store_times_out_then_recovers(
-    db: Database, signer: AuditSigner, tmp_path: Path
-) -> None:
+def test_locked_store_times_out_then_recovers(db: Database, signer: AuditSigner, tmp_path: Path) -> None:
     async def go() -> None:
         log = AuditLog(db, signer, _settings(commit_timeout_seconds=0.3))
         await log.start()
@@ -311,9 +293,7 @@ def test_queue_limit_refuses_at_once(db: Database, signer: AuditSigner) -> None:
     async def go() -> list[Any]:
         log = AuditLog(db, signer, _settings(max_queue=1, group_commit_max_batch=1))
         await log.start()
-        out = await asyncio.gather(
-            *(log.append(make_event("test")) for _ in range(50)), return_exceptions=True
-        )
+        out = await asyncio.gather(*(log.append(make_event("test")) for _ in range(50)), return_exceptions=True)
         assert log.stats()["refused"] > 0
         await log.stop()
         return out
@@ -335,9 +315,7 @@ def _rehash_from(conn: sqlite3.Connection, first: int) -> None:
         if first == 1
         else conn.execute("SELECT hash FROM audit_events WHERE seq=?", (first - 1,)).fetchone()[0]
     )
-    for seq, body in conn.execute(
-        "SELECT seq, body FROM audit_events WHERE seq>=? ORDER BY seq", (first,)
-    ).fetchall():
+    for seq, body in conn.execute("SELECT seq, body FROM audit_events WHERE seq>=? ORDER BY seq", (first,)).fetchall():
         obj = json.loads(body)
         obj["seq"] = seq
         new_body = canonical_json(obj)
@@ -410,13 +388,9 @@ def _forge_signature(c: sqlite3.Connection, _: AuditSigner) -> None:
 
 
 def _edit_and_rehash_one(c: sqlite3.Connection, _: AuditSigner) -> None:
-    body = (
-        c.execute("SELECT body FROM audit_events WHERE seq=9").fetchone()[0].replace("hello", "bye")
-    )
+    body = c.execute("SELECT body FROM audit_events WHERE seq=9").fetchone()[0].replace("hello", "bye")
     prev = c.execute("SELECT prev_hash FROM audit_events WHERE seq=9").fetchone()[0]
-    c.execute(
-        "UPDATE audit_events SET body=?, hash=? WHERE seq=9", (body, chain_hash(9, prev, body))
-    )
+    c.execute("UPDATE audit_events SET body=?, hash=? WHERE seq=9", (body, chain_hash(9, prev, body)))
 
 
 def _rewrite_tail(c: sqlite3.Connection, _: AuditSigner) -> None:
@@ -458,9 +432,7 @@ TAMPERING = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "tamper", "kind", "seq", "request_id"), TAMPERING, ids=[t[0] for t in TAMPERING]
-)
+@pytest.mark.parametrize(("case", "tamper", "kind", "seq", "request_id"), TAMPERING, ids=[t[0] for t in TAMPERING])
 def test_tampering_is_caught_and_named(
     db: Database,
     signer: AuditSigner,
@@ -557,9 +529,7 @@ def test_cli_verify_and_export(tmp_path: Path) -> None:
     assert json.loads(as_json.output)["events_checked"] == 12
 
     out = tmp_path / "out.jsonl"
-    exp = _cli(
-        tmp_path, "audit", "export", "--config", str(cfg), "--output", str(out), "--since", "0"
-    )
+    exp = _cli(tmp_path, "audit", "export", "--config", str(cfg), "--output", str(out), "--since", "0")
     assert exp.exit_code == 0
     assert len(out.read_text().splitlines()) == 12
     to_stdout = _cli(tmp_path, "audit", "export", "--config", str(cfg), "--until", "1")

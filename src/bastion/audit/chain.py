@@ -24,9 +24,7 @@ CHECKPOINT_VERSION = 1
 
 def canonical_json(value: Any) -> str:
     """One exact text for a JSON value: sorted keys, no spaces, UTF-8, no NaN."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def chain_hash(seq: int, prev_hash: str, body: str) -> str:
@@ -43,6 +41,6 @@ def sha256_hex(text: str) -> str:
 
 def checkpoint_statement(seq: int, hash_: str, ts: float, key_id: str) -> bytes:
     """The bytes a checkpoint signs: the chain head at ``seq`` and who vouches for it."""
-    return canonical_json(
-        {"v": CHECKPOINT_VERSION, "seq": seq, "hash": hash_, "ts": ts, "key_id": key_id}
-    ).encode("utf-8")
+    return canonical_json({"v": CHECKPOINT_VERSION, "seq": seq, "hash": hash_, "ts": ts, "key_id": key_id}).encode(
+        "utf-8"
+    )

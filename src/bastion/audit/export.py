@@ -61,10 +61,7 @@ def count_events(db: Database, *, since: float | None = None, until: float | Non
     """How many events fall in ``[since, until)``."""
     with db.engine.connect() as conn:
         return int(
-            conn.execute(
-                select(func.count()).select_from(audit_events).where(*_window(since, until))
-            ).scalar()
-            or 0
+            conn.execute(select(func.count()).select_from(audit_events).where(*_window(since, until))).scalar() or 0
         )
 
 

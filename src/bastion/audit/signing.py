@@ -33,9 +33,7 @@ def key_id_of(public_key: Ed25519PublicKey) -> str:
 
 def public_pem(public_key: Ed25519PublicKey) -> bytes:
     """A public key as PEM (SubjectPublicKeyInfo)."""
-    return public_key.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    return public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def public_path_for(private_path: Path) -> Path:
@@ -139,9 +137,7 @@ def keyring(keys: Iterable[Ed25519PublicKey]) -> dict[str, Ed25519PublicKey]:
     return {key_id_of(k): k for k in keys}
 
 
-def verify_signature(
-    keys: dict[str, Ed25519PublicKey], key_id: str, statement: bytes, signature: str
-) -> bool:
+def verify_signature(keys: dict[str, Ed25519PublicKey], key_id: str, statement: bytes, signature: str) -> bool:
     """Whether ``signature`` over ``statement`` is valid for the known key ``key_id``."""
     key = keys.get(key_id)
     if key is None:

@@ -139,9 +139,7 @@ class _Walk:
         self.report = VerifyReport(key_ids=sorted(keys))
 
     def load_checkpoints(self) -> list[_Checkpoint]:
-        rows = self.conn.execute(
-            select(audit_checkpoints).order_by(audit_checkpoints.c.seq, audit_checkpoints.c.id)
-        )
+        rows = self.conn.execute(select(audit_checkpoints).order_by(audit_checkpoints.c.seq, audit_checkpoints.c.id))
         cps = [_Checkpoint(**dict(r._mapping)) for r in rows]
         for cp in cps:
             self.checkpoints.setdefault(cp.seq, []).append(cp)
@@ -166,9 +164,7 @@ class _Walk:
         expected_prev = self.prev.hash if self.prev else GENESIS_HASH
         _parse(row)
         if row.seq > expected:
-            missing = (
-                f"seq {expected}" if row.seq == expected + 1 else f"seq {expected}..{row.seq - 1}"
-            )
+            missing = f"seq {expected}" if row.seq == expected + 1 else f"seq {expected}..{row.seq - 1}"
             return Problem(
                 expected,
                 None,
@@ -176,9 +172,7 @@ class _Walk:
                 f"{missing} missing; next present: seq {row.seq} (request {row.request_id})",
             )
         if row.parsed is None:
-            return Problem(
-                row.seq, row.request_id, "edited", "the body is not a JSON object any more"
-            )
+            return Problem(row.seq, row.request_id, "edited", "the body is not a JSON object any more")
         claimed = row.body_seq()
         if claimed is not None and claimed != row.seq:
             return self._moved(row, claimed)
@@ -258,14 +252,9 @@ class _Walk:
 
 def _rows_after(conn: Connection, after: int) -> list[_Row]:
     page = conn.execute(
-        select(audit_events)
-        .where(audit_events.c.seq > after)
-        .order_by(audit_events.c.seq)
-        .limit(VERIFY_PAGE_ROWS)
+        select(audit_events).where(audit_events.c.seq > after).order_by(audit_events.c.seq).limit(VERIFY_PAGE_ROWS)
     ).all()
-    return [
-        _Row(**{k: r._mapping[k] for k in _Row.__dataclass_fields__ if k != "parsed"}) for r in page
-    ]
+    return [_Row(**{k: r._mapping[k] for k in _Row.__dataclass_fields__ if k != "parsed"}) for r in page]
 
 
 def verify_chain(
@@ -323,8 +312,7 @@ def _beyond_tail(walk: _Walk, cps: list[_Checkpoint], last: int) -> Problem | No
             last + 1,
             None,
             "truncated",
-            f"checkpoint #{cp.id} vouches for events up to seq {cp.seq}, "
-            f"but the chain ends at seq {last}",
+            f"checkpoint #{cp.id} vouches for events up to seq {cp.seq}, but the chain ends at seq {last}",
         )
     return None
 

@@ -62,9 +62,6 @@ class _Pending:
     abandoned: bool = False
 
 
-_STOP = object()
-
-
 @dataclass
 class AuditStats:
     """Counters for metrics and tests."""
@@ -114,7 +111,8 @@ class AuditLog:
         self.signer = signer
         self.settings = settings
         self._jsonl_path = Path(jsonl_path) if jsonl_path else None
-        self._queue: queue.Queue[_Pending | object] = queue.Queue(maxsize=settings.max_queue)
+        #: ``None`` in the queue asks the writer to finish.
+        self._queue: queue.Queue[_Pending | None] = queue.Queue(maxsize=settings.max_queue)
         self._thread: threading.Thread | None = None
         self._conn: Connection | None = None
         self._accepting = False
@@ -145,18 +143,13 @@ class AuditLog:
             return
         self._accepting = False
         thread = self._thread
-        await asyncio.to_thread(self._queue.put, _STOP)
+        await asyncio.to_thread(self._queue.put, None)
         await asyncio.to_thread(thread.join, STOP_JOIN_SECONDS)
         self._thread = None
 
     def healthy(self) -> bool:
         """Whether the writer is running and its last commit succeeded."""
-        return (
-            self._accepting
-            and self._healthy
-            and self._thread is not None
-            and self._thread.is_alive()
-        )
+        return self._accepting and self._healthy and self._thread is not None and self._thread.is_alive()
 
     def stats(self) -> dict[str, Any]:
         """Counters: events, transactions (fewer than events when commits are shared), failures."""
@@ -195,9 +188,7 @@ class AuditLog:
             raise AuditUnavailable() from None
         try:
             # Shielded: a caller that is cancelled (client gone) still leaves its event to commit.
-            return await asyncio.wait_for(
-                asyncio.shield(item.future), self.settings.commit_timeout_seconds
-            )
+            return await asyncio.wait_for(asyncio.shield(item.future), self.settings.commit_timeout_seconds)
         except TimeoutError:
             item.abandoned = True
             self._count("timeouts")
@@ -209,11 +200,7 @@ class AuditLog:
 
     def _prepare(self, event: dict[str, Any]) -> dict[str, Any]:
         kind = event.get("kind")
-        if (
-            not isinstance(kind, str)
-            or not KIND_PATTERN.match(kind)
-            or RESERVED_KEYS.intersection(event)
-        ):
+        if not isinstance(kind, str) or not KIND_PATTERN.match(kind) or RESERVED_KEYS.intersection(event):
             # A malformed event is a bug in the caller; refuse the request rather than log garbage.
             log.error("refusing a malformed audit event (kind %r)", str(kind)[:40])
             raise AuditUnavailable()
@@ -244,41 +231,47 @@ class AuditLog:
     def _run(self) -> None:
         stopping = False
         while not stopping:
-            timeout = self._until_checkpoint_due()
             try:
-                first = self._queue.get(timeout=timeout)
+                first = self._queue.get(timeout=self._until_checkpoint_due())
             except queue.Empty:
-                self._write_batch([], force_checkpoint=True)
+                self._write_guarded([], force_checkpoint=True)
                 continue
-            batch: list[_Pending] = []
-            if first is _STOP:
+            batch, stopping = self._take(first, self.settings.group_commit_max_batch)
+            if not stopping:
+                self._write_guarded(batch)
+                continue
+            # Everything still queued goes out before the final checkpoint.
+            more, _ = self._take(None, self.settings.max_queue + 1)
+            batch += more
+            size = self.settings.group_commit_max_batch
+            chunks = [batch[i : i + size] for i in range(0, len(batch), size)] or [[]]
+            for i, chunk in enumerate(chunks):
+                self._write_guarded(chunk, force_checkpoint=i == len(chunks) - 1)
+        self._close_conn()
+
+    def _take(self, first: _Pending | None, limit: int) -> tuple[list[_Pending], bool]:
+        """``first`` plus whatever is waiting, up to ``limit``; and whether stop was asked."""
+        batch = [first] if first is not None else []
+        stopping = first is None
+        while len(batch) < limit:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
                 stopping = True
             else:
-                batch.append(first)  # type: ignore[arg-type]
-            while len(batch) < self.settings.group_commit_max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    stopping = True
-                    continue
-                batch.append(nxt)  # type: ignore[arg-type]
-            if stopping:
-                # Everything still queued goes out before the final checkpoint.
-                while True:
-                    try:
-                        nxt = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is not _STOP:
-                        batch.append(nxt)  # type: ignore[arg-type]
-                for start in range(0, max(1, len(batch)), self.settings.group_commit_max_batch):
-                    chunk = batch[start : start + self.settings.group_commit_max_batch]
-                    self._write_batch(chunk, force_checkpoint=start + len(chunk) >= len(batch))
-            else:
-                self._write_batch(batch)
-        self._close_conn()
+                batch.append(nxt)
+        return batch, stopping
+
+    def _write_guarded(self, batch: list[_Pending], *, force_checkpoint: bool = False) -> None:
+        try:
+            self._write_batch(batch, force_checkpoint=force_checkpoint)
+        except Exception as exc:
+            # A bug here must not kill the only writer: refuse this batch and carry on.
+            log.error("audit writer error: %s", type(exc).__name__, exc_info=exc)
+            for item in batch:
+                _wake(item, exc=AuditUnavailable())
 
     def _until_checkpoint_due(self) -> float | None:
         if self._dirty_since is None:
@@ -380,9 +373,7 @@ class AuditLog:
                 retry_at = time.monotonic() + CHECKPOINT_RETRY_SECONDS
                 self._dirty_since = retry_at - self.settings.checkpoint_interval_seconds
             # The type only: messages from the driver may carry SQL or paths.
-            log.error(
-                "audit batch of %d events failed to commit: %s", len(bodies), type(exc).__name__
-            )
+            log.error("audit batch of %d events failed to commit: %s", len(bodies), type(exc).__name__)
             for item, _ in bodies:
                 _wake(item, exc=AuditUnavailable())
             return

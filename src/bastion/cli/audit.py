@@ -23,9 +23,7 @@ PROGRESS_MIN_EVENTS = 5000
 #: Exit codes of ``bastion audit verify``.
 EXIT_OK, EXIT_TAMPERED, EXIT_ERROR = 0, 1, 2
 
-audit_app = typer.Typer(
-    help="Check and export the tamper-evident audit trail.", no_args_is_help=True
-)
+audit_app = typer.Typer(help="Check and export the tamper-evident audit trail.", no_args_is_help=True)
 
 
 @contextmanager
@@ -124,15 +122,9 @@ def verify(
 @audit_app.command("export")
 def export(
     config: str = typer.Option(None, "--config", "-c", help="Configuration file (YAML)."),
-    since: str = typer.Option(
-        None, "--since", help="From this time (ISO-8601 or epoch seconds), inclusive."
-    ),
-    until: str = typer.Option(
-        None, "--until", help="Up to this time (ISO-8601 or epoch seconds), exclusive."
-    ),
-    output: str = typer.Option(
-        None, "--output", "-o", help="File to write; standard output if omitted."
-    ),
+    since: str = typer.Option(None, "--since", help="From this time (ISO-8601 or epoch seconds), inclusive."),
+    until: str = typer.Option(None, "--until", help="Up to this time (ISO-8601 or epoch seconds), exclusive."),
+    output: str = typer.Option(None, "--output", "-o", help="File to write; standard output if omitted."),
 ) -> None:
     """Write audit events as JSON Lines, in chain order."""
     from bastion.audit.export import count_events, export_events, parse_time
