@@ -31,9 +31,7 @@ class Review:
 
 EMPLOYEES: tuple[Employee, ...] = (
     Employee("e-100", "Morgan Lee", "Chief Executive", "Executive", None, "morgan.lee"),
-    Employee(
-        "e-101", "Priya Natarajan", "VP Engineering", "Engineering", "e-100", "priya.natarajan"
-    ),
+    Employee("e-101", "Priya Natarajan", "VP Engineering", "Engineering", "e-100", "priya.natarajan"),
     Employee("e-102", "Sam Okafor", "Engineering Manager", "Engineering", "e-101", "sam.okafor"),
     Employee("e-103", "Lena Fischer", "Senior Engineer", "Engineering", "e-102", "lena.fischer"),
     Employee("e-104", "Tomas Ruiz", "Engineer", "Engineering", "e-102", "tomas.ruiz"),

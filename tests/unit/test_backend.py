@@ -463,6 +463,28 @@ def test_starlette_helper_over_http(ring: ToolKeyRing, minter: ToolTokenMinter) 
         assert "body_mismatch" in swapped.headers["www-authenticate"]
 
 
+def test_required_scopes_answer_403_with_a_step_up_challenge(ring: ToolKeyRing, minter: ToolTokenMinter) -> None:
+    verifier = BastionTokenVerifier(ring.jwks(), AUDIENCE, ISSUER)
+    needs_write = require_bastion_caller(verifier, scopes=["hr.reviews.read", "hr.reviews.write"])
+    needs_read = require_bastion_caller(verifier, scopes=["hr.reviews.read"])
+
+    async def write(request: Request) -> Response:
+        return JSONResponse({"sub": (await needs_write(request)).subject})
+
+    async def read(request: Request) -> Response:
+        return JSONResponse({"sub": (await needs_read(request)).subject})
+
+    app = Starlette(routes=[Route("/w", write, methods=["POST"]), Route("/r", read, methods=["POST"])])
+    with serve_in_thread(app) as url, httpx.Client(base_url=url) as client:
+        denied = client.post("/w", content=BODY, headers={"Authorization": f"Bearer {mint(minter)}"})
+        assert denied.status_code == 403
+        assert denied.headers["www-authenticate"] == (
+            'Bearer realm="bastion", error="insufficient_scope", scope="hr.reviews.write"'
+        )
+        ok = client.post("/r", content=BODY, headers={"Authorization": f"Bearer {mint(minter)}"})
+        assert ok.status_code == 200
+
+
 def test_fastapi_dependency(ring: ToolKeyRing, minter: ToolTokenMinter) -> None:
     fastapi = pytest.importorskip("fastapi")
     verifier = BastionTokenVerifier(ring.jwks(), AUDIENCE, ISSUER)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import anyio.to_thread
 from starlette.exceptions import HTTPException
@@ -41,8 +41,14 @@ async def _read_body(request: Request) -> bytes:
     return body
 
 
-async def get_bastion_caller(request: Request, verifier: BastionTokenVerifier) -> VerifiedCaller:
-    """Verify the request's token against its body; raise HTTPException (401/503) if refused."""
+async def get_bastion_caller(
+    request: Request, verifier: BastionTokenVerifier, scopes: Iterable[str] = ()
+) -> VerifiedCaller:
+    """Verify the request's token against its body and ``scopes``; HTTPException if refused.
+
+    401 for a bad or missing token, 403 ``insufficient_scope`` when the token
+    lacks one of ``scopes``, 503 when the verifier cannot decide.
+    """
     token = bearer_token(request.headers.get("authorization"))
     body = await _read_body(request)
     try:
@@ -53,19 +59,22 @@ async def get_bastion_caller(request: Request, verifier: BastionTokenVerifier) -
             caller = verifier.verify(token, body=body)
     except BastionTokenError as exc:
         headers = {"WWW-Authenticate": exc.www_authenticate} if exc.status_code == 401 else None
-        raise HTTPException(
-            status_code=exc.status_code, detail=exc.reason, headers=headers
-        ) from None
+        raise HTTPException(status_code=exc.status_code, detail=exc.reason, headers=headers) from None
+    missing = sorted(s for s in scopes if not caller.has_scope(s))
+    if missing:
+        challenge = f'Bearer realm="bastion", error="insufficient_scope", scope="{" ".join(missing)}"'
+        raise HTTPException(status_code=403, detail="insufficient_scope", headers={"WWW-Authenticate": challenge})
     setattr(request.state, STATE_ATTRIBUTE, caller)
     return caller
 
 
 def require_bastion_caller(
-    verifier: BastionTokenVerifier,
+    verifier: BastionTokenVerifier, scopes: Iterable[str] = ()
 ) -> Callable[[Request], Awaitable[VerifiedCaller]]:
     """A dependency for FastAPI's ``Depends`` that is also awaitable from a Starlette handler."""
+    needed = tuple(scopes)
 
     async def bastion_caller(request: Request) -> VerifiedCaller:
-        return await get_bastion_caller(request, verifier)
+        return await get_bastion_caller(request, verifier, needed)
 
     return bastion_caller

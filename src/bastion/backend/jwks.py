@@ -42,9 +42,7 @@ def fetch_url(url: str, timeout: float) -> bytes:
     return data
 
 
-def parse_jwks(
-    doc: Mapping[str, Any], allowed: frozenset[str] = ALLOWED_ALGORITHMS
-) -> dict[str, PyJWK]:
+def parse_jwks(doc: Mapping[str, Any], allowed: frozenset[str] = ALLOWED_ALGORITHMS) -> dict[str, PyJWK]:
     """The usable signing keys of a JWKS by ``kid``; other key types and algorithms are ignored."""
     keys: dict[str, PyJWK] = {}
     raw = doc.get("keys")
@@ -59,10 +57,7 @@ def parse_jwks(
             key = PyJWK(jwk)
         except PyJWKError:
             continue
-        if (
-            key.algorithm_name in allowed
-            and jwk.get("alg", key.algorithm_name) == key.algorithm_name
-        ):
+        if key.algorithm_name in allowed and jwk.get("alg", key.algorithm_name) == key.algorithm_name:
             keys[jwk["kid"]] = key
     return keys
 
@@ -120,9 +115,7 @@ class JWKSCache:
                 return self._keys[kid]  # another thread fetched meanwhile
             self._refresh(now)
             if self._clock() - self._fetched_at >= self._cache_seconds + self._max_stale:
-                raise BastionTokenError(
-                    "jwks_unavailable", "Bastion's key set could not be fetched"
-                )
+                raise BastionTokenError("jwks_unavailable", "Bastion's key set could not be fetched")
             key = self._keys.get(kid)
         if key is None:
             raise BastionTokenError("unknown_key", "the token's key is not in Bastion's key set")

@@ -27,9 +27,7 @@ class ReplayCacheFull(Exception):
 class MemoryReplayCache:
     """A bounded, thread-safe in-process cache; right for a backend with one process."""
 
-    def __init__(
-        self, max_entries: int = DEFAULT_MAX_ENTRIES, *, clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES, *, clock: Callable[[], float] = time.time) -> None:
         self._max = max_entries
         self._clock = clock
         self._lock = threading.Lock()
@@ -62,9 +60,7 @@ class MemoryReplayCache:
 class RedisReplayCache:
     """A cache shared by all replicas of a backend, on any redis-py style client."""
 
-    def __init__(
-        self, client: Any, *, prefix: str = "bastion:jti:", clock: Callable[[], float] = time.time
-    ) -> None:
+    def __init__(self, client: Any, *, prefix: str = "bastion:jti:", clock: Callable[[], float] = time.time) -> None:
         self._client = client
         self._prefix = prefix
         self._clock = clock

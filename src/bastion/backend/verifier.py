@@ -97,9 +97,7 @@ class BastionTokenVerifier:
         self.audience = audience
         self.issuer = issuer
         self.leeway = leeway
-        self.replay_cache: ReplayCache = (
-            replay_cache if replay_cache is not None else MemoryReplayCache()
-        )
+        self.replay_cache: ReplayCache = replay_cache if replay_cache is not None else MemoryReplayCache()
         self.max_lifetime_seconds = max_lifetime_seconds
         self.require_body_hash = require_body_hash
 
@@ -126,9 +124,7 @@ class BastionTokenVerifier:
         key = self.keys.key_for(kid)
         # The algorithm comes from our key, never from the token: no "none", no HS256 confusion.
         if header.get("alg") != key.algorithm_name:
-            raise BastionTokenError(
-                "algorithm_not_allowed", "the token's algorithm does not match its key"
-            )
+            raise BastionTokenError("algorithm_not_allowed", "the token's algorithm does not match its key")
         claims = self._decode(token, key)
         iat, exp = claims["iat"], claims["exp"]
         if not isinstance(iat, int | float) or exp - iat > self.max_lifetime_seconds:
@@ -181,9 +177,7 @@ class BastionTokenVerifier:
         if not isinstance(expected, str):
             raise BastionTokenError("missing_claim", "bastion_bh")
         if not hmac.compare_digest(expected, body_hash(body)):
-            raise BastionTokenError(
-                "body_mismatch", "the body is not the one the token was minted for"
-            )
+            raise BastionTokenError("body_mismatch", "the body is not the one the token was minted for")
 
     @staticmethod
     def _caller(claims: dict[str, Any]) -> VerifiedCaller:
@@ -199,9 +193,7 @@ class BastionTokenVerifier:
             actor=actor,
             scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
             email=_str_or_none(claims.get("email")),
-            groups=tuple(g for g in groups if isinstance(g, str))
-            if isinstance(groups, list)
-            else (),
+            groups=tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else (),
             tenant=_str_or_none(claims.get("tenant")),
             request_id=_str_or_none(claims.get("bastion_rid")),
             tool=_str_or_none(claims.get("bastion_tool")),
@@ -210,8 +202,6 @@ class BastionTokenVerifier:
         )
 
 
-def verify_bastion_token(
-    verifier: BastionTokenVerifier, token: str, *, body: bytes
-) -> VerifiedCaller:
+def verify_bastion_token(verifier: BastionTokenVerifier, token: str, *, body: bytes) -> VerifiedCaller:
     """The plain-function form of ``verifier.verify``."""
     return verifier.verify(token, body=body)
