@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -144,17 +145,12 @@ def test_settings_reject_unknown_keys_and_actions() -> None:
 
 
 def test_output_policy_never_pseudonymizes() -> None:
-    settings = ActionSettings(
-        output_default="pseudonymize", output_types={"PERSON": "pseudonymize"}
-    )
+    settings = ActionSettings(output_default="pseudonymize", output_types={"PERSON": "pseudonymize"})
     policy = settings.output_policy()
     assert policy.action_for(Finding("PERSON", 0, 1, 1.0, "t")) == "redact"
     assert policy.action_for(Finding("US_SSN", 0, 1, 1.0, "t")) == "redact"
     assert policy.action_for(Finding("SYSTEM_PROMPT_LEAK", 0, 1, 1.0, "t")) == "redact"
-    assert (
-        ActionSettings().output_policy().action_for(Finding("SYSTEM_PROMPT_LEAK", 0, 1, 1.0, "t"))
-        == "block"
-    )
+    assert ActionSettings().output_policy().action_for(Finding("SYSTEM_PROMPT_LEAK", 0, 1, 1.0, "t")) == "block"
 
 
 def test_overlapping_findings_merge_and_take_the_strictest() -> None:
@@ -232,9 +228,7 @@ def test_hash_is_stable_per_tenant_normalised_and_keyed() -> None:
     assert a == h.digest("4242-4242-4242-4242", "CREDIT_CARD", "acme")
     assert a == Hasher(SECRET).digest("4242424242424242", "CREDIT_CARD", "acme")
     assert a != h.digest("4242424242424242", "CREDIT_CARD", "globex")
-    assert a != Hasher(b"another secret of 32 bytes......").digest(
-        "4242424242424242", "CREDIT_CARD", "acme"
-    )
+    assert a != Hasher(b"another secret of 32 bytes......").digest("4242424242424242", "CREDIT_CARD", "acme")
     assert h.digest("Jane@X.io", "EMAIL_ADDRESS") == h.digest("jane@x.io", "EMAIL_ADDRESS")
     assert len(a) == 10 and int(a, 16) >= 0
     assert len(Hasher(SecretStr("s" * 32), chars=16).digest("x", "PERSON")) == 16
@@ -268,12 +262,8 @@ def test_protect_text_same_value_same_placeholder_across_messages() -> None:
         ]
         r1 = await protect_text(t1, fs1, policy, vault=vault, conversation_id="c1")
         t2 = "Bob Stone replied"
-        r2 = await protect_text(
-            t2, [Finding("PERSON", 0, 9, 0.9, "t")], policy, vault=vault, conversation_id="c1"
-        )
-        r3 = await protect_text(
-            t2, [Finding("PERSON", 0, 9, 0.9, "t")], policy, vault=vault, conversation_id="c2"
-        )
+        r2 = await protect_text(t2, [Finding("PERSON", 0, 9, 0.9, "t")], policy, vault=vault, conversation_id="c1")
+        r3 = await protect_text(t2, [Finding("PERSON", 0, 9, 0.9, "t")], policy, vault=vault, conversation_id="c2")
         return r1.text, r2.text, r3.text
 
     one, two, other = asyncio.run(run())
@@ -284,11 +274,7 @@ def test_protect_text_same_value_same_placeholder_across_messages() -> None:
 
 def test_protect_text_without_vault_fails_closed() -> None:
     with pytest.raises(BastionError):
-        asyncio.run(
-            protect_text(
-                "Jane", [Finding("PERSON", 0, 4, 1.0, "t")], ActionPolicy(default="pseudonymize")
-            )
-        )
+        asyncio.run(protect_text("Jane", [Finding("PERSON", 0, 4, 1.0, "t")], ActionPolicy(default="pseudonymize")))
 
 
 def _names(text: str) -> list[Finding]:
@@ -320,9 +306,7 @@ def test_protect_messages_walks_strings_and_text_parts() -> None:
     }
     vault = Vault(MemoryVaultStore(), SECRET)
     result = asyncio.run(
-        protect_messages(
-            body, _names, ActionPolicy(default="pseudonymize"), vault=vault, conversation_id="c"
-        )
+        protect_messages(body, _names, ActionPolicy(default="pseudonymize"), vault=vault, conversation_id="c")
     )
     msgs = result.body["messages"]
     assert msgs[0]["content"] == "Assist <PERSON_1>."
@@ -351,3 +335,37 @@ def test_protect_messages_block_names_every_blocked_type_across_messages() -> No
         asyncio.run(protect_messages(body, _names, policy))
     assert caught.value.details["types"] == ["PERSON", "SECRET"]
     assert "sk-" not in caught.value.message and "Jane" not in caught.value.message
+
+
+def test_protect_messages_covers_tool_call_arguments_and_tool_results() -> None:
+    args = json.dumps({"to": "Jane Doe", "body": "hello"})
+    body = {
+        "messages": [
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "send", "arguments": args}}],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "sent to Bob Stone"},
+        ]
+    }
+    result = asyncio.run(protect_messages(body, _names, ActionPolicy()))
+    msgs = result.body["messages"]
+    sent_args = json.loads(msgs[0]["tool_calls"][0]["function"]["arguments"])
+    assert sent_args == {"to": "[PERSON]", "body": "hello"}
+    assert msgs[1]["content"] == "sent to [PERSON]"
+    assert body["messages"][0]["tool_calls"][0]["function"]["arguments"] == args  # type: ignore[index]
+    assert [f.location for f in result.findings] == [
+        "messages[0].tool_calls[0].function.arguments",
+        "messages[1].content",
+    ]
+
+
+def test_protect_messages_detector_failure_fails_closed() -> None:
+    def broken(text: str) -> list[Finding]:
+        raise RuntimeError("boom on Jane Doe")
+
+    body = {"messages": [{"role": "user", "content": "Jane Doe"}]}
+    with pytest.raises(BastionError) as caught:
+        asyncio.run(protect_messages(body, broken, ActionPolicy()))
+    assert "Jane" not in caught.value.message

@@ -444,21 +444,43 @@ class ProtectedMessages:
     applied: list[AppliedAction]
 
 
-def _message_texts(body: Mapping[str, Any]) -> list[tuple[str, tuple[int, int | None], str]]:
-    """Every text of the chat messages: (location, (message, part or None), text)."""
-    out: list[tuple[str, tuple[int, int | None], str]] = []
+#: Where a text sits inside one message: ``("content",)``, ``("content", 2, "text")`` ...
+TextPath = tuple[str | int, ...]
+
+
+def _message_texts(body: Mapping[str, Any]) -> list[tuple[str, int, TextPath, str]]:
+    """Every text of the chat messages: contents, text parts and tool-call arguments."""
+    out: list[tuple[str, int, TextPath, str]] = []
     messages = body.get("messages")
     if not isinstance(messages, list):
         return out
     for i, message in enumerate(messages):
-        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
         if isinstance(content, str):
-            out.append((f"messages[{i}].content", (i, None), content))
+            out.append((f"messages[{i}].content", i, ("content",), content))
         elif isinstance(content, list):
             for j, part in enumerate(content):
                 if isinstance(part, dict) and isinstance(part.get("text"), str):
-                    out.append((f"messages[{i}].content[{j}].text", (i, j), part["text"]))
+                    path: TextPath = ("content", j, "text")
+                    out.append((f"messages[{i}].content[{j}].text", i, path, part["text"]))
+        calls = message.get("tool_calls")
+        for j, call in enumerate(calls if isinstance(calls, list) else ()):
+            function = call.get("function") if isinstance(call, dict) else None
+            arguments = function.get("arguments") if isinstance(function, dict) else None
+            if isinstance(arguments, str):
+                path = ("tool_calls", j, "function", "arguments")
+                out.append((f"messages[{i}].tool_calls[{j}].function.arguments", i, path, arguments))
     return out
+
+
+def _replaced(container: Any, path: TextPath, text: str) -> Any:
+    """A copy of ``container`` with the text at ``path`` replaced (the original is untouched)."""
+    head, rest = path[0], path[1:]
+    copy: Any = list(container) if isinstance(container, list) else dict(container)
+    copy[head] = _replaced(container[head], rest, text) if rest else text
+    return copy
 
 
 async def protect_messages(
@@ -473,24 +495,29 @@ async def protect_messages(
 ) -> ProtectedMessages:
     """Scan and protect every message text of a chat body; block lists the types of all texts."""
     texts = _message_texts(body)
-    scanned: list[tuple[str, tuple[int, int | None], str, list[Finding]]] = []
+    scanned: list[tuple[str, int, TextPath, str, list[Finding]]] = []
     blocked: set[str] = set()
-    for location, where, text in texts:
-        found = detect(text)
+    for location, i, path, text in texts:
+        try:
+            found = detect(text)
+        except BastionError:
+            raise
+        except Exception as exc:  # a broken detector refuses the request: fail closed
+            raise BastionError("The request could not be scanned.") from exc
         for f in found:
             f.location = location
         try:
             plan_actions(text, found, policy)
         except ContentFiltered as exc:
             blocked.update(exc.details.get("types", ()))
-        scanned.append((location, where, text, found))
+        scanned.append((location, i, path, text, found))
     if blocked:
         # Checked across all texts first, so the refusal names every blocked type at once.
         raise refusal(blocked)
-    new_messages = [dict(m) if isinstance(m, dict) else m for m in body.get("messages", [])]
+    new_messages = list(body.get("messages", []))
     findings: list[Finding] = []
     applied: list[AppliedAction] = []
-    for _location, (i, j), text, found in scanned:
+    for _location, i, path, text, found in scanned:
         findings.extend(found)
         if not found:
             continue
@@ -504,12 +531,7 @@ async def protect_messages(
             conversation_id=conversation_id,
         )
         applied.extend(result.applied)
-        if j is None:
-            new_messages[i]["content"] = result.text
-        else:
-            parts = list(new_messages[i]["content"])
-            parts[j] = {**parts[j], "text": result.text}
-            new_messages[i]["content"] = parts
+        new_messages[i] = _replaced(new_messages[i], path, result.text)
     new_body = dict(body)
     if "messages" in body:
         new_body["messages"] = new_messages
