@@ -76,12 +76,7 @@ tools:
     assert tools.tokens.lifetime_seconds == 300 and tools.tokens.algorithm == "ES256"
     assert tools.tokens.issuer is None  # the gateway's public URL
     hr = tools.get("hr_reviews")
-    assert (
-        hr is not None
-        and hr.is_enabled
-        and hr.risk == "elevated"
-        and hr.data_classes == ["hr", "pii"]
-    )
+    assert hr is not None and hr.is_enabled and hr.risk == "elevated" and hr.data_classes == ["hr", "pii"]
     delete = tools.get("hr_delete_review")
     assert delete is not None and not delete.is_enabled  # off until an administrator enables it
     wiki = tools.get("wiki_search")
@@ -100,9 +95,7 @@ tools:
         ("delete", True, True),
     ],
 )
-def test_write_and_delete_are_off_until_enabled(
-    action: str, enabled: bool | None, expected: bool
-) -> None:
+def test_write_and_delete_are_off_until_enabled(action: str, enabled: bool | None, expected: bool) -> None:
     assert tool(action=action, enabled=enabled).is_enabled is expected
 
 
@@ -187,9 +180,7 @@ NARROWING: list[tuple[str, Any, Any, tuple[str, ...] | str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("case", "held", "requested", "expected"), NARROWING, ids=[c[0] for c in NARROWING]
-)
+@pytest.mark.parametrize(("case", "held", "requested", "expected"), NARROWING, ids=[c[0] for c in NARROWING])
 def test_delegation_only_narrows(case: str, held: Any, requested: Any, expected: Any) -> None:
     from bastion.tools.tokens import user_scopes
 
@@ -310,9 +301,7 @@ def test_es256_tokens_verify(tmp_path: Path) -> None:
 
 
 def test_build_minter_defaults_issuer_and_key_dir(tmp_path: Path) -> None:
-    minter = build_minter(
-        ToolTokenSettings(), data_dir=tmp_path, public_url="https://gw.corp.test/"
-    )
+    minter = build_minter(ToolTokenSettings(), data_dir=tmp_path, public_url="https://gw.corp.test/")
     assert minter.issuer == "https://gw.corp.test"
     minter.jwks()
     assert (tmp_path / "tool_keys" / "keyring.json").exists()
@@ -382,9 +371,7 @@ def test_changing_the_algorithm_rotates(tmp_path: Path) -> None:
     "damage",
     [
         lambda d: (d / "keyring.json").write_text("{not json"),
-        lambda d: (d / "keyring.json").write_text(
-            '{"current": {"kid": "x", "alg": "HS256", "created_at": 1}}'
-        ),
+        lambda d: (d / "keyring.json").write_text('{"current": {"kid": "x", "alg": "HS256", "created_at": 1}}'),
         lambda d: next(d.glob("*.pem")).write_text("garbage"),
     ],
 )
@@ -414,3 +401,33 @@ def test_minting_is_fast_enough_for_the_hot_path(ring: ToolKeyRing) -> None:
         minter.mint_tool_token(p, t, actor="a", scopes=None, request_id="r", body=b"{}")
     per_call_ms = (time.perf_counter() - start) / 200 * 1000
     assert per_call_ms < 5, per_call_ms  # generous: the benchmark records the real figure
+
+
+_ROTATE_IN_CHILD = """
+import sys
+from bastion.tools.keys import ToolKeyRing
+ring = ToolKeyRing(sys.argv[1], rotation_seconds=3600)
+for _ in range(int(sys.argv[2])):
+    ring.rotate()
+print(ring.current().kid)
+"""
+
+
+def test_processes_rotating_the_same_directory_leave_a_consistent_ring(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    ToolKeyRing(tmp_path, rotation_seconds=3600).current()
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _ROTATE_IN_CHILD, str(tmp_path), "8"], stdout=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0
+    fresh = ToolKeyRing(tmp_path, rotation_seconds=3600)
+    published = [k["kid"] for k in fresh.jwks()["keys"]]
+    assert len(published) == 2
+    # Exactly the two published keys remain on disk: nothing lost, nothing leaked.
+    assert sorted(p.stem for p in tmp_path.glob("*.pem")) == sorted(published)
+    assert not list(tmp_path.glob("*.tmp*"))
