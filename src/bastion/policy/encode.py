@@ -231,50 +231,97 @@ class Encoder:
         return token, text
 
     def _resource(self, ref: ResourceRef) -> tuple[Token, str, str]:
+        hit = self._by_id.get(id(ref))
+        if hit is not None and hit[0] is ref:
+            return hit[1]  # type: ignore[no-any-return]
         token = ("resource", ref.type, ref.id, _freeze(ref.attributes))
         text = self._by_token.get(token)
         if text is None:
-            entity = resource_entity(ref)
-            text = _dumps(entity)
+            text = _dumps(resource_entity(ref))
             if len(self._by_token) >= self._memo_size:
                 self._by_token.clear()
             self._by_token[token] = text
         provider = str(ref.attributes.get("provider", "")) if resource_type(ref) == "Model" else ""
-        return token, text, provider
+        value = (token, text, provider)
+        self._remember_id(ref, value)
+        return value
 
-    def _provider(self, value: Any) -> dict[str, Any]:
-        if value is None or isinstance(value, Mapping):
-            return provider_info(value)
-        hit = self._by_id.get(id(value))
-        if hit is not None and hit[0] is value:
-            return dict(hit[1])
+    def _provider(self, value: Any) -> tuple[dict[str, Any], Token]:
+        if value is not None and not isinstance(value, dict | Mapping):
+            hit = self._by_id.get(id(value))
+            if hit is not None and hit[0] is value:
+                return hit[1]  # type: ignore[no-any-return]
         info = provider_info(value)
-        self._remember_id(value, info)
-        return dict(info)
+        key = tuple(tuple(v) if isinstance(v, list) else v for v in info.values())
+        if value is not None and not isinstance(value, dict | Mapping):
+            self._remember_id(value, (info, key))
+        return info, key
 
     def encode(self, request: PolicyRequest) -> Encoded:
         """Encode one request (entities and context), with its exact cache key."""
         p = request.principal
         ptoken, ptext = self._principal(p)
         rtoken, rtext, provider = self._resource(request.resource)
-        raw = dict(request.context)
-        raw["provider"] = self._provider(raw.get("provider"))
-        context = build_context(raw, self.zone)
-        ckey = tuple(_freeze(v) if isinstance(v, list | dict) else v for v in context.values())
+        raw = request.context
+        if raw and not CONTEXT_KEYS.issuperset(raw):
+            raise BastionError(f"unknown policy context keys: {', '.join(sorted(set(raw) - CONTEXT_KEYS))}")
+        info, pkey = self._provider(raw.get("provider"))
+        dc = raw.get("data_classes")
+        classes = tuple(sorted({str(c) for c in dc})) if dc else ()
+        et = raw.get("entity_types")
+        types = tuple(sorted({str(t) for t in et})) if et else ()
+        hour, weekday = raw.get("hour"), raw.get("weekday")
+        if hour is None or weekday is None:
+            now = datetime.now(self.zone)
+            hour = now.hour if hour is None else hour
+            weekday = now.isoweekday() if weekday is None else weekday
+        score = float(raw.get("injection_score") or 0.0)
+        if "request_kib" in raw:
+            kib = int(raw["request_kib"])
+        else:
+            kib = math.ceil(max(0, int(raw.get("request_bytes") or 0)) / 1024)
+        values = (
+            classes,
+            types,
+            round(min(1.0, max(0.0, score)) * 100),
+            str(raw.get("caller_region") or ""),
+            int(hour),
+            int(weekday),
+            kib,
+            bool(raw.get("approved", False)),
+            str(raw.get("model") or ""),
+        )
         kind = "Service" if p.kind == "service" else "User"
         cedar_request = {
             "principal": _uid(kind, p.subject),
             "action": _uid("Action", request.action),
             "resource": _uid(resource_type(request.resource), request.resource.id),
         }
+        context = dict(zip(_CONTEXT_ORDER, values, strict=True))
+        context["data_classes"] = list(classes)
+        context["entity_types"] = list(types)
+        context["provider"] = info
         return Encoded(
-            key=(request.action, ptoken, rtoken, ckey),
+            key=(request.action, ptoken, rtoken, values, pkey),
             cedar_request=cedar_request,
             principal_groups=p.groups,
             resource_provider=provider,
             context=context,
             _entities=(ptext, rtext),
         )
+
+
+_CONTEXT_ORDER = (
+    "data_classes",
+    "entity_types",
+    "injection_score",
+    "caller_region",
+    "hour",
+    "weekday",
+    "request_kib",
+    "approved",
+    "model",
+)
 
 
 def encode_request(request: PolicyRequest, zone: tzinfo) -> tuple[dict[str, Any], str, str]:
