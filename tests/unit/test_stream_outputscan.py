@@ -159,6 +159,7 @@ def test_detector_failure_fails_closed() -> None:
     with pytest.raises(BastionError) as caught:
         s.feed("hello world ")
     assert "jane" not in caught.value.message
+    assert s.feed("more text ") == "" and s.flush() == ""
     with pytest.raises(BastionError):
         run_detectors([broken], "x")
 

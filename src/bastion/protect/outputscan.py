@@ -90,9 +90,7 @@ def tail_start(buf: str, floor: int = 0) -> int:
 _MD_LINK = re.compile(
     r"(!?)\[([^\]\n]{0,500}+)\]\(\s*+<?(https?://[^\s)>]{1,4096}+)>?(?:\s+\"[^\"\n]{0,200}+\")?\s*+\)"
 )
-_HTML_IMG = re.compile(
-    r"<img\b[^>]{0,1000}?\bsrc\s*+=\s*+[\"']?(https?://[^\s\"'>]{1,4096}+)[^>]{0,1000}+>", re.I
-)
+_HTML_IMG = re.compile(r"<img\b[^>]{0,1000}?\bsrc\s*+=\s*+[\"']?(https?://[^\s\"'>]{1,4096}+)[^>]{0,1000}+>", re.I)
 # Possessive quantifiers: a long URL with no closing bracket cannot make the match backtrack.
 _BARE_URL = re.compile(r"(?<![\w(\[</\"'=])https?://[^\s<>\"')\]]{1,4096}+")
 _ENCODED_RUN = re.compile(r"[A-Za-z0-9+/_=%-]{32,}")
@@ -117,9 +115,7 @@ class OutputScanSettings(BaseModel):
 class LinkDetector:
     """Finds links and images that could carry data out to a domain not on the allow-list."""
 
-    def __init__(
-        self, allowed_domains: Iterable[str] = (), data_chars: int = DEFAULT_LINK_DATA_CHARS
-    ) -> None:
+    def __init__(self, allowed_domains: Iterable[str] = (), data_chars: int = DEFAULT_LINK_DATA_CHARS) -> None:
         self._allowed = tuple(d.lower().strip(".") for d in allowed_domains if d.strip("."))
         self._data_chars = data_chars
 
@@ -243,15 +239,24 @@ class OutputScanner:
         if self._closed:
             return ""
         self._buf += chunk
-        return self._release(final=False)
+        return self._guarded(final=False)
 
     def flush(self) -> str:
         """Everything still held, scanned, at the end of the answer."""
         if self._closed:
             return ""
-        out = self._release(final=True)
+        out = self._guarded(final=True)
         self._closed = True
         return out
+
+    def _guarded(self, *, final: bool) -> str:
+        try:
+            return self._release(final=final)
+        except BastionError:
+            # Once stopped, nothing more of this answer is released, scanned or not.
+            self._closed = True
+            self._buf = ""
+            raise
 
     def finish(self) -> str:
         """``flush``, under the name the output chain calls."""
@@ -268,13 +273,7 @@ class OutputScanner:
         return result
 
     def _apply(self, text: str, findings: list[Finding]) -> ProtectedText:
-        try:
-            return apply_actions(
-                text, findings, self._policy, tenant=self._tenant, hasher=self._hasher
-            )
-        except BastionError:
-            self._closed = True
-            raise
+        return apply_actions(text, findings, self._policy, tenant=self._tenant, hasher=self._hasher)
 
     def _release(self, *, final: bool) -> str:
         buf = self._buf
@@ -419,9 +418,7 @@ class _ProtectedAnswer:
         try:
             return step(text)
         except ContentFiltered as exc:
-            self._ctx.decide(
-                "protect_output", "deny", "the answer was stopped: " + exc.message, **exc.details
-            )
+            self._ctx.decide("protect_output", "deny", "the answer was stopped: " + exc.message, **exc.details)
             raise
         finally:
             scanner = self._answer.scanner
