@@ -241,6 +241,28 @@ def test_a_replayed_token_is_refused(ring: ToolKeyRing, minter: ToolTokenMinter)
     assert err.value.reason == "replayed"
 
 
+def test_a_token_raced_by_threads_is_accepted_once(ring: ToolKeyRing, minter: ToolTokenMinter) -> None:
+    verifier = BastionTokenVerifier(ring.jwks(), AUDIENCE, ISSUER)
+    token = mint(minter)
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def attempt() -> None:
+        start.wait()
+        try:
+            verifier.verify(token, body=BODY)
+            outcomes.append("ok")
+        except BastionTokenError as exc:
+            outcomes.append(exc.reason)
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(outcomes) == ["ok"] + ["replayed"] * 7
+
+
 def test_a_refused_body_does_not_burn_the_token(ring: ToolKeyRing, minter: ToolTokenMinter) -> None:
     verifier = BastionTokenVerifier(ring.jwks(), AUDIENCE, ISSUER)
     token = mint(minter)
@@ -440,6 +462,18 @@ def _backend_app(verifier: BastionTokenVerifier) -> Starlette:
         return JSONResponse({"sub": caller.subject, "rid": caller.request_id, "payload": payload})
 
     return Starlette(routes=[Route("/echo", echo, methods=["POST"])])
+
+
+def test_the_gateway_publishes_the_jwks_with_a_cache_lifetime(ring: ToolKeyRing, minter: ToolTokenMinter) -> None:
+    async def jwks(request: Request) -> Response:
+        return minter.jwks_response()
+
+    app = Starlette(routes=[Route("/.well-known/jwks.json", jwks)])
+    with serve_in_thread(app) as url:
+        resp = httpx.get(url + "/.well-known/jwks.json")
+        assert resp.headers["cache-control"] == "public, max-age=300"
+        verifier = BastionTokenVerifier(url + "/.well-known/jwks.json", AUDIENCE, ISSUER)
+        assert verifier.verify(mint(minter), body=BODY).subject == "alice"
 
 
 def test_starlette_helper_over_http(ring: ToolKeyRing, minter: ToolTokenMinter) -> None:

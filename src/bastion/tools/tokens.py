@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import jwt
+from starlette.responses import JSONResponse
 
 from bastion.context import Principal
 from bastion.errors import ConfigError, InvalidRequest, PermissionDenied
@@ -38,6 +39,8 @@ BODY_HASH_CLAIM = "bastion_bh"
 TOOL_CLAIM = "bastion_tool"
 #: Attribute of ``Principal.attributes`` where identity puts the user's granted scopes.
 PRINCIPAL_SCOPES_ATTRIBUTE = "scopes"
+#: Seconds a backend may cache the published JWKS (short: an unknown kid also triggers a refetch).
+JWKS_MAX_AGE_SECONDS = 300
 #: Longest actor id or request id accepted into a token.
 MAX_ID_LENGTH = 256
 
@@ -57,9 +60,7 @@ def user_scopes(principal: Principal) -> frozenset[str]:
     return frozenset()  # unknown means none: fail closed
 
 
-def narrow_scopes(
-    tool: ToolSettings, requested: Iterable[str] | None, held: frozenset[str]
-) -> tuple[str, ...]:
+def narrow_scopes(tool: ToolSettings, requested: Iterable[str] | None, held: frozenset[str]) -> tuple[str, ...]:
     """The scopes a token for ``tool`` may carry: requested ∩ tool's ∩ the user's, sorted.
 
     Refuses (``insufficient_scope``) when the user lacks a scope the tool needs,
@@ -76,9 +77,7 @@ def narrow_scopes(
     wanted = needed if requested is None else frozenset(requested)
     granted = wanted & needed & held
     if needed and not granted:
-        raise PermissionDenied(
-            "No requested scope can be granted for this tool.", code="insufficient_scope"
-        )
+        raise PermissionDenied("No requested scope can be granted for this tool.", code="insufficient_scope")
     return tuple(sorted(granted))
 
 
@@ -107,6 +106,10 @@ class ToolTokenMinter:
     def jwks(self) -> dict[str, Any]:
         """The key set backends verify these tokens with (served at /.well-known/jwks.json)."""
         return self.keyring.jwks()
+
+    def jwks_response(self) -> JSONResponse:
+        """The JWKS as an HTTP answer for ``GET /.well-known/jwks.json``, with its cache lifetime."""
+        return JSONResponse(self.jwks(), headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE_SECONDS}"})
 
     def mint_tool_token(
         self,
@@ -160,16 +163,10 @@ class ToolTokenMinter:
         )
 
 
-def build_minter(
-    settings: ToolTokenSettings, *, data_dir: str | Path, public_url: str
-) -> ToolTokenMinter:
+def build_minter(settings: ToolTokenSettings, *, data_dir: str | Path, public_url: str) -> ToolTokenMinter:
     """The gateway's minter: keys in ``key_dir`` or ``{data_dir}/tool_keys``, issuer its URL."""
-    key_dir = (
-        Path(settings.key_dir).expanduser() if settings.key_dir else Path(data_dir) / "tool_keys"
-    )
-    ring = ToolKeyRing(
-        key_dir, algorithm=settings.algorithm, rotation_seconds=settings.rotation_seconds
-    )
+    key_dir = Path(settings.key_dir).expanduser() if settings.key_dir else Path(data_dir) / "tool_keys"
+    ring = ToolKeyRing(key_dir, algorithm=settings.algorithm, rotation_seconds=settings.rotation_seconds)
     issuer = settings.issuer or public_url.rstrip("/")
     if not issuer:
         raise ConfigError("tools.tokens.issuer is empty and the gateway has no public URL")
