@@ -457,3 +457,16 @@ def test_real_scanner_first_chunk_cost(real_scan: Detector) -> None:
     p50 = statistics.median(samples) * 1000
     print(f"first chunk with the real scanner: p50={p50:.3f} ms")
     assert p50 < 5.0
+
+
+def test_output_stage_records_a_scanner_failure() -> None:
+    def broken(text: str, *, tenant: str | None = None) -> list[Finding]:
+        raise ValueError("no")
+
+    stage = ProtectOutput(OutputScanSettings(), ActionSettings().output_policy(), broken)
+    ctx = _ctx()
+    f = stage.open(ctx)
+    assert f is not None
+    with pytest.raises(BastionError):
+        f.feed("hello there ")
+    assert ctx.decisions[-1].effect == "error"
