@@ -85,6 +85,10 @@ class _Row:
         return value if isinstance(value, int) else None
 
 
+#: The columns of a ``_Row``, in its field order.
+_ROW_COLUMNS = tuple(audit_events.c[name] for name in _Row.__dataclass_fields__ if name != "parsed")
+
+
 @dataclass
 class _Checkpoint:
     id: int
@@ -120,10 +124,10 @@ def _mirror_mismatch(row: _Row) -> str | None:
 
 
 def _row_at(conn: Connection, seq: int) -> _Row | None:
-    r = conn.execute(select(audit_events).where(audit_events.c.seq == seq)).first()
+    r = conn.execute(select(*_ROW_COLUMNS).where(audit_events.c.seq == seq)).first()
     if r is None:
         return None
-    row = _Row(**{k: r._mapping[k] for k in _Row.__dataclass_fields__ if k != "parsed"})
+    row = _Row(*r)
     _parse(row)
     return row
 
@@ -252,9 +256,9 @@ class _Walk:
 
 def _rows_after(conn: Connection, after: int) -> list[_Row]:
     page = conn.execute(
-        select(audit_events).where(audit_events.c.seq > after).order_by(audit_events.c.seq).limit(VERIFY_PAGE_ROWS)
+        select(*_ROW_COLUMNS).where(audit_events.c.seq > after).order_by(audit_events.c.seq).limit(VERIFY_PAGE_ROWS)
     ).all()
-    return [_Row(**{k: r._mapping[k] for k in _Row.__dataclass_fields__ if k != "parsed"}) for r in page]
+    return [_Row(*r) for r in page]
 
 
 def verify_chain(
