@@ -43,6 +43,7 @@ VALUE_SELECTORS = frozenset({"tier", "region", "provider", "cert"})
 FLAG_SELECTORS = frozenset({"baa", "zero_data_retention", "no_training"})
 
 _ID_SHAPE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_PER_ACTION = re.compile(r' for Bastion::Action::"[^"]*"')
 _BACKTICKED = re.compile(r"`([^`\n]{1,80})`")
 _ACTION_TYPE = f"{NAMESPACE}::Action"
 
@@ -286,9 +287,13 @@ def compile_source(src: PolicySource, problems: list[PolicyProblem]) -> list[Com
             continue
         result = cedarpy.validate_policies(chunk, schema)
         if not result.validation_passed:
+            # The validator repeats one mistake once per action it applies to; report it once.
+            seen: set[str] = set()
             for err in result.errors:
-                msg = err.error.replace("for policy `policy0`, ", "").strip()
-                problems.append(PolicyProblem(src.name, _line_of_problem(chunk, first_line, msg), msg))
+                msg = _PER_ACTION.sub("", err.error.replace("for policy `policy0`, ", "")).strip()
+                if msg not in seen:
+                    seen.add(msg)
+                    problems.append(PolicyProblem(src.name, _line_of_problem(chunk, first_line, msg), msg))
             continue
         compiled = _interpret(src.name, chunk, first_line, statics[0], problems)
         if compiled is not None:
