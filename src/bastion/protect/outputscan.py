@@ -420,6 +420,9 @@ class _ProtectedAnswer:
         except ContentFiltered as exc:
             self._ctx.decide("protect_output", "deny", "the answer was stopped: " + exc.message, **exc.details)
             raise
+        except BastionError:
+            self._ctx.decide("protect_output", "error", "the answer could not be scanned")
+            raise
         finally:
             scanner = self._answer.scanner
             if scanner is not None and len(scanner.findings) > self._seen:
