@@ -122,9 +122,7 @@ def test_an_exchange_sends_rfc8693_fields_and_client_auth(
 
 def test_client_secret_post(endpoint: tuple[str, TokenEndpoint]) -> None:
     url, fake = endpoint
-    client = TokenExchangeClient(
-        settings(url, auth_method="client_secret_post"), client_secret=Secret(CLIENT_SECRET)
-    )
+    client = TokenExchangeClient(settings(url, auth_method="client_secret_post"), client_secret=Secret(CLIENT_SECRET))
     run(client)
     assert fake.requests[0]["authorization"] is None
     assert fake.requests[0]["form"]["client_id"] == "bastion"
@@ -134,9 +132,7 @@ def test_client_secret_post(endpoint: tuple[str, TokenEndpoint]) -> None:
 def test_exchanged_tokens_are_cached_until_near_expiry(endpoint: tuple[str, TokenEndpoint]) -> None:
     url, fake = endpoint
     now = [1000.0]
-    client = TokenExchangeClient(
-        settings(url, refresh_before_expiry_seconds=30), clock=lambda: now[0]
-    )
+    client = TokenExchangeClient(settings(url, refresh_before_expiry_seconds=30), clock=lambda: now[0])
 
     async def go() -> list[str]:
         out = [(await _exchange(client)).access_token, (await _exchange(client)).access_token]
@@ -221,3 +217,62 @@ def test_build_exchange_client_needs_its_named_secret(monkeypatch: pytest.Monkey
     client = build_exchange_client(cfg, SecretResolver())
     assert client._secret is not None and client._secret.reveal() == CLIENT_SECRET
     asyncio.run(client.aclose())
+
+
+def _tool(mode: str, **overrides: Any) -> Any:
+    from bastion.tools.config import ToolSettings
+
+    fields: dict[str, Any] = {
+        "name": "hr_reviews",
+        "owner": "people-team",
+        "audience": "https://hr.test",
+        "base_url": "http://hr.internal",
+        "operation": {"method": "GET", "path": "/reviews/team"},
+        "scopes": ["hr.reviews.read"],
+        "token_mode": mode,
+    }
+    fields.update(overrides)
+    return ToolSettings.model_validate(fields)
+
+
+def test_credentials_mint_or_exchange_per_tool(endpoint: tuple[str, TokenEndpoint], tmp_path: Any) -> None:
+    from bastion.backend import BastionTokenVerifier
+    from bastion.context import Principal
+    from bastion.tools.credentials import ToolCredentials
+    from bastion.tools.keys import ToolKeyRing
+    from bastion.tools.tokens import ToolTokenMinter
+
+    url, fake = endpoint
+    ring = ToolKeyRing(tmp_path, rotation_seconds=3600)
+    creds = ToolCredentials(ToolTokenMinter(ring, issuer="https://bastion.test"), TokenExchangeClient(settings(url)))
+    user = Principal(subject="sam", attributes={"scopes": ["hr.reviews.read", "admin"]})
+    no_scope = Principal(subject="sam", attributes={"scopes": []})
+    call = {"actor": "app", "scopes": None, "request_id": "req_1", "body": b""}
+
+    async def go() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        out["minted"] = await creds.token_for(user, _tool("mint"), **call, subject_token="user-token")
+        out["exchanged"] = await creds.token_for(user, _tool("exchange"), **call, subject_token="user-token")
+        for name, who, tool, subject in [
+            ("no subject token", user, _tool("exchange"), None),
+            ("disabled", user, _tool("exchange", action="write"), "user-token"),
+            ("user lacks scope", no_scope, _tool("exchange"), "user-token"),
+        ]:
+            try:
+                await creds.token_for(who, tool, **call, subject_token=subject)
+                out[name] = "issued"
+            except PermissionDenied as exc:
+                out[name] = exc.code
+        assert creds.exchange is not None
+        await creds.exchange.aclose()
+        return out
+
+    out = asyncio.run(go())
+    verifier = BastionTokenVerifier(ring.jwks(), "https://hr.test", "https://bastion.test")
+    assert verifier.verify(out["minted"], body=b"").subject == "sam"
+    assert out["exchanged"] == "exchanged-1"
+    assert out["no subject token"] == "token_exchange_denied"
+    assert out["disabled"] == "tool_disabled"
+    assert out["user lacks scope"] == "insufficient_scope"
+    # Only the one legitimate exchange reached the identity provider, asking for the narrowed scope.
+    assert len(fake.requests) == 1 and fake.requests[0]["form"]["scope"] == "hr.reviews.read"
