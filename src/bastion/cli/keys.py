@@ -34,9 +34,7 @@ def _store(config: str | None) -> Iterator[object]:
 
     try:
         settings = load_settings(config)
-        db = open_database(
-            settings.storage_url, pool_size=1, timeout=settings.storage.timeout_seconds
-        )
+        db = open_database(settings.storage_url, pool_size=1, timeout=settings.storage.timeout_seconds)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     try:
@@ -60,24 +58,14 @@ def register(app: typer.Typer) -> None:
 
     @keys.command("create")
     def create(
-        owner: str = typer.Option(
-            ..., "--owner", help="Who the key belongs to (a user or a service name)."
-        ),
+        owner: str = typer.Option(..., "--owner", help="Who the key belongs to (a user or a service name)."),
         config: str = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
-        service: bool = typer.Option(
-            False, "--service", help="The owner is a service, not a person."
-        ),
-        models: str = typer.Option(
-            None, "--models", help="Comma-separated models the key may use (default: any)."
-        ),
-        expires: str = typer.Option(
-            "never", "--expires", help="Lifetime: 30d, 12h, 90m, 2w or never."
-        ),
+        service: bool = typer.Option(False, "--service", help="The owner is a service, not a person."),
+        models: str = typer.Option(None, "--models", help="Comma-separated models the key may use (default: any)."),
+        expires: str = typer.Option("never", "--expires", help="Lifetime: 30d, 12h, 90m, 2w or never."),
         name: str = typer.Option(None, "--name", help="A label to recognise the key by."),
         tenant: str = typer.Option(None, "--tenant", help="The tenant the key acts in."),
-        groups: str = typer.Option(
-            None, "--groups", help="Comma-separated groups of the principal."
-        ),
+        groups: str = typer.Option(None, "--groups", help="Comma-separated groups of the principal."),
         roles: str = typer.Option(None, "--roles", help="Comma-separated roles of the principal."),
     ) -> None:
         """Make a key; the key is printed once, alone on the last line."""
@@ -103,9 +91,7 @@ def register(app: typer.Typer) -> None:
 
     @keys.command("revoke")
     def revoke(
-        key_id: str = typer.Argument(
-            ..., help="The key's id (key_...), as shown by 'bastion keys list'."
-        ),
+        key_id: str = typer.Argument(..., help="The key's id (key_...), as shown by 'bastion keys list'."),
         config: str = typer.Option(None, "--config", "-c", help=_CONFIG_HELP),
     ) -> None:
         """Revoke a key; every gateway sharing the database refuses it within seconds."""

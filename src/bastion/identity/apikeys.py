@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -47,6 +48,8 @@ NEGATIVE_CACHE_MAX_ENTRIES = 10_000
 #: Storage look-ups for keys not in memory: steady rate per second, and burst.
 MISS_LOOKUPS_PER_SECOND = 20.0
 MISS_LOOKUP_BURST = 40.0
+#: Least seconds between two warnings that unknown keys are being refused without look-up.
+FLOOD_WARNING_SECONDS = 60.0
 #: Longest owner, name or tenant accepted, and most models, groups or roles on one key.
 MAX_LABEL_CHARS = 256
 MAX_LIST_ITEMS = 256
@@ -89,7 +92,7 @@ class KeyRecord:
             return "expired"
         return "active"
 
-    def to_public(self) -> dict[str, Any]:
+    def to_public(self, now: float | None = None) -> dict[str, Any]:
         """The record as shown to administrators (never the hash)."""
         return {
             "id": self.id,
@@ -104,7 +107,7 @@ class KeyRecord:
             "created_at": self.created_at,
             "expires_at": self.expires_at,
             "revoked_at": self.revoked_at,
-            "status": self.status(),
+            "status": self.status(now),
         }
 
     def to_principal(self) -> Principal:
@@ -166,9 +169,7 @@ def _items(values: Iterable[str] | None, what: str) -> tuple[str, ...] | None:
         return None
     out = tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
     if len(out) > MAX_LIST_ITEMS:
-        raise InvalidRequest(
-            f"At most {MAX_LIST_ITEMS} {what} per key.", code="invalid_key_request"
-        )
+        raise InvalidRequest(f"At most {MAX_LIST_ITEMS} {what} per key.", code="invalid_key_request")
     for v in out:
         _label(v, what)
     return out
@@ -210,6 +211,7 @@ class KeyStore:
         self._inflight: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self._bucket = _TokenBucket(MISS_LOOKUPS_PER_SECOND, MISS_LOOKUP_BURST, time.monotonic)
         self._task: asyncio.Task[None] | None = None
+        self._flood_warned_at = -math.inf
         self._last_refresh_ok = time.monotonic()
         # Start-up may read storage synchronously; the hot path never does.
         self._apply(self._read_changed(None))
@@ -225,11 +227,7 @@ class KeyStore:
 
     def _read_one(self, key_hash: str) -> KeyRecord | None:
         with self._db.engine.connect() as conn:
-            row = (
-                conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash))
-                .mappings()
-                .first()
-            )
+            row = conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash)).mappings().first()
         return _record(row) if row is not None else None
 
     def _apply(self, records: Iterable[KeyRecord]) -> None:
@@ -254,13 +252,9 @@ class KeyStore:
     ) -> tuple[str, KeyRecord]:
         """Make a key; returns its plaintext (shown once, never stored) and its record."""
         if owner_kind not in ("user", "service"):
-            raise InvalidRequest(
-                "owner_kind must be 'user' or 'service'.", code="invalid_key_request"
-            )
+            raise InvalidRequest("owner_kind must be 'user' or 'service'.", code="invalid_key_request")
         if expires_in is not None and not 0 < expires_in:
-            raise InvalidRequest(
-                "A key's lifetime must be more than zero seconds.", code="invalid_key_request"
-            )
+            raise InvalidRequest("A key's lifetime must be more than zero seconds.", code="invalid_key_request")
         owner_v = _label(owner, "owner", required=True)
         assert owner_v is not None  # noqa: S101 - _label(required=True) never returns None
         model_list = _items(models, "models")
@@ -312,15 +306,9 @@ class KeyStore:
         with self._db.engine.begin() as conn:
             row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).mappings().first()
             if row is None:
-                raise InvalidRequest(
-                    f"No API key has the id {key_id[:64]!r}.", code="key_not_found"
-                )
+                raise InvalidRequest(f"No API key has the id {key_id[:64]!r}.", code="key_not_found")
             if row["revoked_at"] is None:
-                conn.execute(
-                    update(api_keys)
-                    .where(api_keys.c.id == key_id)
-                    .values(revoked_at=now, updated_at=now)
-                )
+                conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now, updated_at=now))
                 row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).mappings().one()
         rec = _record(row)
         self._apply([rec])
@@ -345,13 +333,8 @@ class KeyStore:
         return rec.to_principal()
 
     def _fresh_enough(self) -> None:
-        if (
-            self._task is not None
-            and time.monotonic() - self._last_refresh_ok > MAX_STALENESS_SECONDS
-        ):
-            raise ServiceUnavailable(
-                "API keys cannot be checked right now.", code="identity_unavailable"
-            )
+        if self._task is not None and time.monotonic() - self._last_refresh_ok > MAX_STALENESS_SECONDS:
+            raise ServiceUnavailable("API keys cannot be checked right now.", code="identity_unavailable")
 
     def authenticate(self, plaintext: str) -> Principal:
         """The principal for ``plaintext``, from memory only; raises AuthenticationFailed."""
@@ -385,10 +368,13 @@ class KeyStore:
         if pending is not None:
             return await asyncio.shield(pending)
         if not self._bucket.take():
-            log.warning(
-                "unknown API keys are arriving faster than %s/s; refusing without look-up",
-                MISS_LOOKUPS_PER_SECOND,
-            )
+            # One line a minute is enough to notice a flood; one per refused key would be the flood.
+            if now - self._flood_warned_at >= FLOOD_WARNING_SECONDS:
+                self._flood_warned_at = now
+                log.warning(
+                    "unknown API keys are arriving faster than %s/s; refusing without look-up",
+                    MISS_LOOKUPS_PER_SECOND,
+                )
             return None
         fut: asyncio.Future[KeyRecord | None] = asyncio.get_running_loop().create_future()
         self._inflight[key_hash] = fut
@@ -398,9 +384,7 @@ class KeyStore:
             fut.set_exception(exc)
             fut.exception()  # mark retrieved: waiters get it through the shield, if any
             log.warning("API key look-up failed: %s", type(exc).__name__)
-            raise ServiceUnavailable(
-                "API keys cannot be checked right now.", code="identity_unavailable"
-            ) from None
+            raise ServiceUnavailable("API keys cannot be checked right now.", code="identity_unavailable") from None
         finally:
             self._inflight.pop(key_hash, None)
         if rec is None:
@@ -434,9 +418,7 @@ class KeyStore:
         """Start refreshing the in-memory key table in the background."""
         if self._task is None:
             await self.refresh()
-            self._task = asyncio.create_task(
-                self._refresh_forever(), name="bastion-apikeys-refresh"
-            )
+            self._task = asyncio.create_task(self._refresh_forever(), name="bastion-apikeys-refresh")
 
     async def stop(self) -> None:
         """Stop the background refresh."""

@@ -37,9 +37,7 @@ class Authenticator:
     def _credential(self, authorization: str | None, x_api_key: str | None) -> str:
         for value in (authorization, x_api_key):
             if value is not None and len(value) > MAX_CREDENTIAL_BYTES:
-                raise AuthenticationFailed(
-                    "The credential is too large.", code=self._bad_credential_code()
-                )
+                raise AuthenticationFailed("The credential is too large.", code=self._bad_credential_code())
         bearer: str | None = None
         if authorization is not None and authorization.strip():
             scheme, _, rest = authorization.strip().partition(" ")
@@ -63,17 +61,13 @@ class Authenticator:
             )
         return credential
 
-    async def authenticate(
-        self, authorization: str | None, x_api_key: str | None = None
-    ) -> Principal:
+    async def authenticate(self, authorization: str | None, x_api_key: str | None = None) -> Principal:
         """The verified caller for these request headers; raises AuthenticationFailed."""
         try:
             credential = self._credential(authorization, x_api_key)
             if credential.startswith(KEY_PREFIX):
                 if self._keys is None:
-                    raise AuthenticationFailed(
-                        "API keys are not accepted here.", code="invalid_api_key"
-                    )
+                    raise AuthenticationFailed("API keys are not accepted here.", code="invalid_api_key")
                 return await self._keys.authenticate_async(credential)
             if self._oidc is not None:
                 return await self._oidc.verify(credential)

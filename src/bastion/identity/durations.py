@@ -26,7 +26,5 @@ def parse_duration(text: str | None) -> float | None:
         )
     seconds = int(m.group(1)) * _UNITS[m.group(2).lower()]
     if seconds <= 0 or seconds > MAX_DURATION_SECONDS:
-        raise InvalidRequest(
-            "A duration must be more than zero and at most ten years.", code="invalid_duration"
-        )
+        raise InvalidRequest("A duration must be more than zero and at most ten years.", code="invalid_duration")
     return seconds

@@ -320,20 +320,24 @@ class OIDCVerifier:
 
     async def _signing_key(self, state: _IssuerState, kid: str | None, alg: str) -> _Jwk:
         if not state.fresh(self._clock()):
-            await self._refresh(state, kid_triggered=False)
+            await self._refresh(state, kid_triggered=False, seen=state.generation)
+        seen = state.generation
         key, kid_known = state.find(kid, alg)
         if key is None and not kid_known:
-            if self._clock() - state.kid_refetch_at >= state.cfg.jwks_min_refetch_seconds:
-                await self._refresh(state, kid_triggered=True)
+            window_open = self._clock() - state.kid_refetch_at >= state.cfg.jwks_min_refetch_seconds
+            # A fetch in flight may be the one that brings this kid: wait for it rather than refuse.
+            if window_open or state.lock.locked():
+                await self._refresh(state, kid_triggered=True, seen=seen)
                 key, kid_known = state.find(kid, alg)
         if key is None:
+            if kid is None:
+                raise _invalid("The token names no signing key (kid) and none can be chosen.")
             if kid_known:
                 raise _invalid("The token's algorithm does not fit the key it names.")
             raise _invalid("The token was signed with a key this gateway does not know.")
         return key
 
-    async def _refresh(self, state: _IssuerState, *, kid_triggered: bool) -> None:
-        seen = state.generation
+    async def _refresh(self, state: _IssuerState, *, kid_triggered: bool, seen: int) -> None:
         async with state.lock:
             if state.generation != seen:
                 return  # another request fetched the keys while this one waited
@@ -371,9 +375,7 @@ class OIDCVerifier:
             if not isinstance(uri, str) or not uri.startswith(("https://", "http://")):
                 raise _FetchFailed("the discovery document has no usable jwks_uri")
             state.jwks_uri = uri
-        return _parse_jwks(
-            await self._get_json(state.jwks_uri, MAX_JWKS_BYTES, cfg.http_timeout_seconds)
-        )
+        return _parse_jwks(await self._get_json(state.jwks_uri, MAX_JWKS_BYTES, cfg.http_timeout_seconds))
 
     async def _get_json(self, url: str, max_bytes: int, wait_seconds: float) -> Any:
         try:
