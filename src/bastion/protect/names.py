@@ -47,6 +47,14 @@ _STRONG_BEFORE = re.compile(
     r"patientin|herr|frau|nome|paziente|signor|signora|naam|klant|imię|nazwisko|pan|pani)\b[\s:,.-]{0,3}$)",
     re.IGNORECASE,
 )
+#: Greetings: a single word after one is a name ("Hi Siobhán,", "Sehr geehrter Herr Dietrich").
+_GREETING = re.compile(
+    r"\b(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao|salut|liebe|lieber|sehr geehrte|sehr geehrter|"
+    r"estimado|estimada|caro|cara|beste|drogi|droga)[\s,]{1,2}$",
+    re.IGNORECASE,
+)
+#: Words joining two names: the second of "Ingrid Lindqvist and Tomasz Wiśniewski".
+_JOINER = re.compile(r"^(?:\s(?:and|und|et|y|e|i|or|&)\s|,\s|\s/\s)$", re.IGNORECASE)
 _WEAK_BEFORE = re.compile(
     r"\b(?:for|with|and|of|about|per|via|is|was|told|asked|ask|thank|thanks|to|from|by|call|email|user|partner)\s$",
     re.IGNORECASE,
@@ -87,6 +95,9 @@ _COMMON = frozenset(
     reply draft attached attachment please kindly urgent important confidential internal external
     agenda minutes meeting call sync standup demo release sprint roadmap budget forecast report
     chapter section figure appendix page step task issue bug fix feature test tests testing
+    cardholder holder beneficiary applicant candidate tenant guest passenger driver recipient sender
+    insured policyholder physician doctor nurse colleague owner contact attn attention kunde kundin
+    patientin paciente cliente nombre paziente klant signed approved reviewed prepared submitted
     """.split()
 )
 _ORG_WORDS = frozenset(
@@ -266,7 +277,10 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
         # A title is part of a full name ("Mrs. Sarah Le") but not of a bare surname ("Dr. King").
         span_start = titles[0][0] if titles and len(words) >= 2 else core_start
         before = text[max(0, (titles[0][0] if titles else core_start) - 40) : (titles[0][0] if titles else core_start)]
-        if _STRONG_BEFORE.search(before):
+        if _GREETING.search(before):
+            score += 0.6
+            reasons.append("greeting before")
+        elif _STRONG_BEFORE.search(before):
             score += 0.4
             reasons.append("cue word before")
         elif _WEAK_BEFORE.search(before):
@@ -293,6 +307,10 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
             # A run at the start of a sentence may just be a capitalised ordinary word.
             if n_name_words == 1 and not titles:
                 score -= 0.2
+        prev = out[-1] if out else None
+        if prev is not None and prev.score >= NAME_THRESHOLD and _JOINER.match(text[prev.end : span_start]):
+            score += 0.25
+            reasons.append("listed with another name")
         out.append(NameSpan(span_start, end, min(1.0, score), reasons, core_start, core_end))
     return out
 
