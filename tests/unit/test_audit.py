@@ -542,3 +542,15 @@ def test_cli_verify_and_export(tmp_path: Path) -> None:
     assert "deleted at seq 6" in bad.output
     bad_json = json.loads(_cli(tmp_path, "audit", "verify", "--config", str(cfg), "--json").output)
     assert bad_json["problem"]["kind"] == "deleted" and bad_json["problem"]["seq"] == 6
+
+
+def test_cli_errors_are_not_verdicts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    cfg = tmp_path / "bastion.yaml"
+    cfg.write_text(f"data_dir: {data}\n")
+    assert _cli(tmp_path, "audit", "export", "--config", str(cfg), "--since", "yesterday").exit_code == 2
+    open_database(f"sqlite:///{data / 'bastion.db'}").close()
+    with sqlite3.connect(data / "bastion.db") as conn:
+        conn.execute("DROP TABLE audit_events")
+    assert _cli(tmp_path, "audit", "verify", "--config", str(cfg)).exit_code == 2
+    assert _cli(tmp_path, "audit", "verify", "--config", str(tmp_path / "missing.yaml")).exit_code == 2

@@ -96,6 +96,8 @@ def verify(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Check every event and checkpoint; exit 1 naming the first bad event if tampered with."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bastion.audit.verify import count_all, verify_chain
 
     settings, db = _open(config)
@@ -103,6 +105,10 @@ def verify(
         keys = _trusted_keys(settings)
         with _progress("verifying", count_all(db)) as advance:
             report = verify_chain(db, keys, progress=advance)
+    except SQLAlchemyError as exc:
+        # A store that cannot be read is not a verdict on the chain: say so, with its own exit code.
+        typer.echo(f"error: cannot read the audit tables ({type(exc).__name__})", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
     finally:
         db.close()
     if as_json:
@@ -127,6 +133,8 @@ def export(
     output: str = typer.Option(None, "--output", "-o", help="File to write; standard output if omitted."),
 ) -> None:
     """Write audit events as JSON Lines, in chain order."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bastion.audit.export import count_events, export_events, parse_time
 
     try:
@@ -142,6 +150,9 @@ def export(
         with open(output, "w", encoding="utf-8") if output else nullcontext(sys.stdout) as sink:  # noqa: SIM115
             with _progress("exporting", total if output else 0) as advance:
                 n = export_events(db, sink, since=lo, until=hi, progress=advance)
+    except SQLAlchemyError as exc:
+        typer.echo(f"error: cannot read the audit tables ({type(exc).__name__})", err=True)
+        raise typer.Exit(EXIT_ERROR) from None
     finally:
         db.close()
     if output:
