@@ -54,9 +54,7 @@ def test_restore_only_this_conversations_placeholders() -> None:
         return await v.restore("c1", text), await v.restore("c2", text)
 
     mine, other = asyncio.run(run())
-    assert (
-        mine == "Dear Jane Doe, your SSN 123-45-6789 is on file. <PERSON_9> and <b>bold</b> stay."
-    )
+    assert mine == "Dear Jane Doe, your SSN 123-45-6789 is on file. <PERSON_9> and <b>bold</b> stay."
     assert "Jane Doe" not in other and "<PERSON_1>" in other
 
 
@@ -188,11 +186,7 @@ def test_redis_vault_shares_placeholders_between_replicas() -> None:
         try:
             # Concurrent requests on two replicas: one value, one placeholder.
             got = await asyncio.gather(
-                *(
-                    v.pseudonymize("c", name, "PERSON")
-                    for v in (a, b)
-                    for name in ("Jane", "Bob", "Jane")
-                )
+                *(v.pseudonymize("c", name, "PERSON") for v in (a, b) for name in ("Jane", "Bob", "Jane"))
             )
             restored = await b.restore("c", " ".join(sorted(set(got))))
             import redis.asyncio as r
