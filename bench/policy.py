@@ -31,7 +31,9 @@ GROUPS = [f"team-{i}" for i in range(30)]
 CLASSES = ["pii", "phi", "pci", "financial", "credentials"]
 PROVIDERS = [
     ProviderSettings(name="openai", base_url="https://o.test", tier="api", region="us-east-1"),
-    ProviderSettings(name="consumer", base_url="https://c.test", tier="consumer", region="us-east-1", trains_on_inputs=True),
+    ProviderSettings(
+        name="consumer", base_url="https://c.test", tier="consumer", region="us-east-1", trains_on_inputs=True
+    ),
     ProviderSettings(name="azure-eu", base_url="https://a.test", tier="enterprise", region="eu-west-1", baa=True),
     ProviderSettings(name="local", base_url="http://l.test", tier="on_prem", region="eu-dc"),
 ]
@@ -45,32 +47,53 @@ def generated_policies(count: int, rng: random.Random) -> str:
         g, m = rng.choice(GROUPS), rng.choice(MODELS).name
         kind = i % 4
         if kind == 0:
-            out.append(f'@id("g{i}") @reason("Model {m} is not for {g}.")\n'
-                       f'forbid(principal in Bastion::Group::"{g}", action == Bastion::Action::"invoke_model", '
-                       f'resource == Bastion::Model::"{m}") when {{ context.request_kib > {rng.randint(64, 512)} }};')
+            out.append(
+                f'@id("g{i}") @reason("Model {m} is not for {g}.")\n'
+                f'forbid(principal in Bastion::Group::"{g}", action == Bastion::Action::"invoke_model", '
+                f'resource == Bastion::Model::"{m}") when {{ context.request_kib > {rng.randint(64, 512)} }};'
+            )
         elif kind == 1:
-            out.append(f'@id("g{i}") @effect("redact") @applies_to("{rng.choice(CLASSES)}")\n'
-                       f'permit(principal in Bastion::Group::"{g}", action == Bastion::Action::"invoke_model", resource);')
+            out.append(
+                f'@id("g{i}") @effect("redact") @applies_to("{rng.choice(CLASSES)}")\n'
+                f'permit(principal in Bastion::Group::"{g}", action == Bastion::Action::"invoke_model", resource);'
+            )
         elif kind == 2:
-            out.append(f'@id("g{i}") @reason("Out of hours.")\n'
-                       f'forbid(principal in Bastion::Group::"{g}", action == Bastion::Action::"invoke_model", resource)'
-                       f' when {{ context.hour < {rng.randint(0, 5)} && context.data_classes.contains("{rng.choice(CLASSES)}") }};')
+            out.append(
+                f'@id("g{i}") @reason("Out of hours.")\n'
+                f'forbid(principal in Bastion::Group::"{g}", action == Bastion::Action::"invoke_model", resource)'
+                f" when {{ context.hour < {rng.randint(0, 5)} &&"
+                f' context.data_classes.contains("{rng.choice(CLASSES)}") }};'
+            )
         else:
-            out.append(f'@id("g{i}") @reason("Injection.")\n'
-                       f'forbid(principal, action == Bastion::Action::"invoke_model", resource == Bastion::Model::"{m}")'
-                       f' when {{ context.injection_score >= {rng.randint(50, 99)} && principal.tenant == "t{i}" }};')
+            out.append(
+                f'@id("g{i}") @reason("Injection.")\n'
+                f'forbid(principal, action == Bastion::Action::"invoke_model", resource == Bastion::Model::"{m}")'
+                f' when {{ context.injection_score >= {rng.randint(50, 99)} && principal.tenant == "t{i}" }};'
+            )
     return "\n\n".join(out) + "\n"
 
 
 def requests(n: int, rng: random.Random, engine: PolicyEngine) -> list[PolicyRequest]:
     """A mix of distinct invoke_model requests: users, groups, models, data classes, sizes."""
-    users = [Principal(f"user-{i}", groups=tuple(rng.sample(GROUPS, 2)), tenant="acme",
-                       attributes={"region": rng.choice(["us-1", "us-1", "eu-1"])}) for i in range(50)]
+    users = [
+        Principal(
+            f"user-{i}",
+            groups=tuple(rng.sample(GROUPS, 2)),
+            tenant="acme",
+            attributes={"region": rng.choice(["us-1", "us-1", "eu-1"])},
+        )
+        for i in range(50)
+    ]
     out = []
     for _ in range(n):
         classes = rng.sample(CLASSES[:4], rng.choice([0, 0, 1, 2]))
-        ctx = {"data_classes": classes, "request_bytes": rng.randint(100, 64_000),
-               "injection_score": rng.random() * 0.3, "hour": rng.randint(0, 23), "weekday": rng.randint(1, 7)}
+        ctx = {
+            "data_classes": classes,
+            "request_bytes": rng.randint(100, 64_000),
+            "injection_score": rng.random() * 0.3,
+            "hour": rng.randint(0, 23),
+            "weekday": rng.randint(1, 7),
+        }
         out.append(engine.request_for_model(rng.choice(users), rng.choice(MODELS), ctx))
     return out
 
@@ -79,8 +102,14 @@ def percentiles(ns: list[int]) -> dict[str, float]:
     """p50 / p90 / p99 / max in microseconds."""
     s = sorted(ns)
     pick = lambda q: round(s[min(len(s) - 1, int(q * len(s)))] / 1000, 1)  # noqa: E731
-    return {"p50_us": pick(0.50), "p90_us": pick(0.90), "p99_us": pick(0.99), "max_us": round(s[-1] / 1000, 1),
-            "mean_us": round(statistics.fmean(s) / 1000, 1), "samples": len(s)}
+    return {
+        "p50_us": pick(0.50),
+        "p90_us": pick(0.90),
+        "p99_us": pick(0.99),
+        "max_us": round(s[-1] / 1000, 1),
+        "mean_us": round(statistics.fmean(s) / 1000, 1),
+        "samples": len(s),
+    }
 
 
 def timed(fn: Any, items: list[Any]) -> list[int]:
@@ -123,9 +152,12 @@ def main() -> None:
 
     # Raw Cedar: the whole 200-policy set, inputs already encoded (the floor for one uncached call).
     full = cedarpy.PolicySet.from_str(
-        "\n".join((Path(__file__).parent.parent / "src/bastion/policy/defaults" / f).read_text()
-                  for f in sorted(os.listdir(Path(__file__).parent.parent / "src/bastion/policy/defaults")))
-        + generated_policies(extra, random.Random(7)))
+        "\n".join(
+            (Path(__file__).parent.parent / "src/bastion/policy/defaults" / f).read_text()
+            for f in sorted(os.listdir(Path(__file__).parent.parent / "src/bastion/policy/defaults"))
+        )
+        + generated_policies(extra, random.Random(7))
+    )
     encoded = []
     for r in reqs[:2000]:
         creq, ents, ctx = encode_request(r, cold_engine._zone)
@@ -138,9 +170,14 @@ def main() -> None:
     for r in reqs[:500]:
         e = cold_engine._encoder.encode(r)
         req = e.cedar_request
-        m = cold_engine._authz["invoke_model"].mask(req["principal"]["type"], req["principal"]["id"],
-                                                    e.principal_groups, req["resource"]["type"],
-                                                    req["resource"]["id"], e.resource_provider)
+        m = cold_engine._authz["invoke_model"].mask(
+            req["principal"]["type"],
+            req["principal"]["id"],
+            e.principal_groups,
+            req["resource"]["type"],
+            req["resource"]["id"],
+            e.resource_provider,
+        )
         slice_sizes.append(bin(m).count("1"))
 
     effects: dict[str, int] = {}
@@ -150,7 +187,9 @@ def main() -> None:
     result = {
         "benchmark": "policy evaluation, PolicyEngine.decide",
         "policies": TOTAL_POLICIES,
-        "policies_on_invoke_model": sum(1 for p in cold_engine.policies if p.actions is None or "invoke_model" in p.actions),
+        "policies_on_invoke_model": sum(
+            1 for p in cold_engine.policies if p.actions is None or "invoke_model" in p.actions
+        ),
         "load_ms": round(load_ms, 1),
         "uncached_decide": percentiles(uncached),
         "cached_decide": percentiles(cached),
@@ -162,8 +201,14 @@ def main() -> None:
         "target": "p99 < 100 us",
         "meets_target_cached": percentiles(cached)["p99_us"] < 100,
         "meets_target_uncached": percentiles(uncached)["p99_us"] < 100,
-        "machine": {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
-                    "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "loadavg_1m_at_start": load_start, "cedarpy": getattr(cedarpy, "__version__", "4.x")},
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
+            "loadavg_1m_at_start": load_start,
+            "cedarpy": getattr(cedarpy, "__version__", "4.x"),
+        },
         "note": "Shared 2-core machine with other work running; figures include that noise.",
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,10 @@ def test_validate_example_and_line_numbers(tmp_path: Path) -> None:
     code, out = _run("validate", "--config", str(EXAMPLES / "bastion.yaml"))
     assert code == 0 and out.startswith("OK: ")
     bad = tmp_path / "bad.cedar"
-    bad.write_text('@id("ok")\npermit(principal, action, resource);\n\n// broken below\nforbid(principal, action, resource)\nwhen { context.nope };\n')
+    bad.write_text(
+        '@id("ok")\npermit(principal, action, resource);\n\n'
+        "// broken below\nforbid(principal, action, resource)\nwhen { context.nope };\n"
+    )
     code, out = _run("validate", str(bad))
     assert code == 1
     assert f"{bad}:6: " in out and "nope" in out
@@ -52,7 +55,8 @@ def test_failing_case_exits_non_zero(tmp_path: Path) -> None:
         "config: bastion.yaml\ncases:\n"
         "  - name: wrong on purpose\n    principal: {subject: a}\n"
         "    request: {model: echo, data_classes: [credentials]}\n    expect: {decision: allow}\n"
-        "  - name: unknown model\n    principal: {subject: a}\n    request: {model: nope}\n    expect: {decision: deny}\n"
+        "  - name: unknown model\n    principal: {subject: a}\n"
+        "    request: {model: nope}\n    expect: {decision: deny}\n"
     )
     code, out = _run("test", str(tmp_path / "CASES.yaml"))
     assert code == 1
@@ -62,9 +66,14 @@ def test_failing_case_exits_non_zero(tmp_path: Path) -> None:
 
 def test_explain_json_shape() -> None:
     code, out = _run(
-        "explain", "--config", str(EXAMPLES / "bastion.yaml"),
-        "--principal", '{"subject": "hans", "region": "eu-central", "groups": ["engineering"]}',
-        "--request", '{"model": "gpt-4o", "findings": [{"type": "PERSON"}]}', "--json",
+        "explain",
+        "--config",
+        str(EXAMPLES / "bastion.yaml"),
+        "--principal",
+        '{"subject": "hans", "region": "eu-central", "groups": ["engineering"]}',
+        "--request",
+        '{"model": "gpt-4o", "findings": [{"type": "PERSON"}]}',
+        "--json",
     )
     assert code == 0, out
     data = json.loads(out)
@@ -77,8 +86,15 @@ def test_explain_json_shape() -> None:
 
 
 def test_explain_text_and_bad_input() -> None:
-    code, out = _run("explain", "--config", str(EXAMPLES / "bastion.yaml"),
-                     "--principal", '{"subject": "a", "groups": ["engineering"]}', "--request", '{"model": "gpt-4o"}')
+    code, out = _run(
+        "explain",
+        "--config",
+        str(EXAMPLES / "bastion.yaml"),
+        "--principal",
+        '{"subject": "a", "groups": ["engineering"]}',
+        "--request",
+        '{"model": "gpt-4o"}',
+    )
     assert code == 0 and "decision: allow" in out and "default-invoke-any-model" in out
     code, out = _run("explain", "--principal", "{not json", "--request", "{}")
     assert code == 2 and "not valid JSON" in out

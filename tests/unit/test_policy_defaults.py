@@ -16,7 +16,9 @@ from bastion.settings import ModelSettings, ProviderSettings, embedded_defaults
 PROVIDERS = [
     ProviderSettings(name="consumer", base_url="https://c.test", tier="consumer", region="us-east-1"),
     ProviderSettings(name="trainer", base_url="https://t.test", tier="api", region="us-east-1", trains_on_inputs=True),
-    ProviderSettings(name="us-api", base_url="https://u.test", tier="api", region="us-east-1", zero_data_retention=True),
+    ProviderSettings(
+        name="us-api", base_url="https://u.test", tier="api", region="us-east-1", zero_data_retention=True
+    ),
     ProviderSettings(name="eu-baa", base_url="https://e.test", tier="enterprise", region="eu-west-1", baa=True),
     ProviderSettings(name="eu-api", base_url="https://f.test", tier="api", region="eu-north-1"),
     ProviderSettings(name="onprem", base_url="http://l.test", tier="on_prem", region="us-dc1"),
@@ -35,13 +37,42 @@ def engine() -> PolicyEngine:
 MODEL_CASES: list[tuple[str, Principal, str, list[str], str, str | None, list[str] | None]] = [
     # name, principal, provider, data classes, effect, deciding policy, reroute
     ("clean request allowed", ALICE, "us-api", [], "allow", "default-invoke-any-model", None),
-    ("pii to consumer tier", ALICE, "consumer", ["pii"], "reroute",
-     "sensitive-data-not-to-training-or-consumer", ["us-api", "eu-baa", "eu-api", "onprem"]),
-    ("phi to provider that trains", ALICE, "trainer", ["phi"], "reroute",
-     "sensitive-data-not-to-training-or-consumer", ["eu-baa", "onprem"]),
-    ("no sensitive data to consumer is fine", ALICE, "consumer", ["financial"], "allow", "default-invoke-any-model", None),
-    ("phi to non-baa api is rerouted", ALICE, "us-api", ["phi"], "reroute", "phi-only-baa-or-on-prem",
-     ["eu-baa", "onprem"]),
+    (
+        "pii to consumer tier",
+        ALICE,
+        "consumer",
+        ["pii"],
+        "reroute",
+        "sensitive-data-not-to-training-or-consumer",
+        ["us-api", "eu-baa", "eu-api", "onprem"],
+    ),
+    (
+        "phi to provider that trains",
+        ALICE,
+        "trainer",
+        ["phi"],
+        "reroute",
+        "sensitive-data-not-to-training-or-consumer",
+        ["eu-baa", "onprem"],
+    ),
+    (
+        "no sensitive data to consumer is fine",
+        ALICE,
+        "consumer",
+        ["financial"],
+        "allow",
+        "default-invoke-any-model",
+        None,
+    ),
+    (
+        "phi to non-baa api is rerouted",
+        ALICE,
+        "us-api",
+        ["phi"],
+        "reroute",
+        "phi-only-baa-or-on-prem",
+        ["eu-baa", "onprem"],
+    ),
     ("phi to baa provider allowed", ALICE, "eu-baa", ["phi"], "allow", "default-invoke-any-model", None),
     ("phi on premises allowed", ALICE, "onprem", ["phi", "pii"], "allow", "default-invoke-any-model", None),
     ("eu principal to us region", HANS, "us-api", [], "reroute", "eu-data-stays-in-eu", ["eu-baa", "eu-api"]),
@@ -53,10 +84,19 @@ MODEL_CASES: list[tuple[str, Principal, str, list[str], str, str | None, list[st
 ]
 
 
-@pytest.mark.parametrize(("name", "who", "provider", "classes", "effect", "policy", "reroute"), MODEL_CASES,
-                         ids=[c[0] for c in MODEL_CASES])
-def test_data_rules(engine: PolicyEngine, name: str, who: Principal, provider: str, classes: list[str],
-                    effect: str, policy: str, reroute: list[str] | None) -> None:
+@pytest.mark.parametrize(
+    ("name", "who", "provider", "classes", "effect", "policy", "reroute"), MODEL_CASES, ids=[c[0] for c in MODEL_CASES]
+)
+def test_data_rules(
+    engine: PolicyEngine,
+    name: str,
+    who: Principal,
+    provider: str,
+    classes: list[str],
+    effect: str,
+    policy: str,
+    reroute: list[str] | None,
+) -> None:
     d = engine.decide(engine.request_for_model(who, MODELS[provider], {"data_classes": classes}))
     assert d.effect == effect
     assert d.allowed is (effect == "allow")
@@ -84,16 +124,39 @@ FEATURE_CASES: list[tuple[str, str, tuple[str, ...], dict[str, Any], str, bool, 
     ("high", "use_feature", ("elevated-features",), {}, "require_approval", True, "risk-high-needs-approval"),
     ("high", "call_tool", (), {"approved": True}, "allow", False, "risk-high"),
     ("not_recommended", "use_feature", (), {"approved": True}, "deny", False, "risk-not-recommended"),
-    ("not_recommended", "use_feature", ("security-admin",), {}, "require_approval", True,
-     "risk-not-recommended-needs-approval"),
-    ("not_recommended", "call_tool", ("security-admin",), {"approved": True}, "allow", False, "risk-not-recommended-admin"),
+    (
+        "not_recommended",
+        "use_feature",
+        ("security-admin",),
+        {},
+        "require_approval",
+        True,
+        "risk-not-recommended-needs-approval",
+    ),
+    (
+        "not_recommended",
+        "call_tool",
+        ("security-admin",),
+        {"approved": True},
+        "allow",
+        False,
+        "risk-not-recommended-admin",
+    ),
     ("made-up-tier", "use_feature", ("admin",), {"approved": True}, "deny", False, DEFAULT_DENY_ID),
 ]
 
 
 @pytest.mark.parametrize(("tier", "action", "roles", "ctx", "effect", "approval", "policy"), FEATURE_CASES)
-def test_feature_risk_tiers(engine: PolicyEngine, tier: str, action: str, roles: tuple[str, ...],
-                            ctx: dict[str, Any], effect: str, approval: bool, policy: str) -> None:
+def test_feature_risk_tiers(
+    engine: PolicyEngine,
+    tier: str,
+    action: str,
+    roles: tuple[str, ...],
+    ctx: dict[str, Any],
+    effect: str,
+    approval: bool,
+    policy: str,
+) -> None:
     who = Principal("u1", roles=roles)
     ref = ResourceRef.feature("f", risk_tier=tier) if action == "use_feature" else ResourceRef.tool("t", risk_tier=tier)
     d = engine.decide(PolicyRequest(who, action, ref, ctx))
@@ -102,16 +165,25 @@ def test_feature_risk_tiers(engine: PolicyEngine, tier: str, action: str, roles:
     assert policy in d.policies
 
 
-@pytest.mark.parametrize(("roles", "groups", "action", "resource", "allowed"), [
-    ((), (), "export_audit", ResourceRef.collection("audit"), False),
-    (("auditor",), (), "export_audit", ResourceRef.collection("audit"), True),
-    ((), (), "approve", ResourceRef.tool("t", risk_tier="high"), False),
-    (("approver",), (), "approve", ResourceRef.tool("t", risk_tier="high"), True),
-    ((), ("legal",), "read_document", ResourceRef.collection("contracts", readers=["legal"]), True),
-    ((), ("sales",), "read_document", ResourceRef.collection("contracts", readers=["legal"]), False),
-])
-def test_role_and_group_defaults(engine: PolicyEngine, roles: tuple[str, ...], groups: tuple[str, ...],
-                                 action: str, resource: ResourceRef, allowed: bool) -> None:
+@pytest.mark.parametrize(
+    ("roles", "groups", "action", "resource", "allowed"),
+    [
+        ((), (), "export_audit", ResourceRef.collection("audit"), False),
+        (("auditor",), (), "export_audit", ResourceRef.collection("audit"), True),
+        ((), (), "approve", ResourceRef.tool("t", risk_tier="high"), False),
+        (("approver",), (), "approve", ResourceRef.tool("t", risk_tier="high"), True),
+        ((), ("legal",), "read_document", ResourceRef.collection("contracts", readers=["legal"]), True),
+        ((), ("sales",), "read_document", ResourceRef.collection("contracts", readers=["legal"]), False),
+    ],
+)
+def test_role_and_group_defaults(
+    engine: PolicyEngine,
+    roles: tuple[str, ...],
+    groups: tuple[str, ...],
+    action: str,
+    resource: ResourceRef,
+    allowed: bool,
+) -> None:
     d = engine.decide(PolicyRequest(Principal("p", roles=roles, groups=groups), action, resource))
     assert d.allowed is allowed
 

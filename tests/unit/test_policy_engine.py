@@ -13,7 +13,9 @@ from bastion.settings import ModelSettings, ProviderSettings
 
 PROVIDERS = [
     ProviderSettings(name="api", base_url="https://a.test", tier="api", region="us-east-1"),
-    ProviderSettings(name="eu", base_url="https://e.test", tier="enterprise", region="eu-west-1", certifications=["iso27001"]),
+    ProviderSettings(
+        name="eu", base_url="https://e.test", tier="enterprise", region="eu-west-1", certifications=["iso27001"]
+    ),
     ProviderSettings(name="local", base_url="http://l.test", tier="on_prem", region="eu-dc"),
 ]
 API = ModelSettings(name="gpt", provider="api")
@@ -57,7 +59,12 @@ def test_block_refuses_with_reason() -> None:
     eng = _engine(PROTECTION)
     intern = Principal("ivy", groups=("interns",))
     d = eng.decide(eng.request_for_model(intern, API, {"data_classes": ["financial"]}))
-    assert (d.allowed, d.effect, d.policies, d.reasons) == (False, "deny", ["fin-block"], ["No financial data, please."])
+    assert (d.allowed, d.effect, d.policies, d.reasons) == (
+        False,
+        "deny",
+        ["fin-block"],
+        ["No financial data, please."],
+    )
     d = eng.decide(eng.request_for_model(ALICE, API, {"data_classes": ["financial"]}))
     assert d.allowed
 
@@ -85,7 +92,8 @@ def test_evaluation_error_fails_closed() -> None:
 
 
 def test_context_is_normalised() -> None:
-    eng = _engine("""@id("big") @reason("Too big.") forbid(principal, action, resource) when { context.request_kib > 4 };
+    eng = _engine("""@id("big") @reason("Too big.")
+    forbid(principal, action, resource) when { context.request_kib > 4 };
     @id("night") forbid(principal, action, resource) when { context.hour < 6 && context.weekday == 7 };
     @id("inj") forbid(principal, action, resource) when { context.injection_score >= 80 };""")
     ok = eng.decide(eng.request_for_model(ALICE, API, {"request_bytes": 4096, "hour": 3, "weekday": 6}))

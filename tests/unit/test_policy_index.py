@@ -19,13 +19,20 @@ USERS = ["u1", "u2", "u3"]
 MODELS = [("m1", "p1"), ("m2", "p1"), ("m3", "p2")]
 
 PRINCIPAL_SCOPES = [
-    "principal", 'principal == Bastion::User::"u1"', 'principal in Bastion::Group::"a"',
-    'principal in Bastion::Group::"c"', "principal is Bastion::Service",
-    'principal is Bastion::User in Bastion::Group::"b"', 'principal in Bastion::User::"u2"',
+    "principal",
+    'principal == Bastion::User::"u1"',
+    'principal in Bastion::Group::"a"',
+    'principal in Bastion::Group::"c"',
+    "principal is Bastion::Service",
+    'principal is Bastion::User in Bastion::Group::"b"',
+    'principal in Bastion::User::"u2"',
 ]
 RESOURCE_SCOPES = [
-    "resource", 'resource == Bastion::Model::"m1"', 'resource in Bastion::Provider::"p1"',
-    'resource is Bastion::Model in Bastion::Provider::"p2"', "resource is Bastion::Provider",
+    "resource",
+    'resource == Bastion::Model::"m1"',
+    'resource in Bastion::Provider::"p1"',
+    'resource is Bastion::Model in Bastion::Provider::"p2"',
+    "resource is Bastion::Provider",
     'resource == Bastion::Provider::"p2"',
 ]
 
@@ -35,8 +42,10 @@ def _policies(rng: random.Random, n: int) -> str:
     for i in range(n):
         effect = rng.choice(["permit", "permit", "forbid"])
         cond = rng.choice(["", ' when { context.data_classes.contains("pii") }', " when { context.hour > 11 }"])
-        out.append(f'@id("r{i}") {effect}({rng.choice(PRINCIPAL_SCOPES)}, '
-                   f'action == Bastion::Action::"invoke_model", {rng.choice(RESOURCE_SCOPES)}){cond};')
+        out.append(
+            f'@id("r{i}") {effect}({rng.choice(PRINCIPAL_SCOPES)}, '
+            f'action == Bastion::Action::"invoke_model", {rng.choice(RESOURCE_SCOPES)}){cond};'
+        )
     return "\n".join(out)
 
 
@@ -46,8 +55,9 @@ def test_sliced_equals_full(seed: int) -> None:
     text = _policies(rng, 60)
     engine = PolicyEngine.from_text(text, settings=PolicySettings(include_defaults=False, decision_cache_size=0))
     compiled = compile_sources([PolicySource("t", text)])
-    full = cedarpy.PolicySet.from_json_str(json.dumps(
-        {"staticPolicies": {p.id: p.est for p in compiled.policies}, "templates": {}, "templateLinks": []}))
+    full = cedarpy.PolicySet.from_json_str(
+        json.dumps({"staticPolicies": {p.id: p.est for p in compiled.policies}, "templates": {}, "templateLinks": []})
+    )
     for _ in range(300):
         kind = rng.choice(["user", "user", "service"])
         who = Principal(rng.choice(USERS), kind=kind, groups=tuple(rng.sample(GROUPS, rng.randint(0, 2))))

@@ -12,26 +12,45 @@ def _problems(text: str, name: str = "p.cedar") -> list[str]:
 
 
 def test_split_respects_strings_and_comments() -> None:
-    text = '// a; comment\n@reason("a; b")\npermit(principal, action, resource);\n\n// x\nforbid(principal, action, resource)\nwhen { "\\";" == "" };\n'
+    text = (
+        '// a; comment\n@reason("a; b")\npermit(principal, action, resource);\n\n'
+        '// x\nforbid(principal, action, resource)\nwhen { "\\";" == "" };\n'
+    )
     parts = split_statements(text)
     assert [line for line, _ in parts] == [2, 6]
     assert parts[0][1].startswith('@reason("a; b")')
 
 
-@pytest.mark.parametrize(("text", "line", "needle"), [
-    ("permit(principal, action, resource);\n\npermit(principal, action, resource)\n  when { foo bar };", 4, "unexpected token"),
-    ('permit(principal, action, resource);\npermit(principal,\n action == Bastion::Action::"invoke_model",\n resource)\nwhen { context.nope };', 5, "nope"),
-    ('@id("x")\nforbid(principal, action == Bastion::Action::"fly", resource);', 2, "fly"),
-    ('permit(principal, action, resource);\n@id("r")\n@effect("reroute")\npermit(principal, action, resource);', 3, "forbid"),
-    ('@effect("explode")\nforbid(principal, action, resource);', 1, "must be one of"),
-    ('@effect("redact")\nforbid(principal, action, resource);', 1, "@applies_to"),
-    ('@id("a")\n@applies_to("pii")\npermit(principal, action, resource);', 2, "needs @effect"),
-    ('@effect("reroute")\n\n@target("moon")\nforbid(principal, action, resource);', 3, "not understood"),
-    ('@target("baa")\nforbid(principal, action, resource);', 1, "only applies"),
-    ('@id("bad id!")\npermit(principal, action, resource);', 1, "@id"),
-    ("permit(principal, action, resource);\npermit(principal, action, resource)", 2, "does not end"),
-    ("permit(principal == ?principal, action, resource);", 1, "templates"),
-])
+@pytest.mark.parametrize(
+    ("text", "line", "needle"),
+    [
+        (
+            "permit(principal, action, resource);\n\npermit(principal, action, resource)\n  when { foo bar };",
+            4,
+            "unexpected token",
+        ),
+        (
+            "permit(principal, action, resource);\npermit(principal,\n"
+            ' action == Bastion::Action::"invoke_model",\n resource)\nwhen { context.nope };',
+            5,
+            "nope",
+        ),
+        ('@id("x")\nforbid(principal, action == Bastion::Action::"fly", resource);', 2, "fly"),
+        (
+            'permit(principal, action, resource);\n@id("r")\n@effect("reroute")\npermit(principal, action, resource);',
+            3,
+            "forbid",
+        ),
+        ('@effect("explode")\nforbid(principal, action, resource);', 1, "must be one of"),
+        ('@effect("redact")\nforbid(principal, action, resource);', 1, "@applies_to"),
+        ('@id("a")\n@applies_to("pii")\npermit(principal, action, resource);', 2, "needs @effect"),
+        ('@effect("reroute")\n\n@target("moon")\nforbid(principal, action, resource);', 3, "not understood"),
+        ('@target("baa")\nforbid(principal, action, resource);', 1, "only applies"),
+        ('@id("bad id!")\npermit(principal, action, resource);', 1, "@id"),
+        ("permit(principal, action, resource);\npermit(principal, action, resource)", 2, "does not end"),
+        ("permit(principal == ?principal, action, resource);", 1, "templates"),
+    ],
+)
 def test_problem_lines(text: str, line: int, needle: str) -> None:
     problems = _problems(text)
     assert problems, "expected a problem"

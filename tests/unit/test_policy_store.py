@@ -17,7 +17,7 @@ from bastion.settings import parse_settings
 
 GOOD = '@id("no-gpt") @reason("Not gpt.") forbid(principal, action, resource == Bastion::Model::"gpt");\n'
 GOOD2 = '@id("no-claude") forbid(principal, action, resource == Bastion::Model::"claude");\n'
-BROKEN = 'forbid(principal, action, resource)\nwhen { context.nope };\n'
+BROKEN = "forbid(principal, action, resource)\nwhen { context.nope };\n"
 
 
 def _allowed(store: PolicyStore, model: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -58,7 +58,9 @@ def _json_arg(text: str, what: str) -> Any:
 
 @policy_app.command("validate")
 def validate(
-    files: list[str] = typer.Argument(None, help="Policy files or folders (default: those the config names)."),
+    files: Annotated[
+        list[str] | None, typer.Argument(help="Policy files or folders (default: those the config names).")
+    ] = None,
     config: str = typer.Option(None, "--config", "-c", help="Configuration file (YAML)."),
 ) -> None:
     """Check policy syntax and types against Bastion's schema; problems are shown as file:line."""
@@ -150,8 +152,7 @@ def explain(
         "require_approval": d.require_approval,
         "version": d.version,
         "matched": [
-            {"id": p.id, "effect": p.effect, "location": p.location, "reason": p.reason}
-            for p in result.matched
+            {"id": p.id, "effect": p.effect, "location": p.location, "reason": p.reason} for p in result.matched
         ],
     }
     if as_json:

@@ -26,13 +26,13 @@ class PolicySettings(BaseModel):
     #: Ids of shipped default policies to leave out, e.g. ``["default-invoke-any-model"]``.
     disable: list[str] = Field(default_factory=list)
     #: Seconds between checks of the policy files for changes (0: reload only on request).
-    reload_seconds: float = Field(2.0, ge=0)
+    reload_seconds: float = Field(default=2.0, ge=0)
     #: Decisions remembered per policy version; identical requests skip evaluation.
-    decision_cache_size: int = Field(DEFAULT_DECISION_CACHE_SIZE, ge=0, le=1_000_000)
+    decision_cache_size: int = Field(default=DEFAULT_DECISION_CACHE_SIZE, ge=0, le=1_000_000)
     #: Time zone of ``context.hour`` and ``context.weekday`` (an IANA name).
     timezone: str = "UTC"
-    max_file_bytes: int = Field(DEFAULT_MAX_POLICY_FILE_BYTES, gt=0)
-    max_policies: int = Field(DEFAULT_MAX_POLICIES, gt=0)
+    max_file_bytes: int = Field(default=DEFAULT_MAX_POLICY_FILE_BYTES, gt=0)
+    max_policies: int = Field(default=DEFAULT_MAX_POLICIES, gt=0)
 
     @field_validator("timezone")
     @classmethod

@@ -100,9 +100,7 @@ def load_sources(settings: PolicySettings) -> tuple[list[PolicySource], list[Any
 def compile_settings(settings: PolicySettings) -> CompileResult:
     """Read and compile the policy set ``settings`` names, collecting every problem."""
     sources, problems = load_sources(settings)
-    return compile_sources(
-        sources, disabled=settings.disable, max_policies=settings.max_policies, problems=problems
-    )
+    return compile_sources(sources, disabled=settings.disable, max_policies=settings.max_policies, problems=problems)
 
 
 class PolicyEngine:
@@ -138,9 +136,7 @@ class PolicyEngine:
         self._cache_size = self.settings.decision_cache_size
 
     @classmethod
-    def load(
-        cls, settings: PolicySettings, *, providers: Sequence[ProviderSettings] = ()
-    ) -> PolicyEngine:
+    def load(cls, settings: PolicySettings, *, providers: Sequence[ProviderSettings] = ()) -> PolicyEngine:
         """Compile the policies ``settings`` names; raise ConfigError listing every problem."""
         return cls(compile_settings(settings), settings, providers)
 
@@ -254,8 +250,7 @@ class PolicyEngine:
             ids = [m for e in authz.errors for m in _ERROR_POLICY.findall(e)] or [EVALUATION_ERROR_ID]
             log.warning("policy evaluation error (refusing): %s", "; ".join(authz.errors))
             return self._refuse(
-                ["A policy could not be evaluated for this request, so it was refused; "
-                 "tell your administrator."],
+                ["A policy could not be evaluated for this request, so it was refused; tell your administrator."],
                 [EVALUATION_ERROR_ID, *ids],
             )
         fired = [self._by_id[i] for i in authz.fired if i in self._by_id]
@@ -272,9 +267,11 @@ class PolicyEngine:
             )
         elif not fired:
             return self._refuse(
-                [f"No policy allows you to {request.action.replace('_', ' ')} "
-                 f"{request.resource.type.removeprefix('Bastion::').lower()} {request.resource.id!r}. "
-                 "Ask your administrator for access."],
+                [
+                    f"No policy allows you to {request.action.replace('_', ' ')} "
+                    f"{request.resource.type.removeprefix('Bastion::').lower()} {request.resource.id!r}. "
+                    "Ask your administrator for access."
+                ],
                 [DEFAULT_DENY_ID],
             )
         else:
@@ -312,9 +309,7 @@ class PolicyEngine:
             version=self.version,
         )
 
-    def _reroute_candidates(
-        self, request: PolicyRequest, enc: Encoded, reroutes: list[CompiledPolicy]
-    ) -> list[str]:
+    def _reroute_candidates(self, request: PolicyRequest, enc: Encoded, reroutes: list[CompiledPolicy]) -> list[str]:
         current = enc.context["provider"]["name"]
         out: list[str] = []
         for name, prov in self._providers.items():
@@ -408,7 +403,9 @@ class PolicyEngine:
                 continue
             ctx = dict(context or {})
             ctx.update(provider=prov, model=m.name)
-            req = PolicyRequest(principal, "invoke_model", ResourceRef.model(m.name, provider=m.provider, kind=m.kind), ctx)
+            req = PolicyRequest(
+                principal, "invoke_model", ResourceRef.model(m.name, provider=m.provider, kind=m.kind), ctx
+            )
             if self.decide(req).allowed:
                 out.append(m)
         return out

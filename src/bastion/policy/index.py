@@ -84,7 +84,9 @@ def _resource_keys(scope: dict[str, Any]) -> list[Key]:
 class ScopeIndex:
     """Bitmasks of policies by principal and resource scope, and the Cedar sets of each mask."""
 
-    def __init__(self, policies: Sequence[CompiledPolicy], *, as_permit: bool = False, max_sets: int = DEFAULT_MAX_SETS):
+    def __init__(
+        self, policies: Sequence[CompiledPolicy], *, as_permit: bool = False, max_sets: int = DEFAULT_MAX_SETS
+    ):
         self.policies = tuple(policies)
         self._as_permit = as_permit
         self._max_sets = max_sets

@@ -49,9 +49,7 @@ class ResourceRef:
         return cls("Tool", name, {"risk_tier": risk_tier, "server": server})
 
     @classmethod
-    def collection(
-        cls, name: str, *, readers: Iterable[str] = (), classification: str = "internal"
-    ) -> ResourceRef:
+    def collection(cls, name: str, *, readers: Iterable[str] = (), classification: str = "internal") -> ResourceRef:
         """A document collection and the groups that may read it."""
         return cls("Collection", name, {"readers": list(readers), "classification": classification})
 

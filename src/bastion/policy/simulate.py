@@ -15,7 +15,19 @@ if TYPE_CHECKING:
     from bastion.settings import ModelSettings
 
 _PRINCIPAL_KEYS = frozenset(
-    {"subject", "sub", "kind", "email", "groups", "roles", "tenant", "attributes", "region", "allowed_models", "auth_method"}
+    {
+        "subject",
+        "sub",
+        "kind",
+        "email",
+        "groups",
+        "roles",
+        "tenant",
+        "attributes",
+        "region",
+        "allowed_models",
+        "auth_method",
+    }
 )
 _REQUEST_KEYS = frozenset(
     {"action", "model", "provider", "resource", "data_classes", "entity_types", "findings", "context"}

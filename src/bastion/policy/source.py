@@ -240,7 +240,7 @@ def _interpret(
             )
             return None
     if targets and effect != "reroute":
-        problems.append(PolicyProblem(source, at("target"), "@target only applies to @effect(\"reroute\")"))
+        problems.append(PolicyProblem(source, at("target"), '@target only applies to @effect("reroute")'))
         return None
     for t in targets:
         msg = _check_target(t)
@@ -277,9 +277,7 @@ def compile_source(src: PolicySource, problems: list[PolicyProblem]) -> list[Com
             problems.append(PolicyProblem(src.name, _line_of_problem(chunk, first_line, msg), msg))
             continue
         if doc.get("templates"):
-            problems.append(
-                PolicyProblem(src.name, first_line, "templates (?principal / ?resource) are not supported")
-            )
+            problems.append(PolicyProblem(src.name, first_line, "templates (?principal / ?resource) are not supported"))
             continue
         statics = list((doc.get("staticPolicies") or {}).values())
         if len(statics) != 1:
@@ -331,7 +329,9 @@ def read_sources(paths: Iterable[str | Path], max_bytes: int, problems: list[Pol
                 continue
             out.append(PolicySource(str(p), p.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError) as exc:
-            problems.append(PolicyProblem(str(p), 1, f"cannot read policy file: {getattr(exc, 'strerror', None) or exc}"))
+            problems.append(
+                PolicyProblem(str(p), 1, f"cannot read policy file: {getattr(exc, 'strerror', None) or exc}")
+            )
     return out
 
 
