@@ -66,16 +66,10 @@ MATCHING = [
     ("AIzaSmo7XRk3ByFE3GQfUbTMcwx10WMQUK4pqLm", "SECRET", "AIzaSmo7XRk3ByFE3GQfUbTMcwx10WMQUK4pqLm"),
     ("postgres://admin:S3cr3tPass!@db.internal:5432/app", "SECRET", "S3cr3tPass!"),
     ('password = "hunter2hunter2"', "SECRET", "hunter2hunter2"),
-    (
-        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
-        "SECRET",
-        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
-    ),
-    (
-        "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
-        "SECRET",
-        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
-    ),
+    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----", "SECRET",
+     "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"),
+    ("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+     "SECRET", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
     ("Dear Oluwaseun Adeyemi, your results are ready.", "PERSON", "Oluwaseun Adeyemi"),
     ("Follow-up with Dr. Okonkwo next week", "PERSON", "Okonkwo"),
 ]
@@ -120,26 +114,9 @@ def test_not_matching(text: str, etype: str) -> None:
 
 def test_every_required_type_has_a_matching_case_and_data_classes() -> None:
     required = {
-        "PERSON",
-        "EMAIL_ADDRESS",
-        "PHONE_NUMBER",
-        "US_SSN",
-        "CREDIT_CARD",
-        "IBAN_CODE",
-        "IP_ADDRESS",
-        "MEDICAL_RECORD_NUMBER",
-        "SECRET",
-        "US_ITIN",
-        "US_PASSPORT",
-        "US_BANK_NUMBER",
-        "ABA_ROUTING_NUMBER",
-        "DATE_OF_BIRTH",
-        "LOCATION",
-        "NPI",
-        "UK_NHS",
-        "NATIONAL_ID",
-        "TAX_ID",
-        "CRYPTO",
+        "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS",
+        "MEDICAL_RECORD_NUMBER", "SECRET", "US_ITIN", "US_PASSPORT", "US_BANK_NUMBER", "ABA_ROUTING_NUMBER",
+        "DATE_OF_BIRTH", "LOCATION", "NPI", "UK_NHS", "NATIONAL_ID", "TAX_ID", "CRYPTO",
     }
     assert required <= {etype for _, etype, _ in MATCHING}
     assert required <= set(ENTITY_CLASSES)
@@ -166,19 +143,12 @@ def test_context_words_raise_and_lower_scores() -> None:
 
 def test_custom_patterns_and_deny_lists_per_tenant() -> None:
     settings = ProtectionSettings(
-        engine="python",
-        ner={"mode": "off"},
+        engine="python", ner={"mode": "off"},
         custom_patterns=[
             {"type": "EMPLOYEE_ID", "regex": r"\bEMP-\d{6}\b", "data_classes": ["pii"], "score": 0.9},
             {"type": "CARD_REF", "regex": r"\bCR\d{16}\b", "validator": "luhn", "score": 0.8},
-            {
-                "type": "DE_TAXNO",
-                "regex": r"\b\d{11}\b",
-                "validator": "stdnum:de.idnr",
-                "context": ["steuer"],
-                "require_context": True,
-                "tenants": ["acme"],
-            },
+            {"type": "DE_TAXNO", "regex": r"\b\d{11}\b", "validator": "stdnum:de.idnr", "context": ["steuer"],
+             "require_context": True, "tenants": ["acme"]},
         ],
         deny_lists=[{"type": "CODE_NAME", "terms": ["Project Falcon", "bluebird"], "tenants": ["acme"]}],
     )

@@ -25,12 +25,7 @@ B64_EMAIL = base64.b64encode(b"write to jane.doe@example.com").decode()
 HEX_SSN = b"ssn 536-22-1234".hex()
 
 EVASIONS = [
-    (
-        "fullwidth digits",
-        "card ４１１１ １１１１ １１１１ １１１１",
-        "CREDIT_CARD",
-        "４１１１ １１１１ １１１１ １１１１",
-    ),
+    ("fullwidth digits", "card ４１１１ １１１１ １１１１ １１１１", "CREDIT_CARD", "４１１１ １１１１ １１１１ １１１１"),
     ("zero-width inside a number", f"ssn 536{ZW}-22-{ZW}1234", "US_SSN", f"536{ZW}-22-{ZW}1234"),
     ("zero-width inside an email", f"j{ZW}a{ZW}ne@exa{ZW}mple.com", "EMAIL_ADDRESS", f"j{ZW}a{ZW}ne@exa{ZW}mple.com"),
     ("bidi controls", "ip \u202e10.0.12.7\u202c ok", "IP_ADDRESS", "10.0.12.7"),
@@ -39,12 +34,7 @@ EVASIONS = [
     ("dots inside a card", "card 4111.1111.1111.1111", "CREDIT_CARD", "4111.1111.1111.1111"),
     ("spaces in an ssn", "SSN 536 22 1234", "US_SSN", "536 22 1234"),
     ("unicode dashes", "SSN 536\u201322\u20131234", "US_SSN", "536\u201322\u20131234"),
-    (
-        "non-breaking spaces",
-        "card 4111\u00a01111\u00a01111\u00a01111",
-        "CREDIT_CARD",
-        "4111\u00a01111\u00a01111\u00a01111",
-    ),
+    ("non-breaking spaces", "card 4111\u00a01111\u00a01111\u00a01111", "CREDIT_CARD", "4111\u00a01111\u00a01111\u00a01111"),
     ("spelled email", "reach me: jane at example dot com", "EMAIL_ADDRESS", "jane at example dot com"),
     ("bracketed email", "jane [at] example [dot] com", "EMAIL_ADDRESS", "jane [at] example [dot] com"),
     ("parenthesised email", "jane(at)example(dot)org", "EMAIL_ADDRESS", "jane(at)example(dot)org"),

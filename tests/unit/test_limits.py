@@ -58,7 +58,9 @@ def backend_kind(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         client.delete(*keys)
 
 
-def rule(name: str, scope: str, metric: str, window: str, limit: float, **kw: Any) -> dict[str, Any]:
+def rule(
+    name: str, scope: str, metric: str, window: str, limit: float, **kw: Any
+) -> dict[str, Any]:
     """One limit rule as it appears in bastion.yaml."""
     return {"name": name, "scope": scope, "metric": metric, "window": window, "limit": limit, **kw}
 
@@ -99,7 +101,9 @@ def test_concurrent_admits_are_exact(backend_kind: dict[str, Any]) -> None:
 
     async def main() -> int:
         lim = limiter(backend_kind, [rule("g", "global", "requests", "minute", 50)])
-        results = await asyncio.gather(*(lim.admit(ctx(f"u{i}")) for i in range(200)), return_exceptions=True)
+        results = await asyncio.gather(
+            *(lim.admit(ctx(f"u{i}")) for i in range(200)), return_exceptions=True
+        )
         await lim.aclose()
         assert all(isinstance(r, RateLimited) for r in results if isinstance(r, BaseException))
         return sum(1 for r in results if not isinstance(r, BaseException))
@@ -111,7 +115,9 @@ def test_retry_after_is_the_time_until_one_request_fits(backend_kind: dict[str, 
     clock = Clock(datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC))
 
     async def main() -> None:
-        lim = limiter(backend_kind, [rule("per-user", "user", "requests", "minute", 6)], clock=clock)
+        lim = limiter(
+            backend_kind, [rule("per-user", "user", "requests", "minute", 6)], clock=clock
+        )
         for _ in range(6):
             await lim.admit(ctx())
         with pytest.raises(RateLimited) as err:
@@ -224,7 +230,9 @@ def test_stream_meter_ends_an_over_budget_stream(backend_kind: dict[str, Any]) -
     }  # 6 + 4 prompt tokens
 
     async def main() -> None:
-        lim = limiter(backend_kind, [rule("tpm", "user", "tokens", "hour", 500)], stream_reserve_tokens=64)
+        lim = limiter(
+            backend_kind, [rule("tpm", "user", "tokens", "hour", 500)], stream_reserve_tokens=64
+        )
         adm = await lim.admit(ctx(body=body))
         meter = lim.meter(adm)
         sent = 0
@@ -294,7 +302,9 @@ def test_soft_limit_alerts_once_and_never_refuses(backend_kind: dict[str, Any]) 
         ({"scope": "global", "models": ["other-model"]}, {}, False),
     ],
 )
-def test_which_rules_bind_whom(rule: dict[str, Any], principal: dict[str, Any], binds: bool) -> None:
+def test_which_rules_bind_whom(
+    rule: dict[str, Any], principal: dict[str, Any], binds: bool
+) -> None:
     async def main() -> bool:
         lim = limiter(
             {"backend": "memory"},
@@ -339,7 +349,9 @@ def test_headers_describe_the_most_specific_limit() -> None:
 
 def test_refusal_is_recorded_and_names_only_the_callers_limit() -> None:
     async def main() -> None:
-        lim = limiter({"backend": "memory"}, [rule("team", "group", "requests", "hour", 1, match="eng")])
+        lim = limiter(
+            {"backend": "memory"}, [rule("team", "group", "requests", "hour", 1, match="eng")]
+        )
         stage = LimitStage(lim)
         await stage(ctx("alice", groups=("eng",)))
         c = ctx("bob", key="key-b", groups=("eng",))
