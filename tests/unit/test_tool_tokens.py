@@ -241,6 +241,24 @@ def test_minted_claims(ring: ToolKeyRing) -> None:
     }
 
 
+def test_an_agent_acting_through_a_client_nests_act_claims(ring: ToolKeyRing) -> None:
+    minter = ToolTokenMinter(ring, issuer=ISSUER)
+    p = user(["crm.read", "crm.contacts"])
+    token = minter.mint_tool_token(
+        p, tool(), actor="research-agent", via=["copilot-app"], scopes=None, request_id="r", body=b""
+    )
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["act"] == {"sub": "research-agent", "act": {"sub": "copilot-app"}}
+    assert claims["client_id"] == "copilot-app"
+    caller = BastionTokenVerifier(ring.jwks(), "https://crm.test", ISSUER).verify(token, body=b"")
+    assert caller.actor == "research-agent"
+    assert caller.actor_chain == ("research-agent", "copilot-app")
+    with pytest.raises(InvalidRequest):
+        minter.mint_tool_token(
+            p, tool(), actor="a", via=["b", "c", "d", "e", "f"], scopes=None, request_id="r", body=b""
+        )
+
+
 def test_every_token_has_its_own_jti(ring: ToolKeyRing) -> None:
     minter = ToolTokenMinter(ring, issuer=ISSUER)
     p = user(["crm.read", "crm.contacts"])

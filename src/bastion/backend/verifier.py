@@ -33,6 +33,8 @@ MAX_TOKEN_CHARS = 8 * 1024
 DEFAULT_LEEWAY_SECONDS = 30
 #: Longest ``exp - iat`` accepted, in seconds (Bastion mints at most 600).
 DEFAULT_MAX_LIFETIME_SECONDS = 600
+#: Most nested ``act`` claims read.
+MAX_ACTOR_CHAIN = 10
 _REQUIRED = ["iss", "aud", "sub", "exp", "iat", "nbf", "jti"]
 
 
@@ -41,6 +43,7 @@ class VerifiedCaller:
     """Who a verified tool token says is calling, and on whose behalf."""
 
     subject: str
+    #: The client or agent acting for the subject (the outermost ``act``).
     actor: str | None
     scopes: frozenset[str]
     email: str | None
@@ -50,6 +53,8 @@ class VerifiedCaller:
     tool: str | None
     token_id: str
     claims: dict[str, Any] = field(repr=False)
+    #: Every actor, current first, then those it acts through (nested ``act`` claims).
+    actor_chain: tuple[str, ...] = ()
 
     def has_scope(self, scope: str) -> bool:
         """Whether the token grants ``scope``."""
@@ -73,6 +78,14 @@ def _header(token: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise BastionTokenError("malformed_token")
     return header
+
+
+def _actor_chain(act: Any) -> tuple[str, ...]:
+    chain: list[str] = []
+    while isinstance(act, dict) and isinstance(act.get("sub"), str) and len(chain) < MAX_ACTOR_CHAIN:
+        chain.append(act["sub"])
+        act = act.get("act")
+    return tuple(chain)
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -184,13 +197,13 @@ class BastionTokenVerifier:
         sub = claims["sub"]
         if not isinstance(sub, str) or not sub:
             raise BastionTokenError("missing_claim", "sub")
-        act = claims.get("act")
-        actor = _str_or_none(act.get("sub")) if isinstance(act, dict) else None
+        chain = _actor_chain(claims.get("act"))
         scope = claims.get("scope", "")
         groups = claims.get("groups", [])
         return VerifiedCaller(
             subject=sub,
-            actor=actor,
+            actor=chain[0] if chain else None,
+            actor_chain=chain,
             scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
             email=_str_or_none(claims.get("email")),
             groups=tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else (),

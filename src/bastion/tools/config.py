@@ -116,9 +116,7 @@ class ToolSettings(_Section):
         try:
             Draft202012Validator.check_schema(v)
         except SchemaError as exc:
-            raise ValueError(
-                f"arguments_schema is not a valid JSON Schema: {exc.message}"
-            ) from None
+            raise ValueError(f"arguments_schema is not a valid JSON Schema: {exc.message}") from None
         return v
 
     @model_validator(mode="after")
@@ -215,9 +213,7 @@ class ToolsSettings(_Section):
         for t in self.registry:
             needs_exchange = t.token_mode == "exchange"  # noqa: S105 - a mode name
             if needs_exchange and self.tokens.exchange is None:
-                raise ValueError(
-                    f"tool {t.name!r} uses token exchange, but tokens.exchange is not set"
-                )
+                raise ValueError(f"tool {t.name!r} uses token exchange, but tokens.exchange is not set")
         return self
 
     def get(self, name: str) -> ToolSettings | None:

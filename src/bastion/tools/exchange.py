@@ -29,9 +29,7 @@ DEFAULT_EXPIRES_IN_SECONDS = 60
 #: Longest lifetime an exchanged token is cached for, whatever the endpoint says, in seconds.
 MAX_CACHE_SECONDS = 3600
 #: OAuth errors that mean the identity provider refused this user or audience (403, not 502).
-_REFUSALS = frozenset(
-    {"invalid_grant", "invalid_target", "invalid_scope", "unauthorized_client", "access_denied"}
-)
+_REFUSALS = frozenset({"invalid_grant", "invalid_target", "invalid_scope", "unauthorized_client", "access_denied"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +58,7 @@ class TokenExchangeClient:
     ) -> None:
         self.settings = settings
         self._secret = client_secret
-        self._http = http or httpx.AsyncClient(
-            timeout=httpx.Timeout(settings.timeout_seconds), follow_redirects=False
-        )
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_seconds), follow_redirects=False)
         self._owns_http = http is None
         self._clock = clock
         self._cache: OrderedDict[str, ExchangedToken] = OrderedDict()
@@ -104,9 +100,7 @@ class TokenExchangeClient:
             h.update(b"\0")
         return h.hexdigest()
 
-    async def _request(
-        self, subject: str, actor: str | None, audience: str, scopes: frozenset[str]
-    ) -> ExchangedToken:
+    async def _request(self, subject: str, actor: str | None, audience: str, scopes: frozenset[str]) -> ExchangedToken:
         s = self.settings
         form: dict[str, str] = {
             "grant_type": GRANT_TYPE,
@@ -166,9 +160,7 @@ class TokenExchangeClient:
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise UpstreamFailed(
-                "The identity provider's token answer is not JSON.", code="token_exchange_failed"
-            )
+            raise UpstreamFailed("The identity provider's token answer is not JSON.", code="token_exchange_failed")
         if status != 200:
             error = data.get("error")
             if status in (400, 403) and error in _REFUSALS:
@@ -177,15 +169,11 @@ class TokenExchangeClient:
                     code="token_exchange_denied",
                     details={"oauth_error": error},
                 )
-            raise UpstreamFailed(
-                "The identity provider's token exchange failed.", code="token_exchange_failed"
-            )
+            raise UpstreamFailed("The identity provider's token exchange failed.", code="token_exchange_failed")
         token = data.get("access_token")
         token_type = data.get("issued_token_type", self.settings.requested_token_type)
         if not isinstance(token, str) or not token or not isinstance(token_type, str):
-            raise UpstreamFailed(
-                "The identity provider's token answer has no token.", code="token_exchange_failed"
-            )
+            raise UpstreamFailed("The identity provider's token answer has no token.", code="token_exchange_failed")
         granted = frozenset(str(data["scope"]).split()) if "scope" in data else wanted
         if not granted <= wanted:
             # Delegation only narrows: a wider token than asked for is refused, not used.
@@ -200,9 +188,7 @@ class TokenExchangeClient:
         return ExchangedToken(token, token_type, granted, expires_at)
 
 
-def build_exchange_client(
-    settings: TokenExchangeSettings, secrets: SecretResolver
-) -> TokenExchangeClient:
+def build_exchange_client(settings: TokenExchangeSettings, secrets: SecretResolver) -> TokenExchangeClient:
     """The gateway's exchange client; a secret that is named but not set stops start-up."""
     secret = secrets.get(settings.client_secret_env)
     if settings.client_secret_env and secret is None:

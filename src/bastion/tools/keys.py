@@ -46,9 +46,7 @@ def _b64(data: bytes) -> str:
 def _public_jwk(key: PrivateKey) -> dict[str, str]:
     """The public half of ``key`` as the members RFC 7638 hashes, in lexicographic order."""
     if isinstance(key, ed25519.Ed25519PrivateKey):
-        raw = key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return {"crv": "Ed25519", "kty": "OKP", "x": _b64(raw)}
     numbers = key.public_key().public_numbers()
     return {
@@ -133,11 +131,7 @@ class ToolKeyRing:
         """The key to sign with now, rotating first when its period is over."""
         now = self._clock()
         key = self._current
-        if (
-            key is not None
-            and now < self._next_reload_check
-            and now - key.created_at < self._rotation
-        ):
+        if key is not None and now < self._next_reload_check and now - key.created_at < self._rotation:
             return key  # the hot path: no file system access
         with self._lock:
             self._sync(now)
@@ -174,20 +168,12 @@ class ToolKeyRing:
         if self._current is None or mtime != self._meta_mtime:
             self._load()
         cur = self._current
-        if (
-            cur is None
-            or now - cur.created_at >= self._rotation
-            or cur.algorithm != self._algorithm
-        ):
+        if cur is None or now - cur.created_at >= self._rotation or cur.algorithm != self._algorithm:
             with self._file_lock():
                 # Another process may have rotated while we waited for the lock.
                 self._load()
                 cur = self._current
-                if (
-                    cur is None
-                    or now - cur.created_at >= self._rotation
-                    or cur.algorithm != self._algorithm
-                ):
+                if cur is None or now - cur.created_at >= self._rotation or cur.algorithm != self._algorithm:
                     self._rotate_locked(now)
 
     @contextlib.contextmanager
@@ -205,9 +191,7 @@ class ToolKeyRing:
         try:
             self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(
-                f"cannot create the tool key directory {self._dir}: {exc.strerror}"
-            ) from None
+            raise ConfigError(f"cannot create the tool key directory {self._dir}: {exc.strerror}") from None
 
     def _load(self) -> None:
         meta_path = self._dir / _META

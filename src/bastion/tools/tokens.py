@@ -13,7 +13,7 @@ import base64
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,8 @@ TOOL_CLAIM = "bastion_tool"
 PRINCIPAL_SCOPES_ATTRIBUTE = "scopes"
 #: Seconds a backend may cache the published JWKS (short: an unknown kid also triggers a refetch).
 JWKS_MAX_AGE_SECONDS = 300
+#: Most actors in a delegation chain (the acting agent and those it acts through).
+MAX_ACTOR_CHAIN = 5
 #: Longest actor id or request id accepted into a token.
 MAX_ID_LENGTH = 256
 
@@ -87,6 +89,20 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
+def _actor_claim(chain: list[str]) -> dict[str, Any]:
+    """Nested ``act`` claims: the outermost is the current actor, each inner one the actor before."""
+    if len(chain) > MAX_ACTOR_CHAIN:
+        raise InvalidRequest(f"A delegation chain may have at most {MAX_ACTOR_CHAIN} actors.")
+    claim: dict[str, Any] | None = None
+    for actor in reversed(chain):
+        inner = claim
+        claim = {"sub": _check_id(actor, "actor id")}
+        if inner is not None:
+            claim["act"] = inner
+    assert claim is not None
+    return claim
+
+
 class ToolTokenMinter:
     """Mints tool tokens with the current key of a ``ToolKeyRing``."""
 
@@ -120,11 +136,14 @@ class ToolTokenMinter:
         scopes: Iterable[str] | None,
         request_id: str,
         body: bytes,
+        via: Sequence[str] = (),
     ) -> str:
         """A signed token for one call of ``tool`` by ``actor`` on behalf of ``principal``.
 
         ``scopes`` are those the caller asks for (``None``: all the tool needs);
-        the token carries only those the tool needs and the user holds.
+        the token carries only those the tool needs and the user holds. ``via``
+        names the prior actors ``actor`` works through, nearest first (e.g. the
+        client app an agent runs in); they become nested ``act`` claims (RFC 8693).
         """
         if not tool.is_enabled:
             raise PermissionDenied(
@@ -137,13 +156,13 @@ class ToolTokenMinter:
             "iss": self.issuer,
             "aud": tool.audience,
             "sub": principal.subject,
-            "act": {"sub": _check_id(actor, "actor id")},
+            "act": _actor_claim([actor, *via]),
             "scope": " ".join(granted),
             "jti": uuid.uuid4().hex,
             "iat": now,
             "nbf": now,
             "exp": now + self.lifetime_seconds,
-            "client_id": actor,
+            "client_id": via[-1] if via else actor,
             REQUEST_ID_CLAIM: _check_id(request_id, "request id"),
             BODY_HASH_CLAIM: body_hash(body),
             TOOL_CLAIM: tool.name,
