@@ -115,8 +115,8 @@ def test_request_event_metadata() -> None:
         }
     ]
     assert event["decisions"][0]["reason"] == "emails are masked for this group"
-    lat = event["latency_ms"]
-    assert lat["upstream"] == 2.0 and lat["gateway"] == pytest.approx(lat["total"] - 2.0, abs=0.01)
+    lat = event["latency"]
+    assert lat["upstream_ms"] == 2.0 and lat["gateway_ms"] == pytest.approx(lat["total_ms"] - 2.0, abs=0.01)
     canonical_json(event)  # plain JSON
 
 
@@ -130,7 +130,10 @@ def test_content_is_clipped_and_marked() -> None:
     }
 
 
-@pytest.mark.parametrize(("kind", "fields"), [("Bad Kind", {}), ("x" * 40, {}), ("ok", {"seq": 3})])
+@pytest.mark.parametrize(
+    ("kind", "fields"),
+    [("Bad Kind", {}), ("x" * 40, {}), ("checkpoint", {}), ("ok", {"seq": 3}), ("ok", {"hash": "0"})],
+)
 def test_make_event_rejects(kind: str, fields: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         make_event(kind, **fields)
@@ -214,8 +217,9 @@ def test_jsonl_copy(db: Database, signer: AuditSigner, tmp_path: Path) -> None:
 
     asyncio.run(go())
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert [x["type"] for x in lines] == ["event", "event", "event", "checkpoint"]
-    assert [x["event"]["request_id"] for x in lines[:3]] == ["j0", "j1", "j2"]
+    assert [x["kind"] for x in lines] == ["test", "test", "test", "checkpoint"]
+    assert [x["request_id"] for x in lines[:3]] == ["j0", "j1", "j2"]
+    assert [x["seq"] for x in lines] == [1, 2, 3, 3]
     assert lines[0]["prev_hash"] == GENESIS_HASH and lines[3]["hash"] == lines[2]["hash"]
 
 
@@ -502,7 +506,7 @@ def test_export_window(db: Database, signer: AuditSigner) -> None:
     buf = io.StringIO()
     assert export_events(db, buf, since=1003, until=1006) == 3
     rows = [json.loads(x) for x in buf.getvalue().splitlines()]
-    assert [r["event"]["request_id"] for r in rows] == ["e3", "e4", "e5"]
+    assert [r["request_id"] for r in rows] == ["e3", "e4", "e5"]
     assert [r["seq"] for r in rows] == [4, 5, 6]
 
 

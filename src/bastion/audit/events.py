@@ -15,8 +15,11 @@ ContentMode = Literal["redacted", "full", "hash", "none"]
 #: Kinds are short lowercase words; they are stored in a 32-character column.
 KIND_PATTERN = re.compile(r"^[a-z][a-z0-9_.]{0,31}$")
 
-#: Keys the writer sets itself; an event may not bring its own.
-RESERVED_KEYS = frozenset({"seq"})
+#: Keys the writer and the exports set themselves; an event may not bring its own.
+RESERVED_KEYS = frozenset({"seq", "prev_hash", "hash"})
+
+#: Kinds used by the exports for other records; no event may take them.
+RESERVED_KINDS = frozenset({"checkpoint"})
 
 #: Longest prompt or answer kept when the caller does not say otherwise, in characters.
 DEFAULT_MAX_CONTENT_CHARS = 256 * 1024
@@ -29,7 +32,7 @@ def new_event_id() -> str:
 
 def make_event(kind: str, **fields: Any) -> dict[str, Any]:
     """A new event of ``kind`` (e.g. ``admin``, ``alert``) with an id, a time and ``fields``."""
-    if not KIND_PATTERN.match(kind):
+    if not KIND_PATTERN.match(kind) or kind in RESERVED_KINDS:
         raise ValueError(f"audit event kind {kind!r} is not a short lowercase word")
     bad = RESERVED_KEYS.intersection(fields)
     if bad:
@@ -100,11 +103,11 @@ def build_request_event(
         "decisions": [d.to_audit() for d in ctx.decisions],
         "findings": [f.to_audit() for f in ctx.findings],
         "usage": ctx.usage.to_audit(),
-        "latency_ms": {
-            "total": round(total_ns / 1e6, 3),
-            "gateway": round((total_ns - upstream_ns) / 1e6, 3),
-            "upstream": round(upstream_ns / 1e6, 3),
-            "audit": round(ctx.audit_ns / 1e6, 3),
+        "latency": {
+            "total_ms": round(total_ns / 1e6, 3),
+            "gateway_ms": round((total_ns - upstream_ns) / 1e6, 3),
+            "upstream_ms": round(upstream_ns / 1e6, 3),
+            "audit_ms": round(ctx.audit_ns / 1e6, 3),
         },
         "content": content_of(ctx.prompt_text, ctx.response_text, content_mode, max_content_chars),
     }

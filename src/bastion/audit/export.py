@@ -34,18 +34,17 @@ def parse_time(value: str) -> float:
 
 
 def export_line(row: Mapping[str, Any]) -> str:
-    """One event row as a JSON Lines record: its chain fields and the event itself."""
-    return json.dumps(
-        {
-            "type": "event",
-            "seq": row["seq"],
-            "prev_hash": row["prev_hash"],
-            "hash": row["hash"],
-            "event": json.loads(row["body"]),
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    """One event row as a JSON Lines record: the event as stored (with its seq) plus its two hashes."""
+    record = json.loads(row["body"])
+    record["prev_hash"] = row["prev_hash"]
+    record["hash"] = row["hash"]
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+def checkpoint_line(row: Mapping[str, Any]) -> str:
+    """One checkpoint as a JSON Lines record of kind ``checkpoint``."""
+    fields = ("seq", "hash", "ts", "key_id", "signature")
+    return json.dumps({"kind": "checkpoint", **{k: row[k] for k in fields}}, separators=(",", ":"))
 
 
 def _window(since: float | None, until: float | None) -> list[Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import queue
 import threading
@@ -27,8 +26,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Connection
 
 from bastion.audit.chain import GENESIS_HASH, canonical_json, chain_hash, checkpoint_statement
-from bastion.audit.events import KIND_PATTERN, RESERVED_KEYS, new_event_id
-from bastion.audit.export import export_line
+from bastion.audit.events import KIND_PATTERN, RESERVED_KEYS, RESERVED_KINDS, new_event_id
+from bastion.audit.export import checkpoint_line, export_line
 from bastion.audit.signing import AuditSigner
 from bastion.errors import AuditUnavailable
 from bastion.settings import AuditSettings
@@ -86,6 +85,11 @@ def _resolve(fut: asyncio.Future[int], seq: int | None, exc: BaseException | Non
         fut.set_exception(exc)
     else:
         fut.set_result(seq if seq is not None else 0)
+
+
+def _consume(fut: asyncio.Future[int]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _wake(item: _Pending, seq: int | None = None, exc: BaseException | None = None) -> None:
@@ -192,15 +196,17 @@ class AuditLog:
         except TimeoutError:
             item.abandoned = True
             self._count("timeouts")
-            log.error(
-                "audit commit took longer than %.1fs; refusing",
-                self.settings.commit_timeout_seconds,
-            )
+            log.error("audit commit took longer than %.1fs; refusing", self.settings.commit_timeout_seconds)
             raise AuditUnavailable() from None
+        finally:
+            if not item.future.done():
+                # Nobody awaits it any more; its outcome must not be reported as never retrieved.
+                item.future.add_done_callback(_consume)
 
     def _prepare(self, event: dict[str, Any]) -> dict[str, Any]:
         kind = event.get("kind")
-        if not isinstance(kind, str) or not KIND_PATTERN.match(kind) or RESERVED_KEYS.intersection(event):
+        bad_kind = not isinstance(kind, str) or not KIND_PATTERN.match(kind) or kind in RESERVED_KINDS
+        if bad_kind or RESERVED_KEYS.intersection(event):
             # A malformed event is a bug in the caller; refuse the request rather than log garbage.
             log.error("refusing a malformed audit event (kind %r)", str(kind)[:40])
             raise AuditUnavailable()
@@ -414,7 +420,7 @@ class AuditLog:
         assert self._jsonl_path is not None
         lines = [export_line(r) for r in rows]
         if checkpoint is not None:
-            lines.append(json.dumps({"type": "checkpoint", **checkpoint}, separators=(",", ":")))
+            lines.append(checkpoint_line(checkpoint))
         try:
             with self._jsonl_path.open("a", encoding="utf-8") as fh:
                 fh.write("".join(line + "\n" for line in lines))
