@@ -438,6 +438,43 @@ def test_stale_keys_serve_through_a_short_outage_then_refuse(
     assert err.value.reason == "jwks_unavailable"
 
 
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("https://bastion.example/.well-known/jwks.json", True),
+        ("http://127.0.0.1:8080/.well-known/jwks.json", True),
+        ("http://localhost/.well-known/jwks.json", True),
+        ("http://bastion.example/.well-known/jwks.json", False),
+        ("file:///etc/passwd", False),
+        ("ftp://bastion.example/jwks.json", False),
+        ("https:///no-host", False),
+    ],
+)
+def test_jwks_urls_must_be_https_except_on_this_machine(url: str, allowed: bool) -> None:
+    if allowed:
+        JWKSCache(url)
+    else:
+        with pytest.raises(ValueError):
+            JWKSCache(url)
+
+
+def test_plain_http_jwks_can_be_allowed_explicitly() -> None:
+    JWKSCache("http://bastion.internal/jwks.json", allow_insecure_http=True)
+
+
+def test_a_redirected_jwks_is_not_followed(ring: ToolKeyRing, minter: ToolTokenMinter) -> None:
+    from starlette.responses import RedirectResponse
+
+    async def moved(request: Request) -> Response:
+        return RedirectResponse("http://127.0.0.1:9/elsewhere.json")
+
+    with serve_in_thread(Starlette(routes=[Route("/jwks.json", moved)])) as url:
+        verifier = BastionTokenVerifier(JWKSCache(url + "/jwks.json", timeout_seconds=2), AUDIENCE, ISSUER)
+        with pytest.raises(BastionTokenError) as err:
+            verifier.verify(mint(minter), body=BODY)
+    assert err.value.reason == "jwks_unavailable"
+
+
 def test_jwks_ignores_symmetric_and_unknown_keys(ring: ToolKeyRing) -> None:
     doc = {
         "keys": [

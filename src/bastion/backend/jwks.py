@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,12 +31,32 @@ MAX_JWKS_BYTES = 64 * 1024
 Fetcher = Callable[[str, float], bytes]
 
 
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def check_jwks_url(url: str, *, allow_insecure_http: bool = False) -> str:
+    """``url`` if keys may be fetched from it: https, or http only to this machine (or when allowed)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme == "https" and parsed.hostname:
+        return url
+    # Keys fetched over plain HTTP could be swapped in transit, and every token forged with them.
+    if parsed.scheme == "http" and parsed.hostname and (allow_insecure_http or parsed.hostname in _LOOPBACK):
+        return url
+    raise ValueError("the JWKS URL must be https:// (http:// only for 127.0.0.1 or localhost)")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect could lead to plain HTTP or another host: treat it as a failure."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def fetch_url(url: str, timeout: float) -> bytes:
-    """GET ``url`` and return at most ``MAX_JWKS_BYTES`` of its body."""
-    if not url.startswith(("https://", "http://")):
-        raise ValueError("the JWKS URL must be http:// or https://")
+    """GET ``url`` (no redirects) and return at most ``MAX_JWKS_BYTES`` of its body."""
+    opener = urllib.request.build_opener(_NoRedirect)
     req = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - scheme checked
-    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - scheme checked
+    with opener.open(req, timeout=timeout) as resp:
         data: bytes = resp.read(MAX_JWKS_BYTES + 1)
     if len(data) > MAX_JWKS_BYTES:
         raise ValueError("the JWKS document is too large")
@@ -74,6 +95,7 @@ class JWKSCache:
         max_stale_seconds: float = DEFAULT_MAX_STALE_SECONDS,
         timeout_seconds: float = DEFAULT_FETCH_TIMEOUT_SECONDS,
         allowed_algorithms: frozenset[str] = ALLOWED_ALGORITHMS,
+        allow_insecure_http: bool = False,
         fetcher: Fetcher = fetch_url,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -90,7 +112,7 @@ class JWKSCache:
         self._tried_at = float("-inf")  # when we last tried, successful or not
         self.fetches = 0
         if isinstance(source, str):
-            self._url: str | None = source
+            self._url: str | None = check_jwks_url(source, allow_insecure_http=allow_insecure_http)
         else:
             self._url = None
             self._keys = parse_jwks(source, allowed_algorithms)
