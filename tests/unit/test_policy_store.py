@@ -99,3 +99,41 @@ def test_from_settings_resolves_paths_against_config(tmp_path: Path) -> None:
     settings = parse_settings("policy:\n  paths: [pol]\n  reload_seconds: 0\n")
     store = PolicyStore.from_settings(settings, tmp_path / "bastion.yaml")
     assert not _allowed(store, "gpt")
+
+
+def test_decisions_continue_while_reloading(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    f = tmp_path / "p.cedar"
+    f.write_text(GOOD)
+    store = PolicyStore(PolicySettings(paths=[str(f)], reload_seconds=0))
+    stop = threading.Event()
+    flips = [0]
+    versions: set[str] = set()
+
+    def flip() -> None:
+        texts = [GOOD2, BROKEN, GOOD]
+        while not stop.is_set():
+            _touch(f, texts[flips[0] % 3])
+            store.check()
+            versions.add(store.version)
+            flips[0] += 1
+
+    t = threading.Thread(target=flip)
+    t.start()
+    decisions = 0
+    deadline = time.monotonic() + 20
+    try:
+        while (flips[0] < 9 or decisions < 200) and time.monotonic() < deadline:
+            engine = store.engine
+            d = engine.decide(PolicyRequest(Principal("a"), "invoke_model", ResourceRef.model("gpt")))
+            # Each decision is wholly one set's: the GOOD set refuses gpt, the GOOD2 set allows it.
+            assert d.allowed is (engine.policy("no-claude") is not None)
+            assert d.version == engine.version
+            decisions += 1
+    finally:
+        stop.set()
+        t.join()
+    assert flips[0] >= 9 and decisions >= 200
+    assert len(versions) == 2  # the broken text never became a version
