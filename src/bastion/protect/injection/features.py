@@ -27,11 +27,12 @@ def words_of(folded: str) -> list[str]:
 
 def features_of_words(words: list[str]) -> set[str]:
     """The feature set of one run of words."""
-    feats = {"w:" + w for w in words}
-    feats.update("b:" + a + " " + b for a, b in zip(words, words[1:], strict=False))
     joined = " " + " ".join(words) + " "
     n = CHAR_N
-    feats.update(joined[i : i + n] for i in range(len(joined) - n + 1))
+    # Set comprehensions and map keep the loops in C; this runs for every window of every text.
+    feats = {joined[i : i + n] for i in range(len(joined) - n + 1)}
+    feats.update(map("w:".__add__, words))
+    feats.update(map("b:{} {}".format, words, words[1:]))
     return feats
 
 

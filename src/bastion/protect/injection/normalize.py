@@ -30,8 +30,8 @@ _CONFUSABLES = str.maketrans(
 _MIXED_SCRIPT = re.compile(r"[a-z][а-яіјѕԁɡοαειкνρτυχ]|[а-яіјѕԁɡοαειкνρτυχ][a-z]")
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l"})
-#: A word mixing letters with the digits and symbols of leetspeak, e.g. "1gn0r3".
-_LEET_WORD = re.compile(r"[a-z][013457@$|][a-z]|[013457@$][a-z]{2}")
+#: A word mixing letters with two or more leetspeak digits or symbols, e.g. "1gn0r3" (not "3rd", "mp3").
+_LEET_WORD = re.compile(r"[a-z][013457@$][a-z]*[013457@$]|[013457@$][a-z]+[013457@$]")
 
 #: Words written with a separator between every letter: "i g n o r e", "i.g.n.o.r.e".
 _SPACED_LETTERS = re.compile(r"(?<!\w)(?:\w[ .\-_*]){3,}\w(?!\w)")

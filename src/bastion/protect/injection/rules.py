@@ -11,12 +11,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bastion.protect.injection.normalize import strip_marks
 
 #: The kinds a finding can carry, matching the evaluation labels.
 KINDS = ("direct", "jailbreak", "extraction", "indirect", "exfiltration", "tool", "encoded")
+
+
+#: Length of the word prefixes the prefilter compares (anchors are cut to this length).
+PREFIX_LEN = 4
+_WORD = re.compile(r"\w+")
+#: Scripts written without spaces between words: their anchors are found as substrings.
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +35,32 @@ class Rule:
     weight: float
     pattern: re.Pattern[str]
     anchors: tuple[str, ...]
+    #: Word prefixes derived from the anchors (one must start a word of the text) ...
+    prefixes: frozenset[str]
+    #: ... or substrings that must occur (anchors in unspaced scripts or made of symbols).
+    substrings: tuple[str, ...]
+    #: A second condition: one of these must also occur (every match contains one of them).
+    requires: tuple[str, ...] = ()
+
+
+def _split_anchors(anchors: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    prefixes: set[str] = set()
+    substrings: list[str] = []
+    for a in anchors:
+        words = _WORD.findall(a)
+        if not words or _UNSPACED.search(a) or not a.strip()[0].isalnum():
+            substrings.append(a)
+        else:
+            prefixes.add(words[0][:PREFIX_LEN])
+    return frozenset(prefixes), tuple(substrings)
+
+
+def text_prefixes(folded: str) -> frozenset[str]:
+    """Every prefix (up to PREFIX_LEN characters) of every word of the text: what the prefilter looks up."""
+    out: set[str] = set()
+    for w in set(_WORD.findall(folded)):
+        out.update(w[:k] for k in range(1, min(len(w), PREFIX_LEN) + 1))
+    return frozenset(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,8 +83,10 @@ def compile_rule(name: str, kind: str, weight: float, pattern: str, anchors: Ite
         raise ValueError(f"unknown rule kind {kind!r}")
     if not 0.0 < weight <= 1.0:
         raise ValueError("a rule weight lies in (0, 1]")
-    folded = strip_marks(pattern)
-    return Rule(name, kind, weight, re.compile(folded, re.IGNORECASE), tuple(strip_marks(a) for a in anchors))
+    folded_anchors = tuple(strip_marks(a).lower() for a in anchors)
+    prefixes, substrings = _split_anchors(folded_anchors)
+    # Patterns are written in lower case, like the folded text, so no IGNORECASE (it is slow).
+    return Rule(name, kind, weight, re.compile(strip_marks(pattern)), folded_anchors, prefixes, substrings)
 
 
 class RuleSet:
@@ -66,8 +101,14 @@ class RuleSet:
     def scan(self, folded: str) -> list[RuleHit]:
         """Every rule that matches, once each, at its first match."""
         hits: list[RuleHit] = []
+        present = text_prefixes(folded)
         for rule in self.rules:
-            if rule.anchors and not any(a in folded for a in rule.anchors):
+            # Cheap necessary condition first (a set lookup), then the exact anchor test.
+            if rule.anchors and (
+                rule.prefixes.isdisjoint(present) or not any(map(folded.__contains__, rule.anchors))
+            ) and not any(map(folded.__contains__, rule.substrings)):
+                continue
+            if rule.requires and not any(map(folded.__contains__, rule.requires)):
                 continue
             m = rule.pattern.search(folded)
             if m is not None:
@@ -447,6 +488,57 @@ def _multilingual() -> list[Rule]:
     return rules
 
 
+_OBJECTS = ("instruction", "direction", "directive", "rule", "guideline", "guidance", "prompt", "command", "order",
+            "constraint", "restriction", "polic", "programming", "training", "guardrail", "safeguard", "safety", "filter",
+            "context", "message", "task", "setting", "configuration", "principle", "ethic", "moral", "limitation")
+_PROMPTS = ("prompt", "instruction", "message", "configuration", "rules", "guidelines", "directives", "initiali")
+_DANGER = ("delete", "drop", "remove", "destroy", "wipe", "purge", "erase", "truncate", "transfer", "wire", "pay", "refund",
+           "grant", "revoke", "disable", "reset", "exec", "shell", "run_command", "send", "forward", "export", "share",
+           "approve", "admin", "elevate", "shutdown", "kill")
+#: Second prefilter conditions for rules whose anchors are common words: every match of the
+#: rule contains one of these, so a text without any of them skips the regular expression.
+_REQUIRES: dict[str, tuple[str, ...]] = {
+    "ignore-previous-instructions": _OBJECTS,
+    "new-instructions": ("instruction", "directive", "task", "objective", "order", "rule", "role", "mission", "prompt"),
+    "instructions-from-developer": ("developer", "admin", "operator", "creator", "openai", "anthropic", "owner", "security team", "system"),
+    "your-new-task": ("task", "job", "goal", "objective", "purpose", "instruction", "role", "mission", "directive"),
+    "now-ignore": ("ignore", "disregard", "forget", "override", "bypass", "abandon"),
+    "bypass-filter": ("filter", "moderation", "guardrail", "safeguard", "restriction", "censorship", "alignment", "safety", "polic", "protection"),
+    "role-header": ("override", "message", "prompt", "update", "notice", "command", "instruction"),
+    "no-longer-bound": ("no longer", "not bound", "not restricted", "not limited", "not constrained", "not governed", "not held", "free of", "free from"),
+    "dan": ("anything now", "dan mode", "you are dan", "you are now dan", "dan,", "dan which", "dan who", "as dan", "as a dan"),
+    "persona-without-rules": ("without", "with no", "free of", "free from", "has no", "have no", "lacking", "ignores", "unbound",
+                              "not bound", "devoid", "doesn't have", "does not have", "does not follow", "doesn't follow", "never refuses"),
+    "stay-in-character": ("stay in", "remain in", "keep in", "break character"),
+    "without-safety-policies": ("safety", "ethical", "moral", "content"),
+    "dual-response": ("response", "answer", "paragraph", "output", "[", "🔓"),
+    "soft-reveal-your-prompt": _PROMPTS,
+    "your-system-prompt": _PROMPTS,
+    "repeat-text-above": ("above", "before this", "before that", "preceding", "prior to", "from the start", "from the beginning",
+                          "from the top", "at the start", "at the beginning", "at the top", "so far", "you were given", "you have been given"),
+    "what-instructions-received": ("instruction", "rules", "directive", "guideline", "prompt", "orders", "configuration"),
+    "if-you-are-an-ai": ("if you", "reading this", "processing this", "summari", "parsing this", "analyzing this", "analysing this"),
+    "note-to-ai": (" ai", " a.i.", "assistant", "chatbot", "chat bot", "llm", "model", "agent", "bot", "gpt", "copilot", "claude", "gemini"),
+    "tell-the-user": ("tell", "inform", "instruct", "advise", "ask", "urge", "convince", "direct", "persuade"),
+    "call-dangerous-tool": _DANGER,
+    "tool-for-everyone": _DANGER,
+    "must-also-call": ("tool", "function", "api", "action", "command", "endpoint", "plugin"),
+    "mass-destructive-action": ("all ", "every ", "each ", "the entire", "the whole"),
+    "grant-admin": ("admin", "root", "superuser", "owner", "elevated"),
+    "send-secrets-to": ("http", "www.", "@", ".", "url", "address", "endpoint", "server", "webhook", "email", "site", "domain", "inbox", "attacker"),
+    "visit-url-with-data": ("=",),
+    "decode-and-follow": ("follow", "execute", "obey", " do", "run", "act on", "carry out", "perform", "comply", "apply", "complete", "answer", "respond"),
+    "encoded-instructions": ("instruction", "orders", "command", "task", "prompt"),
+    "fr-reveal-prompt": ("systeme", "initial", "d'origine", "origin", "cache", "secret", "interne", "donne"),
+    "fr-jailbreak": ("sans", "mode"),
+    "de-reveal-prompt": ("prompt", "nachricht", "anweisung", "regeln"),
+}
+
+
 def default_rules() -> RuleSet:
     """The built-in rule set (English and the main other languages)."""
-    return RuleSet([*_english(), *_multilingual()])
+    rules = [*_english(), *_multilingual()]
+    unknown = set(_REQUIRES) - {r.name for r in rules}
+    if unknown:
+        raise ValueError(f"prefilter conditions for unknown rules: {sorted(unknown)}")
+    return RuleSet([replace(r, requires=_REQUIRES.get(r.name, ())) for r in rules])
