@@ -229,3 +229,10 @@ def test_disable_a_default_policy() -> None:
     d = eng.decide(eng.request_for_model(ALICE, MODELS["us-api"]))
     assert (d.allowed, d.policies) == (False, [DEFAULT_DENY_ID])
     assert "Ask your administrator" in d.reasons[0]
+
+
+def test_unknown_provider_is_least_trusted(engine: PolicyEngine) -> None:
+    ghost = ModelSettings(name="ghost", provider="not-registered")
+    assert engine.decide(engine.request_for_model(ALICE, ghost)).allowed
+    d = engine.decide(engine.request_for_model(ALICE, ghost, {"data_classes": ["pii"]}))
+    assert not d.allowed and "sensitive-data-not-to-training-or-consumer" in d.policies

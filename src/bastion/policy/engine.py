@@ -415,7 +415,9 @@ class PolicyEngine:
     ) -> PolicyRequest:
         """The invoke_model request for ``model``, with its provider's attributes in the context."""
         ctx = dict(context or {})
-        ctx.setdefault("provider", self._providers.get(model.provider) or {"name": model.provider})
+        # A provider missing from the registry is treated as the least trusted kind (fail closed).
+        unknown = {"name": model.provider, "tier": "consumer", "trains_on_inputs": True}
+        ctx.setdefault("provider", self._providers.get(model.provider) or unknown)
         ctx.setdefault("model", model.name)
         return PolicyRequest(
             principal, "invoke_model", ResourceRef.model(model.name, provider=model.provider, kind=model.kind), ctx
