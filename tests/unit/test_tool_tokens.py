@@ -397,7 +397,23 @@ def test_a_damaged_key_ring_stops_start_up(tmp_path: Path, damage: Any) -> None:
     ToolKeyRing(tmp_path, rotation_seconds=3600).current()
     damage(tmp_path)
     with pytest.raises(ConfigError):
-        ToolKeyRing(tmp_path, rotation_seconds=3600).current()
+        ToolKeyRing(tmp_path, rotation_seconds=3600).open()
+
+
+def test_a_failed_rotation_at_run_time_keeps_signing_with_the_current_key(tmp_path: Path) -> None:
+    from bastion.errors import ServiceUnavailable
+
+    now = [1000.0]
+    ring = ToolKeyRing(tmp_path / "keys", rotation_seconds=600, clock=lambda: now[0])
+    kid = ring.current().kid
+    (tmp_path / "keys" / "keyring.json").write_text("{damaged")
+    now[0] = 2000.0  # rotation due, but the ring cannot be read
+    assert ring.current().kid == kid
+    fresh = ToolKeyRing(tmp_path / "keys", rotation_seconds=600, clock=lambda: now[0])
+    with pytest.raises(ServiceUnavailable):  # with no key at all, nothing is signed
+        fresh.current()
+    with pytest.raises(ConfigError):  # and start-up refuses outright
+        build_minter(ToolTokenSettings(key_dir=str(tmp_path / "keys")), data_dir=tmp_path, public_url="https://gw")
 
 
 def test_a_key_file_swapped_for_another_key_is_refused(tmp_path: Path) -> None:
@@ -407,7 +423,7 @@ def test_a_key_file_swapped_for_another_key_is_refused(tmp_path: Path) -> None:
     other_kid = other.current().kid
     (tmp_path / f"{kid}.pem").write_bytes((tmp_path / "other" / f"{other_kid}.pem").read_bytes())
     with pytest.raises(ConfigError, match="does not match"):
-        ToolKeyRing(tmp_path, rotation_seconds=3600).current()
+        ToolKeyRing(tmp_path, rotation_seconds=3600).open()
 
 
 def test_minting_is_fast_enough_for_the_hot_path(ring: ToolKeyRing) -> None:

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -26,7 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from bastion.errors import ConfigError
+from bastion.errors import ConfigError, ServiceUnavailable
 from bastion.tools.config import SigningAlgorithm
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
@@ -36,6 +37,7 @@ RELOAD_CHECK_SECONDS = 5.0
 #: Largest key-ring metadata file read, in bytes.
 MAX_KEYRING_FILE_BYTES = 16 * 1024
 _META = "keyring.json"
+log = logging.getLogger(__name__)
 _LOCK = ".lock"
 
 
@@ -134,7 +136,23 @@ class ToolKeyRing:
         if key is not None and now < self._next_reload_check and now - key.created_at < self._rotation:
             return key  # the hot path: no file system access
         with self._lock:
-            self._sync(now)
+            try:
+                self._sync(now)
+            except (ConfigError, OSError) as exc:
+                if self._current is None:
+                    raise ServiceUnavailable(
+                        "Tool signing keys are unavailable.", code="tool_keys_unavailable"
+                    ) from None
+                # An overdue rotation is not a compromise: keep signing, retry at the next check.
+                log.warning("tool key ring %s could not be refreshed (%s); keeping key %s", self._dir, exc, key)
+                return self._current
+            assert self._current is not None
+            return self._current
+
+    def open(self) -> SigningKey:
+        """Load or create the keys now; ConfigError when they cannot be (call at start-up)."""
+        with self._lock:
+            self._sync(self._clock())
             assert self._current is not None
             return self._current
 

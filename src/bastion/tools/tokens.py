@@ -186,6 +186,7 @@ def build_minter(settings: ToolTokenSettings, *, data_dir: str | Path, public_ur
     """The gateway's minter: keys in ``key_dir`` or ``{data_dir}/tool_keys``, issuer its URL."""
     key_dir = Path(settings.key_dir).expanduser() if settings.key_dir else Path(data_dir) / "tool_keys"
     ring = ToolKeyRing(key_dir, algorithm=settings.algorithm, rotation_seconds=settings.rotation_seconds)
+    ring.open()  # an unreadable or damaged key ring stops start-up here, not on the first call
     issuer = settings.issuer or public_url.rstrip("/")
     if not issuer:
         raise ConfigError("tools.tokens.issuer is empty and the gateway has no public URL")
