@@ -115,6 +115,17 @@ class OIDCIssuer(_Section):
     required_claims: list[str] = Field(default_factory=lambda: ["iss", "aud", "exp", "nbf"])
     claims: ClaimNames = ClaimNames()
 
+    @model_validator(mode="after")
+    def _https_unless_loopback(self) -> OIDCIssuer:
+        # Keys fetched over plain HTTP could be swapped in transit; only a local IdP may use it.
+        for url in (self.issuer, self.discovery_url, self.jwks_uri):
+            if url is None or url.startswith("https://"):
+                continue
+            host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+            if not url.startswith("http://") or host not in ("127.0.0.1", "localhost", "::1"):
+                raise ValueError(f"{url!r} must be an https:// URL (http:// only for 127.0.0.1/localhost)")
+        return self
+
 
 class APIKeySettings(_Section):
     enabled: bool = True

@@ -412,3 +412,47 @@ def test_authenticator_routes_non_key_bearers_to_oidc(idp: FakeIdP) -> None:
     assert ctx.decisions[-1].reason == f"oidc token from {idp.issuer}"
     assert err.code == "invalid_token"
     assert err.headers["WWW-Authenticate"] == 'Bearer realm="bastion", error="invalid_token"'
+
+
+def test_identify_stage_records_a_deny_when_the_idp_is_down(idp: FakeIdP) -> None:
+    idp.add_key("ES256")
+    idp.down = True
+
+    async def go() -> RequestContext:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            stage = IdentifyStage(Authenticator(None, OIDCVerifier([_issuer(idp)], http)))
+            ctx = RequestContext(endpoint="chat")
+            ctx.state["authorization"] = "Bearer " + idp.mint()
+            with pytest.raises(ServiceUnavailable):
+                await stage(ctx)
+            return ctx
+
+    ctx = asyncio.run(go())
+    assert ctx.principal is None
+    assert [(d.stage, d.effect, d.reason) for d in ctx.decisions] == [
+        ("identify", "deny", "authentication failed (identity_provider_unavailable)")
+    ]
+
+
+@pytest.mark.parametrize(
+    "field, url, ok",
+    [
+        ("issuer", "https://login.example.com/tenant/v2.0", True),
+        ("issuer", "http://127.0.0.1:8443", True),
+        ("issuer", "http://localhost/realms/x", True),
+        ("issuer", "http://[::1]:9000", True),
+        ("issuer", "http://login.example.com", False),
+        ("issuer", "http://127.0.0.1.evil.example", False),
+        ("jwks_uri", "http://keys.example.com/jwks", False),
+        ("discovery_url", "ftp://example.com/x", False),
+    ],
+)
+def test_issuer_urls_must_be_https_unless_loopback(field: str, url: str, ok: bool) -> None:
+    from pydantic import ValidationError
+
+    values: dict[str, Any] = {"issuer": "https://idp.example.com", "audience": ["bastion"], field: url}
+    if ok:
+        assert getattr(OIDCIssuer(**values), field) == url
+    else:
+        with pytest.raises(ValidationError):
+            OIDCIssuer(**values)

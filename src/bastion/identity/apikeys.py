@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import RowMapping, insert, select, update
+from sqlalchemy import Connection, RowMapping, insert, select, text, update
 
 from bastion.context import Principal, PrincipalKind
 from bastion.errors import AuthenticationFailed, InvalidRequest, ServiceUnavailable
@@ -151,11 +152,13 @@ def _record(row: RowMapping) -> KeyRecord:
     )
 
 
-def _label(value: str | None, what: str, *, required: bool = False) -> str | None:
-    if value is None or value == "":
-        if required:
-            raise InvalidRequest(f"An API key needs a {what}.", code="invalid_key_request")
-        return None
+def _label(value: str | None, what: str) -> str | None:
+    return None if value is None or value == "" else _text(value, what)
+
+
+def _text(value: str, what: str) -> str:
+    if not value:
+        raise InvalidRequest(f"An API key needs a {what}.", code="invalid_key_request")
     if len(value) > MAX_LABEL_CHARS or any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise InvalidRequest(
             f"The {what} must be at most {MAX_LABEL_CHARS} printable characters.",
@@ -230,6 +233,13 @@ class KeyStore:
             row = conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash)).mappings().first()
         return _record(row) if row is not None else None
 
+    def _stamp(self, conn: Connection) -> float:
+        """The ``updated_at`` of a change: on PostgreSQL the database's clock, so that replicas
+        whose own clocks disagree still order their changes by one clock."""
+        if self._db.is_postgres:
+            return float(conn.execute(text("SELECT EXTRACT(EPOCH FROM clock_timestamp())")).scalar_one())
+        return self._clock()
+
     def _apply(self, records: Iterable[KeyRecord]) -> None:
         for rec in records:
             self._by_hash[rec.key_hash] = rec
@@ -255,8 +265,7 @@ class KeyStore:
             raise InvalidRequest("owner_kind must be 'user' or 'service'.", code="invalid_key_request")
         if expires_in is not None and not 0 < expires_in:
             raise InvalidRequest("A key's lifetime must be more than zero seconds.", code="invalid_key_request")
-        owner_v = _label(owner, "owner", required=True)
-        assert owner_v is not None  # noqa: S101 - _label(required=True) never returns None
+        owner_v = _text(owner, "owner")
         model_list = _items(models, "models")
         group_list = _items(groups, "groups") or ()
         role_list = _items(roles, "roles") or ()
@@ -279,6 +288,7 @@ class KeyStore:
             key_hash=hash_key(plaintext),
         )
         with self._db.engine.begin() as conn:
+            rec = dataclasses.replace(rec, updated_at=self._stamp(conn))
             conn.execute(
                 insert(api_keys).values(
                     id=rec.id,
@@ -308,7 +318,8 @@ class KeyStore:
             if row is None:
                 raise InvalidRequest(f"No API key has the id {key_id[:64]!r}.", code="key_not_found")
             if row["revoked_at"] is None:
-                conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now, updated_at=now))
+                stamp = self._stamp(conn)
+                conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_at=now, updated_at=stamp))
                 row = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).mappings().one()
         rec = _record(row)
         self._apply([rec])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bastion.context import Principal, RequestContext
-from bastion.errors import AuthenticationFailed
+from bastion.errors import AuthenticationFailed, BastionError
 from bastion.identity.apikeys import KeyStore
 from bastion.identity.keyformat import KEY_PREFIX
 from bastion.identity.oidc import OIDCVerifier
@@ -90,7 +90,8 @@ class IdentifyStage:
             principal = await self._authenticator.authenticate(
                 ctx.state.get("authorization"), ctx.state.get("x_api_key")
             )
-        except AuthenticationFailed as exc:
+        except BastionError as exc:
+            # Recorded for the audit trail; an unreachable IdP is a refusal too, not a pass.
             ctx.decide(self.name, "deny", f"authentication failed ({exc.code})")
             raise
         ctx.principal = principal

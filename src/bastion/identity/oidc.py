@@ -374,6 +374,9 @@ class OIDCVerifier:
             uri = doc.get("jwks_uri")
             if not isinstance(uri, str) or not uri.startswith(("https://", "http://")):
                 raise _FetchFailed("the discovery document has no usable jwks_uri")
+            if uri.startswith("http://") and not cfg.issuer.startswith("http://"):
+                # An https issuer may not send its keys over plain HTTP.
+                raise _FetchFailed("the discovery document points at a plain-HTTP jwks_uri")
             state.jwks_uri = uri
         return _parse_jwks(await self._get_json(state.jwks_uri, MAX_JWKS_BYTES, cfg.http_timeout_seconds))
 
