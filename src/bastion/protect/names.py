@@ -41,8 +41,10 @@ _STRONG_BEFORE = re.compile(
     r"signed by|signed|submitted by|prepared by|reviewed by|written by|authored by|requested by|assigned to|"
     r"attn|attention|contact|name|full name|applicant|candidate|tenant|member|guest|passenger|driver|"
     r"recipient|sender|beneficiary|account holder|cardholder|insured|policyholder|physician|doctor|nurse|"
-    r"colleague|husband|wife|son|daughter|mother|father|brother|sister|spouse|partner|user|owner|"
-    r"sincerely|regards|thanks|cheers|from|cc|to|by|met with|spoke with|talked to|call|email|"
+    r"colleague|husband|wife|son|daughter|mother|father|brother|sister|spouse|owner|"
+    r"sincerely|regards|cheers|cc|met with|spoke with|talked to|my name is|i am|i'm|this is|"
+    r"m'appelle|je suis|me llamo|soy|mi chiamo|sono|ich bin|ich heiße|ich heisse|mein name ist|"
+    r"nazywam się|jestem|mijn naam is|ik ben|jag heter|"
     r"nombre|paciente|cliente|señor|señora|sr|sra|nom|prénom|patient|monsieur|madame|name|kunde|kundin|"
     r"patientin|herr|frau|nome|paziente|signor|signora|naam|klant|imię|nazwisko|pan|pani)\b[\s:,.-]{0,3}$)",
     re.IGNORECASE,
@@ -62,7 +64,8 @@ _WEAK_BEFORE = re.compile(
 _AFTER_CUE = re.compile(
     r"^(?:\s(?:wrote|writes|said|says|called|asked|replied|reported|joined|left|signed|approved|is\s(?:a|an|the|our)|"
     r"was\s(?:a|an|the|born)|who|has\sbeen|will\sbe)\b|,\s(?:MD|PhD|RN|the|our|who|a|an|born|age|aged)\b|\s?\((?:manager|"
-    r"age|born|dob|mrn|id|employee|patient|he|she|they)|'s\b|’s\b|\s<[^>@\s]+@)",
+    r"age|born|dob|mrn|id|employee|patient|he|she|they)|'s\b|’s\b|\s<[^>@\s]+@|"
+    r"[,:;]?\s(?:she|he|they)(?:'s|’s|\s(?:is|was|has|will|said|asked|works|joined))\b)",
     re.IGNORECASE,
 )
 #: Capitalised words that are not names (sentence starters, calendar, roles, tech).
@@ -98,6 +101,9 @@ _COMMON = frozenset(
     cardholder holder beneficiary applicant candidate tenant guest passenger driver recipient sender
     insured policyholder physician doctor nurse colleague owner contact attn attention kunde kundin
     patientin paciente cliente nombre paziente klant signed approved reviewed prepared submitted
+    herzliche grüße gruß viele freundlichen freundliche mit besten beste saludos cordiales atentamente
+    cordialement bien amicalement distinti cordiali saluti groeten vriendelijke pozdrawiam hälsningar
+    notes meeting head finance legal sales marketing engineering operations support
     """.split()
 )
 _ORG_WORDS = frozenset(

@@ -97,7 +97,9 @@ _SPELLED_DOT = r"(?:[ \t]{0,3}[\[\(\{<][ \t]{0,2}(?:dot|DOT|Dot)[ \t]{0,2}[\]\)\
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
 _SSN_CTX = ("ssn", "social security", "social sec", "ss#", "ss #", "ssn#")
-_PHONE_CTX = ("phone", "tel", "telephone", "mobile", "cell", "call", "fax", "whatsapp", "contact", "reach")
+_PHONE_CTX = ("phone", "tel", "telephone", "mobile", "cell", "call", "fax", "whatsapp", "contact", "reach",
+              "tél", "téléphone", "portable", "teléfono", "telefono", "móvil", "movil", "cellulare", "handy",
+              "mobil", "erreichbar", "telefon", "numéro", "número", "numero", "sms", "text")
 _CARD_CTX = ("card", "visa", "mastercard", "amex", "credit", "debit", "cc", "pan", "payment")
 
 BUILTIN: tuple[PatternSpec, ...] = (
@@ -110,6 +112,9 @@ BUILTIN: tuple[PatternSpec, ...] = (
     PatternSpec("email_spelled_dot", "EMAIL_ADDRESS",
                 rf"\b[A-Za-z0-9._+-]{{1,40}}{_AT}[A-Za-z0-9-]{{1,63}}(?:{_DOT}[A-Za-z0-9-]{{1,63}}){{0,3}}{_SPELLED_DOT}{_TLD}\b",
                 0.8, validator=_spelled_email, validator_name="spelled-out address"),
+    PatternSpec("email_spaced", "EMAIL_ADDRESS",
+                rf"\b[A-Za-z0-9._+-]{{1,40}}[ \t]{{0,3}}@[ \t]{{0,3}}[A-Za-z0-9-]{{1,63}}"
+                rf"(?:[ \t]{{0,3}}\.[ \t]{{0,3}}[A-Za-z0-9-]{{1,63}}){{0,3}}[ \t]{{0,3}}\.[ \t]{{0,3}}{_TLD}\b", 0.85),
     PatternSpec("phone_intl", "PHONE_NUMBER",
                 r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{2,5}){1,4}\b", 0.75,
                 validator=v.phone, validator_name="phonenumbers", context=_PHONE_CTX, trim=True),
@@ -121,6 +126,9 @@ BUILTIN: tuple[PatternSpec, ...] = (
                 r"\b0\d{1,4}[ /-]\d{3,8}(?:[ -]\d{2,5}){0,2}\b", 0.35,
                 validator=v.phone, validator_name="phonenumbers", context=_PHONE_CTX,
                 require_context=True, standalone=True),
+    PatternSpec("phone_pairs", "PHONE_NUMBER", r"\b0\d(?:[ .-]\d{2}){4}\b", 0.6,
+                validator=v.phone, validator_name="phonenumbers", context=_PHONE_CTX,
+                negative=NUMBER_NEGATIVE, standalone=True),
     PatternSpec("ipv4", "IP_ADDRESS", rf"\b{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}\b", 0.75,
                 validator=v.ipv4, validator_name="ipaddress",
                 context=("ip", "host", "server", "src", "dst", "addr", "address"),
