@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -125,39 +125,6 @@ def resource_entity(ref: ResourceRef) -> dict[str, Any]:
     if kind == "Model" and attrs.get("provider"):
         parents.append(_uid("Provider", attrs["provider"]))
     return {"uid": _uid(kind, ref.id), "attrs": attrs, "parents": parents}
-
-
-def _str_set(values: Iterable[Any] | None) -> list[str]:
-    return sorted({str(v) for v in values or ()})
-
-
-def build_context(raw: Mapping[str, Any], zone: tzinfo, now: datetime | None = None) -> dict[str, Any]:
-    """The full Cedar context: every schema field present, values normalised."""
-    unknown = set(raw) - CONTEXT_KEYS
-    if unknown:
-        raise BastionError(f"unknown policy context keys: {', '.join(sorted(unknown))}")
-    if "hour" in raw and "weekday" in raw:
-        hour, weekday = int(raw["hour"]), int(raw["weekday"])
-    else:
-        t = now or datetime.now(zone)
-        hour, weekday = int(raw.get("hour", t.hour)), int(raw.get("weekday", t.isoweekday()))
-    score = float(raw.get("injection_score") or 0.0)
-    if "request_kib" in raw:
-        kib = int(raw["request_kib"])
-    else:
-        kib = math.ceil(max(0, int(raw.get("request_bytes") or 0)) / 1024)
-    return {
-        "data_classes": _str_set(raw.get("data_classes")),
-        "entity_types": _str_set(raw.get("entity_types")),
-        "injection_score": round(min(1.0, max(0.0, score)) * 100),
-        "caller_region": str(raw.get("caller_region") or ""),
-        "hour": hour,
-        "weekday": weekday,
-        "request_kib": kib,
-        "approved": bool(raw.get("approved", False)),
-        "model": str(raw.get("model") or ""),
-        "provider": provider_info(raw.get("provider")),
-    }
 
 
 _dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
