@@ -6,6 +6,7 @@ Run: .venv/bin/python bench/policy.py [--n 5000] [--out bench/results/policy.jso
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import platform
@@ -207,7 +208,7 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "loadavg_1m_at_end": round(os.getloadavg()[0], 2),
             "loadavg_1m_at_start": load_start,
-            "cedarpy": getattr(cedarpy, "__version__", "4.x"),
+            "cedarpy": importlib.metadata.version("cedarpy"),
         },
         "note": "Shared 2-core machine with other work running; figures include that noise.",
     }
