@@ -27,7 +27,7 @@ from bastion.context import Principal
 from bastion.errors import ConfigError
 from bastion.policy.config import PolicySettings
 from bastion.policy.encode import Encoded, Encoder, provider_info
-from bastion.policy.index import ScopeIndex
+from bastion.policy.index import ScopeIndex, put_bounded
 from bastion.policy.model import (
     DEFAULT_DENY_ID,
     EVALUATION_ERROR_ID,
@@ -167,12 +167,8 @@ class PolicyEngine:
     # -- evaluation ---------------------------------------------------------
 
     def _remember(self, key: tuple[Any, ...], value: Any) -> None:
-        if self._cache_size <= 0:
-            return
-        if len(self._cache) >= self._cache_size:
-            # Oldest first: dicts keep insertion order, so this is a cheap FIFO bound.
-            self._cache.pop(next(iter(self._cache)), None)
-        self._cache[key] = value
+        # Oldest first: dicts keep insertion order, so this is a cheap FIFO bound.
+        put_bounded(self._cache, key, value, self._cache_size)
 
     def _run(self, index: ScopeIndex, enc: Encoded) -> cedarpy.AuthzResult | None:
         req = enc.cedar_request
@@ -195,9 +191,7 @@ class PolicyEngine:
         ents = self._parsed.get(key)
         if ents is None:
             ents = cedarpy.Entities.from_json_str(enc.entities_json)
-            if len(self._parsed) >= MAX_PARSED_ENTITIES:
-                self._parsed.pop(next(iter(self._parsed)))
-            self._parsed[key] = ents
+            put_bounded(self._parsed, key, ents, MAX_PARSED_ENTITIES)
         return ents
 
     def _authorize(self, action: str, enc: Encoded) -> _Authz:

@@ -81,6 +81,19 @@ def _resource_keys(scope: dict[str, Any]) -> list[Key]:
     return [("*",)]
 
 
+def put_bounded(store: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
+    """Insert into a dict kept to ``limit`` entries by dropping the oldest (safe if another thread races)."""
+    if limit <= 0:
+        return
+    while len(store) >= limit:
+        try:
+            store.pop(next(iter(store)), None)
+        except (RuntimeError, StopIteration):
+            # Another thread changed the dict mid-iteration; the bound is approximate, never unbounded.
+            break
+    store[key] = value
+
+
 class ScopeIndex:
     """Bitmasks of policies by principal and resource scope, and the Cedar sets of each mask."""
 
@@ -137,7 +150,5 @@ class ScopeIndex:
             pset = cedarpy.PolicySet.from_json_str(
                 json.dumps({"staticPolicies": statics, "templates": {}, "templateLinks": []})
             )
-            if len(self._sets) >= self._max_sets:
-                self._sets.pop(next(iter(self._sets)))
-            self._sets[mask] = pset
+            put_bounded(self._sets, mask, pset, self._max_sets)
         return pset
