@@ -456,3 +456,48 @@ def test_issuer_urls_must_be_https_unless_loopback(field: str, url: str, ok: boo
     else:
         with pytest.raises(ValidationError):
             OIDCIssuer(**values)
+
+
+# -- the cache of verified tokens -----------------------------------------------------------
+
+
+def test_a_cached_token_still_expires(idp: FakeIdP) -> None:
+    idp.add_key("ES256")
+    token = idp.mint(exp=int(time.time()) + 1)
+
+    async def body(v: OIDCVerifier) -> None:
+        assert (await v.verify(token)).subject == "user-1"
+        assert (await v.verify(token)).subject == "user-1"
+        exp = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))["exp"]
+        await asyncio.sleep(max(0.0, exp - time.time()) + 0.05)
+        with pytest.raises(AuthenticationFailed) as info:
+            await v.verify(token)
+        assert info.value.code == "expired_token"
+
+    run(idp, body, clock_skew_seconds=0)
+
+
+def test_a_cached_token_dies_with_its_key_set(idp: FakeIdP) -> None:
+    old = idp.add_key("RS256")
+    clock = Clock()
+
+    async def body(v: OIDCVerifier) -> None:
+        token = idp.mint(key=old)
+        await v.verify(token)
+        await v.verify(token)
+        assert idp.jwks_hits == 1
+        # The issuer withdraws the key; once the key set is fetched again, the cached token is refused.
+        new = idp.rotate("RS256")
+        await v.verify(idp.mint(key=new))
+        assert idp.jwks_hits == 2
+        with pytest.raises(AuthenticationFailed):
+            await v.verify(token)
+        # A key set past its cache time with the IdP down: no cached answer either.
+        fresh = idp.mint(key=new, sub="zed")
+        await v.verify(fresh)
+        idp.down = True
+        clock.now += 301
+        with pytest.raises(ServiceUnavailable):
+            await v.verify(fresh)
+
+    run(idp, body, clock, jwks_cache_seconds=300)

@@ -17,11 +17,13 @@ time, because a key removed from the set may have been removed for a reason.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import math
 import re
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +49,10 @@ MAX_CLAIM_ITEMS = 256
 MAX_CLAIM_CHARS = 256
 #: Seconds a failed fetch is remembered before the issuer is asked again.
 FETCH_FAILURE_BACKOFF_SECONDS = 2.0
+#: Verified tokens remembered (by hash), and for how long at most, so a client reusing its
+#: token is not re-verified on every request. Entries die with the key set they were checked against.
+VERIFIED_CACHE_MAX_ENTRIES = 10_000
+VERIFIED_CACHE_SECONDS = 30.0
 #: Claims every token must carry, whatever ``required_claims`` says.
 ALWAYS_REQUIRED_CLAIMS = ("iss", "aud", "exp")
 
@@ -75,6 +81,14 @@ def _unavailable() -> ServiceUnavailable:
         code="identity_provider_unavailable",
         headers={"Retry-After": "5"},
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    issuer: str
+    generation: int
+    until: float  # wall-clock time after which the token must be checked again
 
 
 class _FetchFailed(Exception):
@@ -217,11 +231,14 @@ class OIDCVerifier:
         http: httpx.AsyncClient,
         *,
         max_token_bytes: int = MAX_TOKEN_BYTES,
+        verified_cache_seconds: float = VERIFIED_CACHE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._issuers = {i.issuer: _IssuerState(i) for i in issuers}
         self._http = http
         self._max_token_bytes = max_token_bytes
+        self._verified_cache_seconds = verified_cache_seconds
+        self._verified: OrderedDict[bytes, _Verified] = OrderedDict()
         self._clock = clock
 
     @property
@@ -233,6 +250,10 @@ class OIDCVerifier:
         """The principal of a valid token; AuthenticationFailed, or 503 if the IdP is down."""
         if len(token) > self._max_token_bytes:
             raise _invalid("The token is larger than this gateway accepts.")
+        digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        cached = self._cached(digest)
+        if cached is not None:
+            return cached
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})
@@ -255,8 +276,34 @@ class OIDCVerifier:
         if kid is not None and not isinstance(kid, str):
             raise _invalid("The token's key id is not a string.")
         key = await self._signing_key(state, kid, alg)
+        generation = state.generation
         payload = self._decode(token, key, alg, cfg)
-        return self._principal(payload, cfg)
+        principal = self._principal(payload, cfg)
+        self._remember(digest, principal, state, generation, float(payload["exp"]) + cfg.clock_skew_seconds)
+        return principal
+
+    def _cached(self, digest: bytes) -> Principal | None:
+        hit = self._verified.get(digest)
+        if hit is None:
+            return None
+        state = self._issuers[hit.issuer]
+        # Valid only while the token is unexpired and the key set it was checked against is current.
+        if hit.generation == state.generation and time.time() < hit.until and state.fresh(self._clock()):
+            self._verified.move_to_end(digest)
+            return hit.principal
+        del self._verified[digest]
+        return None
+
+    def _remember(
+        self, digest: bytes, principal: Principal, state: _IssuerState, generation: int, expires: float
+    ) -> None:
+        if self._verified_cache_seconds <= 0:
+            return
+        until = min(expires, time.time() + self._verified_cache_seconds)
+        self._verified[digest] = _Verified(principal, state.cfg.issuer, generation, until)
+        self._verified.move_to_end(digest)
+        while len(self._verified) > VERIFIED_CACHE_MAX_ENTRIES:
+            self._verified.popitem(last=False)
 
     def _decode(self, token: str, key: _Jwk, alg: str, cfg: OIDCIssuer) -> dict[str, Any]:
         required = list(dict.fromkeys([*ALWAYS_REQUIRED_CLAIMS, *cfg.required_claims]))
