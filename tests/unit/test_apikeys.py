@@ -269,6 +269,34 @@ def test_unknown_keys_are_negatively_cached_and_rate_limited(db: Database, monke
     asyncio.run(go())
 
 
+def test_storage_failure_on_a_miss_fails_closed_for_every_waiter(db: Database, monkeypatch: Any) -> None:
+    store = KeyStore(db)
+
+    def broken(key_hash: str) -> Any:
+        time.sleep(0.1)
+        raise OSError("storage is down")
+
+    monkeypatch.setattr(store, "_read_one", broken)
+
+    async def go() -> list[object]:
+        key = generate_key()
+        return list(await asyncio.gather(*(store.authenticate_async(key) for _ in range(5)), return_exceptions=True))
+
+    results = asyncio.run(go())
+    assert all(isinstance(r, ServiceUnavailable) and r.code == "identity_unavailable" for r in results), results
+
+
+def test_a_stale_refresh_does_not_undo_a_revocation(db: Database) -> None:
+    store = KeyStore(db)
+    key, rec = store.create("olga")
+    before = store.list()[0]
+    store.revoke(rec.id)
+    store._apply([before])  # a refresh that read the row before the revocation committed
+    with pytest.raises(AuthenticationFailed) as info:
+        store.authenticate(key)
+    assert info.value.code == "revoked_api_key"
+
+
 def test_stale_key_table_fails_closed(db: Database, monkeypatch: Any) -> None:
     store = KeyStore(db, refresh_seconds=0.05)
     key, _ = store.create("erin")

@@ -178,6 +178,10 @@ def _items(values: Iterable[str] | None, what: str) -> tuple[str, ...] | None:
     return out
 
 
+def _storage_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable("API keys cannot be checked right now.", code="identity_unavailable")
+
+
 class _TokenBucket:
     """A small token bucket; not thread-safe, used on the event loop only."""
 
@@ -242,7 +246,10 @@ class KeyStore:
 
     def _apply(self, records: Iterable[KeyRecord]) -> None:
         for rec in records:
-            self._by_hash[rec.key_hash] = rec
+            known = self._by_hash.get(rec.key_hash)
+            # A refresh that started before a local revoke must not bring the key back to life.
+            if known is None or rec.updated_at >= known.updated_at:
+                self._by_hash[rec.key_hash] = rec
             self._misses.pop(rec.key_hash, None)
             self._high_water = max(self._high_water, rec.updated_at)
 
@@ -345,7 +352,7 @@ class KeyStore:
 
     def _fresh_enough(self) -> None:
         if self._task is not None and time.monotonic() - self._last_refresh_ok > MAX_STALENESS_SECONDS:
-            raise ServiceUnavailable("API keys cannot be checked right now.", code="identity_unavailable")
+            raise _storage_unavailable()
 
     def authenticate(self, plaintext: str) -> Principal:
         """The principal for ``plaintext``, from memory only; raises AuthenticationFailed."""
@@ -377,7 +384,10 @@ class KeyStore:
             return None
         pending = self._inflight.get(key_hash)
         if pending is not None:
-            return await asyncio.shield(pending)
+            try:
+                return await asyncio.shield(pending)
+            except ServiceUnavailable:
+                raise _storage_unavailable() from None
         if not self._bucket.take():
             # One line a minute is enough to notice a flood; one per refused key would be the flood.
             if now - self._flood_warned_at >= FLOOD_WARNING_SECONDS:
@@ -392,10 +402,10 @@ class KeyStore:
         try:
             rec = await asyncio.to_thread(self._read_one, key_hash)
         except Exception as exc:
-            fut.set_exception(exc)
-            fut.exception()  # mark retrieved: waiters get it through the shield, if any
             log.warning("API key look-up failed: %s", type(exc).__name__)
-            raise ServiceUnavailable("API keys cannot be checked right now.", code="identity_unavailable") from None
+            fut.set_exception(_storage_unavailable())
+            fut.exception()  # marks it retrieved even when no request is waiting on it
+            raise _storage_unavailable() from None
         finally:
             self._inflight.pop(key_hash, None)
         if rec is None:
