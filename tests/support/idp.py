@@ -76,6 +76,8 @@ class FakeIdP:
     delay_seconds: float = 0.0
     #: Served instead of the real key set when set (bytes are sent as they are).
     jwks_override: Any = None
+    #: Where the key set is served (change it to test an issuer moving its keys).
+    jwks_path: str = "/jwks"
     keys: list[SigningKey] = field(default_factory=list)
     jwks_hits: int = 0
     discovery_hits: int = 0
@@ -129,7 +131,7 @@ class FakeIdP:
     @property
     def jwks_uri(self) -> str:
         """Where the key set is served."""
-        return self.issuer + "/jwks"
+        return self.issuer + self.jwks_path
 
     def issuer_config(self, audience: list[str] | None = None, **overrides: Any) -> dict[str, Any]:
         """An ``identity.oidc`` entry for bastion.yaml (or ``OIDCIssuer(**...)``) trusting this IdP."""
@@ -219,7 +221,7 @@ class FakeIdP:
                 "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "EdDSA"],
             }
             return self._send(req, 200, json.dumps(doc).encode())
-        if path == "/jwks":
+        if path == self.jwks_path:
             with self._lock:
                 self.jwks_hits += 1
                 body = (

@@ -372,6 +372,23 @@ def test_expired_key_set_is_not_used_while_the_idp_is_down(idp: FakeIdP) -> None
     run(idp, body, clock, jwks_cache_seconds=300)
 
 
+def test_an_issuer_that_moves_its_keys_is_discovered_again(idp: FakeIdP) -> None:
+    idp.add_key("ES256")
+    clock = Clock()
+
+    async def body(v: OIDCVerifier) -> None:
+        await v.verify(idp.mint())
+        idp.jwks_path = "/keys/v2"
+        new = idp.rotate("ES256")
+        with pytest.raises(ServiceUnavailable):
+            await v.verify(idp.mint(key=new))
+        clock.now += 31
+        assert (await v.verify(idp.mint(key=new, sub="moved"))).subject == "moved"
+        assert idp.discovery_hits == 2
+
+    run(idp, body, clock)
+
+
 @pytest.mark.parametrize(
     "setup",
     [

@@ -400,6 +400,8 @@ class OIDCVerifier:
                 keys = await self._fetch_keys(state)
             except _FetchFailed as exc:
                 state.failed_at = self._clock()
+                # Discover again next time: the issuer may have moved its keys.
+                state.jwks_uri = None
                 log.warning("cannot fetch signing keys of issuer %s: %s", state.cfg.issuer, exc)
                 raise _unavailable() from None
             state.keys = keys
