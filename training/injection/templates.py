@@ -413,3 +413,30 @@ def benign_in_carriers(rng: random.Random) -> list[str]:
     for _ in range(60):
         out.append(f"Translate '{rng.choice(_BENIGN_FILLERS)}' into {rng.choice(['German', 'French', 'Spanish', 'Japanese', 'Dutch', 'Italian'])}.")
     return out
+
+_PREFS = [
+    "use metric units", "reply in Spanish", "keep answers under 100 words", "call me Alex", "add type hints to code",
+    "use bullet points", "write dates as YYYY-MM-DD", "answer formally", "include sources when you can", "skip the pleasantries",
+    "explain like I'm a beginner", "use Celsius", "write in the first person", "end with a one-line summary",
+]
+_SYSPROMPT_TALK = [
+    "What's the difference between a system prompt and a user message?", "How long should a system prompt be?",
+    "Where do I put the system prompt when calling the chat completions API?", "Best practices for writing system prompts?",
+    "Review this system prompt for clarity: 'You are a concise assistant for our sales team.'",
+    "Our system prompt makes the bot too formal; suggest a warmer version.", "Is it bad practice to put secrets in a system prompt?",
+    "Explain system messages versus developer messages in chat models.", "Write a system prompt for a cooking assistant.",
+    "Should the system prompt mention the company's refund policy?", "Translate our system prompt into German: 'Be helpful and brief.'",
+    "What instructions should a customer-service bot's prompt contain?", "Compare few-shot prompting with a long system prompt.",
+]
+
+
+def benign_meta(rng: random.Random) -> list[str]:
+    """Preferences, talk about prompts, and harmless character play: wording attacks share."""
+    out = [f"From now on, {rng.choice(_PREFS)}." for _ in range(60)]
+    out += [f"Going forward, please {rng.choice(_PREFS)}." for _ in range(20)]
+    out += _SYSPROMPT_TALK * 3
+    for _ in range(60):
+        t = rng.choice(_ROLE_TASKS)
+        out.append(f"Stay in character as a {rng.choice(_ROLES)} and {t}")
+        out.append(f"You are a {rng.choice(_ROLES)}; keep the role for the whole chat and {t}")
+    return out

@@ -23,15 +23,15 @@ DISCUSSION_DAMPING = 0.4
 #: Factor applied to the classifier in a text that discusses attacks.
 DISCUSSION_CLASSIFIER_DAMPING = 0.6
 #: Classifier probabilities at or below this contribute nothing (keeps noise out of the combined score).
-CLASSIFIER_FLOOR = 0.2
+CLASSIFIER_FLOOR = 0.3
 #: Classifier probability that flags a text on its own, without any rule: the classifier
 #: generalises to new wording but is less precise than the rules, so it must be surer.
-CLASSIFIER_ALONE = 0.7
+CLASSIFIER_ALONE = 0.75
 
 _ATTACK_TOPIC = re.compile(
     r"\b(?:prompt[- ]injections?|injection attacks?|jailbreak(?:s|ing)?|attackers?|red[- ]team(?:ing|ers)?|"
     r"malicious (?:prompts?|inputs?|instructions)|adversarial|phishing|social engineering|security (?:training|awareness|team)|"
-    r"guardrails?|threat model)\b"
+    r"guardrails?|threat model|(?:llm|ai|chatbot|model|application) security|security (?:of|for) (?:llms?|ai|chatbots?)|owasp)\b"
 )
 _META = re.compile(
     r"\b(?:what (?:is|are|does|do)|how (?:do|does|can|would|to)|why|explain|examples?|detect\w*|defen[sd]\w*|prevent\w*|"

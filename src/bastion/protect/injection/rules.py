@@ -126,7 +126,7 @@ def _english() -> list[Rule]:
     obj = (
         r"(?:instructions?|directions?|directives?|rules|guidelines|guidance|prompts?|commands?|orders|"
         r"constraints|restrictions|polic(?:y|ies)|programming|training|guardrails|safeguards|safety|filters?|"
-        r"context|messages?|tasks?|rulesets?|settings|configuration|principles|ethics|moral(?:s|ity)|limitations)"
+        r"rulesets?|settings|configuration|principles|ethics|moral(?:s|ity)|limitations)"
     )
     ai = r"(?:ai|a\.i\.|assistant|chatbot|chat bot|llm|language model|model|agent|bot|gpt|chatgpt|copilot|claude|gemini)"
     secret_obj = (
@@ -180,7 +180,7 @@ def _english() -> list[Rule]:
         compile_rule("no-restrictions-answer", "jailbreak", 0.8,
                      r"\b(?:answer|respond to|reply to|fulfil|fulfill|complete|do) (?:every|any|all|each) (?:question|request|prompt|task|query|thing)s? (?:\w+ )?(?:without|with no|free of|regardless of) (?:any )?(?:restrictions?|limits?|limitations?|filters?|censorship|rules|refusals?|warnings|ethics|morals)",
                      ("without", "with no", "free of", "regardless")),
-        compile_rule("from-now-on", "direct", 0.45,
+        compile_rule("from-now-on", "direct", 0.35,
                      r"\b(?:from now on|from this point(?: on| forward)?|henceforth|going forward|for the rest of (?:this|the) conversation)\b",
                      ("now on", "this point", "henceforth", "going forward", "rest of")),
         compile_rule("bypass-filter", "direct", 0.8,
@@ -218,15 +218,15 @@ def _english() -> list[Rule]:
         compile_rule("unfiltered-ai", "jailbreak", 0.85,
                      rf"\b(?:unfiltered|uncensored|amoral|unethical|unrestricted|jailbroken|unaligned|unshackled|uncontrolled|lawless|rule-?less|limitless|evil|rogue) (?:and (?:\w+ ){{0,1}})?{ai}\b",
                      ("unfiltered", "uncensored", "amoral", "unethical", "unrestricted", "jailbr", "unaligned", "unshackled", "uncontrolled", "lawless", "rule", "limitless", "evil", "rogue")),
-        compile_rule("stay-in-character", "jailbreak", 0.65,
+        compile_rule("stay-in-character", "jailbreak", 0.35,
                      r"\b(?:stay|remain|keep) in (?:character|role|persona)\b|\bnever break character\b|\bdo(?:n't| not) break character\b",
                      ("character", "role", "persona")),
         compile_rule("never-refuse", "jailbreak", 0.6,
                      r"\b(?:never|will not|won't|cannot|can't|must not|mustn't|shouldn't|should not|do not|don't|doesn't|does not) (?:ever )?(?:refuse|decline|reject|say no|apologi[sz]e|warn|add (?:any )?(?:warnings|disclaimers))\b|\bno matter (?:how|what) (?:immoral|unethical|illegal|harmful|dangerous|inappropriate|offensive)\b",
                      ("refuse", "decline", "reject", "say no", "apologi", "warn", "disclaimer", "no matter")),
         compile_rule("no-rules-claim", "jailbreak", 0.65,
-                     r"\b(?:has|have|with|there are) no (?:rules|restrictions|filters|limits|limitations|ethics|morals|guidelines|boundaries|censorship|constraints)\b|\b(?:all|any) (?:rules|restrictions|filters|limits|guidelines|safety policies) (?:are|have been) (?:lifted|removed|disabled|suspended|turned off|void)",
-                     ("no ", "lifted", "removed", "disabled", "suspended", "turned off", "void")),
+                     r"\b(?:has|have|with|there are) (?:no|zero) (?:rules|restrictions|filters|limits|limitations|ethics|morals|guidelines|boundaries|censorship|constraints)\b|\b(?:all|any) (?:rules|restrictions|filters|limits|guidelines|safety policies) (?:are|have been) (?:lifted|removed|disabled|suspended|turned off|void)",
+                     ("no ", "zero", "lifted", "removed", "disabled", "suspended", "turned off", "void")),
         compile_rule("without-safety-policies", "jailbreak", 0.8,
                      r"\b(?:without|with no|free of|free from|no) (?:any )?(?:safety|ethical|moral|content) (?:policies|policy|rules|guidelines|filters?|restrictions|limits|constraints|guardrails|training|alignment)\b",
                      ("without", "with no", "free", "no ")),
@@ -275,20 +275,21 @@ def _english() -> list[Rule]:
                      ("verbatim", "word", "character", "in full", "unmodified", "exactly")),
         compile_rule("not-supposed-to-tell", "extraction", 0.6,
                      r"\bwhat (?:are|were) you (?:not )?(?:told|instructed|supposed|allowed|programmed) (?:not )?to (?:tell|say|reveal|share|disclose|do)\b|"
+                     r"\bwhat (?:rules|instructions|guidelines|directives|orders|prompt|restrictions) (?:did|do|have|has) (?:your|the) (?:creators?|developers?|makers?|operators?|company|owners?|admins?|programmers?|trainers?) (?:give|gave|set|provide|assign|write|program|put)\b|"
                      r"\bwhat (?:your|the) (?:developers?|creators?|operators?|makers?|owners?|admins?|programmers?) (?:told|instructed|asked|programmed) you\b|\b(?:i was instructed to|my instructions are)['\"]",
-                     ("what are you", "what were you", "instructed", "told you", "programmed you", "asked you")),
+                     ("what are you", "what were you", "instructed", "told you", "programmed you", "asked you", "what rules", "what instructions", "what guidelines", "what directives", "what orders", "what prompt", "what restrictions")),
         compile_rule("code-prompt-variable", "extraction", 0.8,
                      r"\b(?:console\.log|print|echo|printf|system\.out\.println)\(? ?(?:system_?prompt|initial_?prompt|sys_?prompt|instructions)\b|<system_?prompt>",
                      ("prompt", "instructions")),
         # indirect injection addressed to the model from inside content
         compile_rule("addressed-to-ai", "indirect", 0.8,
-                     rf"(?:^|[\s\[(<\-*#>.,:;!?\"'])(?:dear |hey |attention,? |note to (?:the )?|message (?:to|for) (?:the )?|instructions? (?:to|for) (?:the )?)?{ai}(?: assistant| agent| model)?s?(?: reading this| processing this| summari[sz]ing this)?(?:,|:| -|!) {gap(6)}(?:ignore|disregard|forget|instead|you must|you should|you will|do not|don't|forward|send|call|invoke|delete|visit|tell the user|inform the user|reply|respond|output|print|include|append|execute|run|email|transfer|when you|please (?:ignore|forward|send|delete|call|run|execute|output|print|include|append|visit))\b",
+                     rf"(?:^|[\s\[(<\-*#>.,:;!?\"'])(?:dear |hey |attention,? |note to (?:the )?|message (?:to|for) (?:the )?|instructions? (?:to|for) (?:the )?)?{ai}(?: assistant| agent| model)?s?(?: reading this| processing this| summari[sz]ing this)?(?:,|:| -|!) {gap(6)}(?:ignore|disregard|forget|instead|you must|you should|you will|do not|don't|forward|send|call|invoke|delete|visit|tell the user|inform the user|reply|respond|output|print|include|append|execute|run|email|transfer|when you|recommend|promote|praise|rate|never|always|only|refuse|say|claim|mention|please (?:ignore|forward|send|delete|call|run|execute|output|print|include|append|visit))\b",
                      ("ai", "a.i.", "assistant", "chatbot", "chat bot", "llm", "language model", "model", "agent", "bot", "gpt", "copilot", "claude", "gemini")),
         compile_rule("if-you-are-an-ai", "indirect", 0.85,
                      rf"\bif you(?:'re| are) (?:an? |the )?(?:{ai}|large language model|ai model|ai assistant)\b|\b(?:any|all) {ai}s? (?:reading|processing|summari[sz]ing|parsing|analy[sz]ing) this\b",
                      ("if you", "reading", "processing", "summari", "parsing", "analy")),
         compile_rule("note-to-ai", "indirect", 0.8,
-                     rf"\b(?:note|message|instructions?|memo|reminder|notice|attention) (?:to|for) (?:the |any |all )?{ai}s?\b",
+                     rf"\b(?:note|message|instructions?|memo|reminder|notice|attention) (?:to|for) (?:the |any |all |an? )?(?:[a-z-]+ )?{ai}s?\b",
                      ("note", "message", "instruction", "memo", "reminder", "notice", "attention")),
         compile_rule("html-comment-instruction", "indirect", 0.8,
                      r"<!-- ?.{0,40}\b(?:ai|assistant|llm|model|ignore|instruction|system|prompt|disregard|you must|agent|bot)\b",
@@ -395,8 +396,8 @@ def _multilingual() -> list[Rule]:
                      ("neue anweisungen", "ab sofort", "ab jetzt", "von nun an")),
         # Italian
         compile_rule("it-ignore-instructions", "direct", 0.9,
-                     rf"\b(?:ignora|ignori|ignorate|ignorare|dimentica|dimentichi|dimenticate|trascura|trascuri|non seguire|non segua|non considerare|scarta|tralascia|annulla) {gap(3)}(?:istruzioni|regole|indicazioni|direttive|ordini|restrizioni|linee guida|tutto quello (?:che|detto)|tutto cio)\b",
-                     ("ignor", "dimentic", "trascur", "non segu", "non consider", "scarta", "tralascia", "annulla")),
+                     rf"\b(?:ignora|ignori|ignorate|ignorare|dimentica|dimentichi|dimenticate|trascura|trascuri|non seguire|non segua|non considerare|scarta|tralascia|annulla|lascia perdere|lasciate perdere|metti da parte|mettete da parte) {gap(3)}(?:istruzioni|regole|indicazioni|direttive|ordini|restrizioni|linee guida|tutto quello (?:che|detto)|tutto cio)\b",
+                     ("ignor", "dimentic", "trascur", "non segu", "non consider", "scarta", "tralascia", "annulla", "lascia", "lasciate", "metti", "mettete")),
         compile_rule("it-reveal-prompt", "extraction", 0.9,
                      rf"\b(?:mostra(?:mi)?|mostri|rivela(?:mi)?|riveli|stampa|ripeti|dimmi|mi dica|scrivi|condividi|quali (?:sono|erano)|qual e) {gap(4)}(?:prompt|messaggio|istruzioni|regole|configurazione) (?:di sistema|del sistema|iniziali?|originali?|nascost[oeai]|segret[oeai]|intern[oeai]|che ti (?:hanno|sono state) dat[oeai])",
                      ("prompt", "messaggio", "istruzioni", "regole", "configurazione")),
@@ -421,7 +422,7 @@ def _multilingual() -> list[Rule]:
                      ("novas instrucoes", "a partir de agora", "de agora em diante", "daqui em diante")),
         # Dutch
         compile_rule("nl-ignore-instructions", "direct", 0.9,
-                     rf"\b(?:negeer|negeren|vergeet|vergeten|sla|volg|laat|verwerp|schrap) {gap(4)}(?:instructies|regels|aanwijzingen|opdrachten|richtlijnen|beperkingen|bevelen|alles (?:hierboven|daarvoor|wat eerder))\b",
+                     rf"\b(?:negeer|negeren|vergeet|vergeten|sla|volg|laat|verwerp|schrap) {gap(4)}(?:instructies|regels|aanwijzingen|opdrachten|richtlijnen|beperkingen|bevelen|alles (?:hierboven|daarvoor|wat eerder)|(?:alles )?wat (?:je|jij|u) (?:eerder |daarnet |hiervoor |vooraf )?(?:is |werd |hebt |heeft |zijn )?(?:opgedragen|gezegd|verteld|gekregen|gevraagd))\b",
                      ("negeer", "negeren", "vergeet", "vergeten", "sla", "volg", "laat", "verwerp", "schrap")),
         compile_rule("nl-reveal-prompt", "extraction", 0.9,
                      rf"\b(?:toon|laat|geef|herhaal|print|onthul|vertel|schrijf|deel|wat (?:zijn|waren|is|was)) {gap(5)}(?:systeemprompt|systeem-prompt|systeembericht|systeeminstructies|oorspronkelijke (?:instructies|prompt)|originele (?:instructies|prompt)|verborgen (?:instructies|prompt|regels)|geheime (?:instructies|regels)|initiele (?:instructies|prompt)|interne (?:instructies|regels)|instructies die je (?:hebt )?(?:gekregen|ontvangen))",
@@ -457,11 +458,13 @@ def _multilingual() -> list[Rule]:
                      ("новые инструкции", "с этого момента", "отныне", "теперь ты")),
         # Arabic
         compile_rule("ar-ignore-instructions", "direct", 0.9,
-                     r"(?:تجاهل|تجاهلي|تجاهلوا|انس|إنس|انسى|اهمل|أهمل|لا تتبع|لا تلتزم ب|تخط|تخطى|الغ|ألغ)\S{0,3} (?:\S+ ){0,4}(?:التعليمات|الأوامر|القواعد|الإرشادات|التوجيهات|القيود|تعليمات|أوامر|قواعد|توجيهات)",
-                     ("تجاهل", "انس", "إنس", "اهمل", "أهمل", "لا تتبع", "لا تلتزم", "تخط", "الغ", "ألغ")),
+                     r"(?:تجاهل|تجاهلي|تجاهلوا|انس|إنس|انسى|اهمل|أهمل|لا تتبع|لا تلتزم ب|تخط|تخطى|الغ|ألغ)\S{0,3} (?:\S+ ){0,4}(?:التعليمات|الأوامر|القواعد|الإرشادات|التوجيهات|القيود|تعليمات|أوامر|قواعد|توجيهات|ما قيل لك|ما قلته لك|ما طلب منك)"
+                     r"|(?:نفذ|اتبع|أطع|اطع|اتبعي|نفذي) (?:أوامري|اوامري|تعليماتي) فقط",
+                     ("تجاهل", "انس", "إنس", "اهمل", "أهمل", "لا تتبع", "لا تلتزم", "تخط", "الغ", "ألغ", "نفذ", "اتبع", "أطع", "اطع")),
         compile_rule("ar-reveal-prompt", "extraction", 0.9,
-                     r"(?:اعرض|أعرض|أظهر|اظهر|اكشف|اطبع|كرر|أخبرني|اخبرني|قل لي|ما هي|اكتب|شارك)\S{0,3} .{0,40}(?:موجه النظام|تعليمات النظام|رسالة النظام|التعليمات الأصلية|التعليمات الأولية|التعليمات المخفية|التعليمات السرية|الموجه الأصلي|موجه الأوامر الخاص بالنظام|البرومبت)",
-                     ("النظام", "الأصلية", "الأولية", "المخفية", "السرية", "الموجه", "البرومبت")),
+                     r"(?:اعرض|أعرض|أظهر|اظهر|اكشف|اطبع|كرر|أخبرني|اخبرني|قل لي|ما هي|اكتب|شارك)\S{0,3} .{0,40}(?:موجه النظام|تعليمات النظام|رسالة النظام|التعليمات الأصلية|التعليمات الأولية|التعليمات المخفية|التعليمات السرية|الموجه الأصلي|موجه الأوامر الخاص بالنظام|البرومبت)"
+                     r"|التعليمات التي (?:تلقيتها|أعطيت لك|اعطيت لك|حصلت عليها|زودت بها)",
+                     ("النظام", "الأصلية", "الأولية", "المخفية", "السرية", "الموجه", "البرومبت", "التعليمات")),
         compile_rule("ar-jailbreak", "jailbreak", 0.85,
                      r"(?:وضع المطور|وضع المطوّر|وضع بلا قيود)|(?:أنت|انت|تصرف ك|تظاهر بأنك|ستكون).{0,60}(?:بدون|بلا|دون) (?:أي |اي )?(?:قيود|قواعد|رقابة|حدود|فلاتر|أخلاق)",
                      ("وضع", "أنت", "انت", "تصرف", "تظاهر", "ستكون")),
@@ -470,7 +473,8 @@ def _multilingual() -> list[Rule]:
                      r"(?:忽略|忽视|無視|无视|忘记|忘記|忘掉|不要理会|不要理會|不要遵守|别管|別管|放弃|放棄|抛开|拋開|跳过|跳過)(?:掉)?.{0,12}(?:指令|指示|说明|說明|规则|規則|提示|命令|设定|設定|要求|约束|約束|限制)",
                      ("忽略", "忽视", "無視", "无视", "忘记", "忘記", "忘掉", "不要理", "不要遵守", "别管", "別管", "放弃", "放棄", "抛开", "拋開", "跳过", "跳過")),
         compile_rule("zh-reveal-prompt", "extraction", 0.9,
-                     r"(?:显示|顯示|告诉我|告訴我|输出|輸出|打印|重复|重複|泄露|洩露|透露|给我|給我|展示|写出|寫出|列出|说出|說出).{0,12}(?:系统提示|系統提示|系统指令|系統指令|初始指令|原始指令|提示词|提示詞|系统消息|系統消息|系统设定|系統設定|隐藏指令|隱藏指令|初始提示|原始提示)",
+                     r"(?:显示|顯示|告诉我|告訴我|输出|輸出|打印|重复|重複|泄露|洩露|透露|给我|給我|展示|写出|寫出|列出|说出|說出).{0,12}(?:系统提示|系統提示|系统指令|系統指令|初始指令|原始指令|提示词|提示詞|系统消息|系統消息|系统设定|系統設定|隐藏指令|隱藏指令|初始提示|原始提示)"
+                     r"|(?:你的|您的)(?:系统提示|系統提示|系统指令|系統指令|初始指令|原始指令|提示词|提示詞|系统消息|系統消息|隐藏指令|隱藏指令|初始提示|设定|設定).{0,12}(?:是什么|是什麼|复制|複製|输出|輸出|显示|顯示|告诉|告訴|打印|列出)",
                      ("系统", "系統", "初始", "原始", "提示", "隐藏", "隱藏")),
         compile_rule("zh-jailbreak", "jailbreak", 0.85,
                      r"(?:开发者模式|開發者模式|开发人员模式|開發人員模式|越狱模式|越獄模式|上帝模式)|(?:没有任何|沒有任何|不受任何|无任何|無任何|没有|沒有)(?:的)?(?:限制|规则|規則|审查|審查|过滤|過濾|道德|约束|約束)的(?:ai|人工智能|助手|模型|机器人|機器人)",
