@@ -16,8 +16,10 @@ from typing import Any
 
 import anyio
 
+from bastion.audit.events import build_request_event, make_event
 from bastion.context import RequestContext, Usage
 from bastion.errors import AuditUnavailable, BastionError, InvalidRequest
+from bastion.limits.stage import ALERTS_STATE_KEY, HEADERS_STATE_KEY, LimitStage
 from bastion.metrics import Metrics
 from bastion.pipeline.base import Chain, Stage
 from bastion.pipeline.output import OutputChain, OutputStage
@@ -27,8 +29,8 @@ from bastion.settings import Settings
 
 log = logging.getLogger("bastion.gateway")
 
-#: Records one audit event for a request; raises AuditUnavailable when it cannot commit.
-Recorder = Callable[[RequestContext, str], Awaitable[None]]
+#: Appends one audit event and returns once it has committed; raises AuditUnavailable otherwise.
+AuditAppend = Callable[[dict[str, Any]], Awaitable[int]]
 #: Reads and parses the request body (called only after the caller is identified).
 BodyParser = Callable[[], Awaitable[Any]]
 
@@ -114,8 +116,9 @@ class Gateway:
         chat_stages: Sequence[Stage],
         embedding_stages: Sequence[Stage],
         output_stages: Sequence[OutputStage],
-        record: Recorder,
+        audit: AuditAppend,
         metrics: Metrics,
+        limits: LimitStage | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -123,13 +126,38 @@ class Gateway:
         self._chat_chain = Chain(chat_stages)
         self._embedding_chain = Chain(embedding_stages)
         self._output_stages = tuple(output_stages)
-        self._record = record
+        self._append = audit
+        self._limits = limits
         self.metrics = metrics
 
     # -- the edges ---------------------------------------------------------------
 
+    async def _record(self, ctx: RequestContext, kind: str) -> None:
+        """Commit the request's event, then any alerts the request raised."""
+        event = build_request_event(ctx, self.settings.audit.content)
+        event["kind"] = kind
+        await self._append(event)
+        alerts = ctx.state.pop(ALERTS_STATE_KEY, None) or []
+        for alert in alerts:
+            await self._append(make_event("alert", request_id=ctx.request_id, **alert.to_audit()))
+
+    async def _settle(self, ctx: RequestContext, ok: bool) -> None:
+        """Correct the caller's reserved budget with what was really used (or refund it)."""
+        if self._limits is None:
+            return
+        try:
+            await self._limits.settle(ctx, ctx.usage if ok else None)
+        except BastionError as exc:
+            # The answer is already produced; a settle failure is counted, not turned into an error.
+            self.metrics.errors.labels(exc.code).inc()
+
     async def _recorded(self, ctx: RequestContext, outcome: Outcome) -> Outcome:
         """Commit the audit event; only then may the outcome be released."""
+        if outcome.stream is None:
+            await self._settle(ctx, outcome.status == 200)
+        limit_headers = ctx.state.get(HEADERS_STATE_KEY)
+        if limit_headers:
+            outcome.headers = {**limit_headers, **(outcome.headers or {})}
         started = time.perf_counter_ns()
         try:
             await self._record(ctx, "request")
@@ -174,9 +202,7 @@ class Gateway:
             ctx.stream = bool(ctx.body.get("stream"))
             await self._chat_chain(ctx)
             ctx.prompt_text = prompt_text(ctx.body["messages"])
-            if ctx.stream:
-                return await self._chat_stream(ctx)
-            outcome = await self._chat_once(ctx)
+            outcome = await (self._chat_stream(ctx) if ctx.stream else self._chat_once(ctx))
         except BastionError as exc:
             outcome = self._failure(ctx, exc)
         except Exception as exc:  # noqa: BLE001 - the edge: anything else is a 500 without details
@@ -240,6 +266,8 @@ class Gateway:
         pieces: list[str] = []
         template: dict[str, Any] | None = None
         ended_by: BastionError | None = None
+        meter = self._limits.meter(ctx) if self._limits is not None else None
+        usage_seen = False
         try:
             pending = first
             while pending is not None:
@@ -247,13 +275,22 @@ class Gateway:
                 template = template or chunk
                 if chunk.get("usage"):
                     _take_usage(ctx, chunk["usage"])
+                    usage_seen = True
                 choices = chunk.get("choices") or []
+                produced = 0
                 for choice in choices:
                     delta = choice.get("delta") if isinstance(choice, dict) else None
                     if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                        produced += len(delta["content"])
                         text = output.feed(delta["content"]) if output else delta["content"]
                         delta["content"] = text
                         pieces.append(text)
+                if meter is not None and produced and not await meter.add(chars=produced):
+                    # The caller's budget is spent: end the answer cleanly, as a length stop.
+                    ctx.decide("limit", "truncate", "the answer reached the caller's budget")
+                    pieces.pop() if pieces else None
+                    yield sse(_finish_chunk(template, "length"))
+                    break
                 if choices or client_wants_usage:
                     data = sse(chunk)
                     sent += len(data)
@@ -291,6 +328,9 @@ class Gateway:
                 ctx.error_code = ended_by.code
                 self.metrics.errors.labels(ended_by.code).inc()
             await _close_stream(chunks)
+            if meter is not None and not usage_seen:
+                ctx.usage = meter.usage()
+            await self._settle_shielded(ctx)
             with anyio.CancelScope(shield=True):
                 try:
                     await self._record(ctx, "stream_end")
@@ -299,6 +339,10 @@ class Gateway:
                     self.metrics.errors.labels("audit_unavailable").inc()
                     log.error("stream %s: closing audit event could not be committed", ctx.request_id)
             self._observe(ctx)
+
+    async def _settle_shielded(self, ctx: RequestContext) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._settle(ctx, True)
 
     # -- embeddings --------------------------------------------------------------
 
@@ -363,6 +407,11 @@ def _take_usage(ctx: RequestContext, usage: Any) -> None:
         return v if isinstance(v, int) and v >= 0 else 0
 
     ctx.usage = Usage(num("prompt_tokens"), num("completion_tokens"), num("total_tokens"))
+
+
+def _finish_chunk(template: dict[str, Any] | None, reason: str) -> dict[str, Any]:
+    base = {k: v for k, v in (template or {}).items() if k in ("id", "object", "created", "model")}
+    return {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}
 
 
 def _content_chunk(template: dict[str, Any] | None, text: str) -> dict[str, Any]:

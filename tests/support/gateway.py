@@ -95,6 +95,7 @@ class Gateway:
         """Start ``bastion serve`` on a free port and wait until it is ready."""
         d = self.config_path.parent
         self.stdout_path, self.stderr_path = d / "stdout.log", d / "stderr.log"
+        offset = self.stdout_path.stat().st_size if self.stdout_path.exists() else 0
         out = self.stdout_path.open("a")
         err = self.stderr_path.open("a")
         LEAKS.log_file(self.stderr_path)
@@ -104,7 +105,7 @@ class Gateway:
         )
         deadline = time.time() + timeout
         while time.time() < deadline:
-            m = _LISTENING.search(self.stdout_path.read_text())
+            m = _LISTENING.search(self.stdout_path.read_text()[offset:])
             if m:
                 self.url = m.group(1)
                 break

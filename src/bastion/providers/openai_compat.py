@@ -70,7 +70,8 @@ class OpenAICompatibleProvider:
         body = dict(req.body)
         body["model"] = req.upstream_model
         try:
-            request = self._client.build_request("POST", path, params=params, json=body, headers=self._headers(req))
+            request = self._client.build_request("POST", path, params=params, json=body,
+                                                 headers=self._headers(req))
             return await self._client.send(request, stream=True)
         except httpx.TimeoutException:
             raise UpstreamTimeout() from None
@@ -84,7 +85,8 @@ class OpenAICompatibleProvider:
             async for chunk in resp.aiter_bytes():
                 size += len(chunk)
                 if size > self._max_response_bytes:
-                    raise UpstreamFailed("The model provider's answer is too large.", code="upstream_response_too_large")
+                    raise UpstreamFailed("The model provider's answer is too large.",
+                                         code="upstream_response_too_large")
                 chunks.append(chunk)
         except httpx.TimeoutException:
             raise UpstreamTimeout() from None
@@ -127,7 +129,8 @@ class OpenAICompatibleProvider:
         try:
             data = json.loads(raw)
         except ValueError:
-            raise UpstreamFailed("The model provider's answer is not valid JSON.", code="upstream_invalid_response") from None
+            raise UpstreamFailed("The model provider's answer is not valid JSON.",
+                                 code="upstream_invalid_response") from None
         if not isinstance(data, dict):
             raise UpstreamFailed("The model provider's answer is not a JSON object.", code="upstream_invalid_response")
         return data
@@ -157,7 +160,8 @@ class OpenAICompatibleProvider:
         try:
             async for line in resp.aiter_lines():
                 if len(line) > MAX_SSE_LINE_BYTES:
-                    raise UpstreamFailed("The model provider sent an oversized event.", code="upstream_invalid_response")
+                    raise UpstreamFailed("The model provider sent an oversized event.",
+                                         code="upstream_invalid_response")
                 if not line.startswith("data:"):
                     continue  # comments, event names, retry hints and blank separators
                 payload = line[5:].strip()

@@ -1,0 +1,162 @@
+"""create_app(settings): builds every part once, wires the pipeline, and runs it under a lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from bastion.audit.signing import AuditSigner
+from bastion.audit.writer import AuditLog
+from bastion.errors import BastionError, InvalidRequest
+from bastion.gateway import Gateway
+from bastion.http import openai_api, ops
+from bastion.http.middleware import LimitsMiddleware
+from bastion.identity import Authenticator, IdentifyStage
+from bastion.identity.apikeys import KeyStore
+from bastion.identity.oidc import OIDCVerifier
+from bastion.limits.limiter import Limiter
+from bastion.limits.stage import LimitStage
+from bastion.metrics import Metrics
+from bastion.pipeline.base import Stage
+from bastion.pipeline.output import OutputStage
+from bastion.pipeline.route import ModelAccessStage, RouteStage
+from bastion.providers.registry import ProviderRegistry
+from bastion.providers.secrets import SecretResolver
+from bastion.settings import Settings
+from bastion.storage import Database, open_database
+
+log = logging.getLogger("bastion")
+
+#: Seconds a readiness probe waits on the database.
+READINESS_DB_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class Runtime:
+    """Everything a running gateway holds, built once at start-up."""
+
+    settings: Settings
+    db: Database
+    keys: KeyStore
+    audit: AuditLog
+    registry: ProviderRegistry
+    metrics: Metrics
+    gateway: Gateway
+    http: httpx.AsyncClient
+    limiter: Limiter | None = None
+    extra_checks: dict[str, Any] = field(default_factory=dict)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Open storage, load keys, build providers and the pipeline; start nothing yet."""
+    settings.data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = open_database(settings.storage_url, pool_size=settings.storage.pool_size,
+                       timeout=settings.storage.timeout_seconds)
+    metrics = Metrics()
+    keys = KeyStore(db, refresh_seconds=settings.identity.api_keys.refresh_seconds)
+    http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+    oidc = OIDCVerifier(list(settings.identity.oidc), http) if settings.identity.oidc else None
+    authenticator = Authenticator(keys if settings.identity.api_keys.enabled else None, oidc)
+    signer = AuditSigner.load_or_create(settings.data_path / "audit-signing.key")
+    audit = AuditLog(db, signer, settings.audit, jsonl_path=settings.audit.jsonl_path)
+    registry = ProviderRegistry.from_settings(settings, SecretResolver(settings.secrets_file))
+
+    limiter = Limiter.from_settings(settings) if settings.limits.enabled else None
+    limit_stage = LimitStage(limiter) if limiter is not None else None
+    # Stage order is the pipeline's: limit, inspect, decide, transform, route.
+    chat_stages: list[Stage] = [ModelAccessStage(registry, "chat")]
+    embedding_stages: list[Stage] = [ModelAccessStage(registry, "embedding")]
+    if limit_stage is not None:
+        chat_stages.insert(0, limit_stage)
+        embedding_stages.insert(0, limit_stage)
+    chat_stages.append(RouteStage(registry, "chat"))
+    embedding_stages.append(RouteStage(registry, "embedding"))
+    output_stages: list[OutputStage] = []
+    gateway = Gateway(
+        settings, registry,
+        identify=IdentifyStage(authenticator),
+        chat_stages=chat_stages,
+        embedding_stages=embedding_stages,
+        output_stages=output_stages,
+        audit=audit.append,
+        metrics=metrics,
+        limits=limit_stage,
+    )
+    rt = Runtime(settings, db, keys, audit, registry, metrics, gateway, http, limiter=limiter)
+    if limiter is not None:
+        rt.extra_checks["limits"] = limiter.readiness
+    return rt
+
+
+def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
+    """The ASGI application for ``settings``."""
+    rt = runtime or build_runtime(settings)
+
+    async def db_ready() -> tuple[bool, str]:
+        def ping() -> None:
+            with rt.db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.wait_for(asyncio.to_thread(ping), READINESS_DB_TIMEOUT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - readiness reports, it does not raise
+            return False, f"database unreachable ({type(exc).__name__})"
+        return True, "ok"
+
+    async def audit_ready() -> tuple[bool, str]:
+        ok = rt.audit.healthy()
+        return ok, "ok" if ok else "audit writer is failing to commit"
+
+    checks = {"database": db_ready, "audit": audit_ready, **rt.extra_checks}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await rt.audit.start()
+        await rt.keys.start()
+        try:
+            yield
+        finally:
+            await rt.keys.stop()
+            await rt.audit.stop()
+            await rt.registry.aclose()
+            if rt.limiter is not None:
+                await rt.limiter.aclose()
+            await rt.http.aclose()
+            rt.db.close()
+
+    async def on_error(request: Request, exc: Exception) -> Response:
+        rid = request.scope.get("state", {}).get("request_id")
+        if isinstance(exc, BastionError):
+            return JSONResponse(exc.to_body(rid), status_code=exc.status_code)
+        log.error("unhandled error on %s: %s", request.url.path, type(exc).__name__, exc_info=exc)
+        return JSONResponse(BastionError().to_body(rid), status_code=500)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        rid = request.scope.get("state", {}).get("request_id")
+        err = InvalidRequest(f"Unknown path {request.url.path[:100]}.", code="not_found")
+        return JSONResponse(err.to_body(rid), status_code=404)
+
+    async def method_not_allowed(request: Request, exc: Exception) -> Response:
+        rid = request.scope.get("state", {}).get("request_id")
+        err = InvalidRequest("This method is not allowed on this path.", code="method_not_allowed")
+        return JSONResponse(err.to_body(rid), status_code=405)
+
+    app = Starlette(
+        routes=[*openai_api.routes(rt.gateway), *ops.routes(rt.metrics, checks)],
+        middleware=[Middleware(LimitsMiddleware, max_header_bytes=settings.server.max_header_bytes)],
+        exception_handlers={Exception: on_error, 404: not_found, 405: method_not_allowed},
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    return app
