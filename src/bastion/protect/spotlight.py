@@ -46,6 +46,9 @@ _FORGED = re.compile(
     re.IGNORECASE,
 )
 _SPACES = re.compile(r"[ \t]+")
+_DEFANG: dict[int, str] = {
+    ord(k): v for k, v in {"<": "\uff1c", ">": "\uff1e", "[": "\uff3b", "]": "\uff3d", "|": "\uff5c"}.items()
+}
 
 
 def new_boundary() -> str:
@@ -56,7 +59,7 @@ def new_boundary() -> str:
 def _defang(match: re.Match[str]) -> str:
     # Keep the text readable for the model but break the token: angle and square brackets
     # become their full-width look-alikes, which no template or marker uses.
-    return match.group(0).translate(str.maketrans({"<": "\uff1c", ">": "\uff1e", "[": "\uff3b", "]": "\uff3d", "|": "\uff5c"}))
+    return match.group(0).translate(_DEFANG)
 
 
 def neutralise(text: str) -> str:

@@ -29,7 +29,9 @@ __all__ = [
 ]
 
 
-def build_detector(settings: InjectionSettings | None = None, *, model: InjectionModel | None = None) -> InjectionDetector:
+def build_detector(
+    settings: InjectionSettings | None = None, *, model: InjectionModel | None = None
+) -> InjectionDetector:
     """A detector built from settings: rules, the classifier artefact and the optional ONNX model."""
     settings = settings or InjectionSettings()
     classifier = load_classifier(settings.classifier_path or DEFAULT_ARTEFACT)

@@ -72,5 +72,6 @@ def load_classifier(path: str | Path = DEFAULT_ARTEFACT) -> LinearClassifier:
     if not isinstance(weights, dict) or not isinstance(bias, int | float):
         raise ConfigError(f"injection classifier {p} lacks weights or bias")
     clean = {str(k): float(v) for k, v in weights.items()}
-    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    raw_meta = data.get("meta")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     return LinearClassifier(bias=float(bias), weights=clean, meta=meta)

@@ -24,7 +24,7 @@ class InjectionModelSettings(BaseModel):
     #: Output labels that mean "attack" (Prompt Guard 1: 1 injection, 2 jailbreak; Prompt Guard 2: 1).
     attack_labels: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
     #: Longest token sequence given to the model; longer text is scored in windows.
-    max_tokens: int = Field(512, ge=16, le=8192)
+    max_tokens: int = Field(default=512, ge=16, le=8192)
 
 
 class InjectionSettings(BaseModel):
@@ -34,11 +34,11 @@ class InjectionSettings(BaseModel):
 
     enabled: bool = True
     #: Score in [0, 1] at or above which a text is flagged.
-    threshold: float = Field(DEFAULT_THRESHOLD, gt=0.0, le=1.0)
+    threshold: float = Field(default=DEFAULT_THRESHOLD, gt=0.0, le=1.0)
     #: A classifier artefact to use instead of the one shipped with Bastion.
     classifier_path: str | None = None
     #: Extra weight given to indirect, tool and exfiltration rules in tool results and documents.
-    untrusted_boost: float = Field(0.1, ge=0.0, le=0.5)
-    max_scan_chars: int = Field(DEFAULT_MAX_SCAN_CHARS, gt=0)
-    decode_depth: int = Field(DEFAULT_DECODE_DEPTH, ge=0, le=4)
+    untrusted_boost: float = Field(default=0.1, ge=0.0, le=0.5)
+    max_scan_chars: int = Field(default=DEFAULT_MAX_SCAN_CHARS, gt=0)
+    decode_depth: int = Field(default=DEFAULT_DECODE_DEPTH, ge=0, le=4)
     model: InjectionModelSettings | None = None

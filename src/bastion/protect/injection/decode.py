@@ -29,7 +29,8 @@ _HEX_ESCAPED = re.compile(r"(?:\\x[0-9A-Fa-f]{2}){6,}")
 _URL_ENCODED = re.compile(r"(?:%[0-9A-Fa-f]{2}[^%\s]{0,3}){4,}")
 _ROT13_CUE = re.compile(r"rot[ -]?13|caesar|cipher|rotate|rotated|rot-thirteen", re.IGNORECASE)
 _REVERSE_CUE = re.compile(
-    r"\b(?:reversed|backwards|right to left|mirrored)\b|\breverse (?:this|it|the following|the text|the message|the order of the letters)",
+    r"\b(?:reversed|backwards|right to left|mirrored)\b"
+    r"|\breverse (?:this|it|the following|the text|the message|the order of the letters)",
     re.IGNORECASE,
 )
 _LETTERS = re.compile(r"[A-Za-z]")

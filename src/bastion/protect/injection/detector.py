@@ -30,16 +30,20 @@ CLASSIFIER_ALONE = 0.75
 
 _ATTACK_TOPIC = re.compile(
     r"\b(?:prompt[- ]injections?|injection attacks?|jailbreak(?:s|ing)?|attackers?|red[- ]team(?:ing|ers)?|"
-    r"malicious (?:prompts?|inputs?|instructions)|adversarial|phishing|social engineering|security (?:training|awareness|team)|"
-    r"guardrails?|threat model|(?:llm|ai|chatbot|model|application) security|security (?:of|for) (?:llms?|ai|chatbots?)|owasp)\b"
+    r"malicious (?:prompts?|inputs?|instructions)|adversarial|phishing|social engineering|"
+    r"security (?:training|awareness|team)|guardrails?|threat model|(?:llm|ai|chatbot|model|application) security|"
+    r"security (?:of|for) (?:llms?|ai|chatbots?)|owasp)\b"
 )
 _META = re.compile(
-    r"\b(?:what (?:is|are|does|do)|how (?:do|does|can|would|to)|why|explain|examples?|detect\w*|defen[sd]\w*|prevent\w*|"
-    r"mitigat\w*|classif\w*|recogni[sz]\w*|flag\w*|block\w*|filter\w*|awareness|training|research|paper|article|"
-    r"describe|discuss\w*|common|known|typical|such as|like|e\.g\.|for instance|test cases?|dataset|quiz|slides?|policy)\b"
+    r"\b(?:what (?:is|are|does|do)|how (?:do|does|can|would|to)|why|explain|examples?|detect\w*|defen[sd]\w*|"
+    r"prevent\w*|mitigat\w*|classif\w*|recogni[sz]\w*|flag\w*|block\w*|filter\w*|awareness|training|research|"
+    r"paper|article|describe|discuss\w*|common|known|typical|such as|like|e\.g\.|for instance|test cases?|dataset|"
+    r"quiz|slides?|policy)\b"
 )
-_INTRO = re.compile(r"(?:like|such as|e\.g\.|phrases?|called|example|says?|saying|wording|strings?|text|reads?) ?[:\"'“‘`]? ?$")
-_QUOTES_OPEN = "\"“‘`«「"
+_INTRO = re.compile(
+    r"(?:like|such as|e\.g\.|phrases?|called|example|says?|saying|wording|strings?|text|reads?) ?[:\"'“‘`]? ?$"
+)
+_QUOTES_OPEN = '"“‘`«「'
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +98,9 @@ class InjectionDetector:
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}")
         if len(text) > self.settings.max_scan_chars:
-            return InjectionResult(True, 1.0, [f"text longer than the scan limit ({self.settings.max_scan_chars} characters)"], "oversize")
+            return InjectionResult(
+                True, 1.0, [f"text longer than the scan limit ({self.settings.max_scan_chars} characters)"], "oversize"
+            )
         score, reasons, kind = self._score(text, source, self.settings.decode_depth)
         if self.model is not None:
             p = float(self.model.probability(text))
@@ -128,7 +134,9 @@ class InjectionDetector:
             note = f"rule {hit.rule.name}"
             if evasion:
                 note += f" (after undoing {evasion})"
-            if discussing and (_inside_quotes(where, hit.start) or _INTRO.search(where[max(0, hit.start - 30) : hit.start])):
+            if discussing and (
+                _inside_quotes(where, hit.start) or _INTRO.search(where[max(0, hit.start - 30) : hit.start])
+            ):
                 w *= DISCUSSION_DAMPING
                 note += " (quoted in a discussion of attacks)"
             weighted.append((w, hit.rule.kind, note))

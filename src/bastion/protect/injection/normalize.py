@@ -21,15 +21,40 @@ _SPACES = re.compile(r"\s+")
 #: Cyrillic and Greek letters that look like Latin ones, used only inside mixed-script words.
 _CONFUSABLES = str.maketrans(
     {
-        "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
-        "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
-        "ɡ": "g", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p",
-        "τ": "t", "υ": "u", "χ": "x",
+        "а": "a",
+        "в": "b",
+        "е": "e",
+        "к": "k",
+        "м": "m",
+        "н": "h",
+        "о": "o",
+        "р": "p",
+        "с": "c",
+        "т": "t",
+        "у": "y",
+        "х": "x",
+        "і": "i",
+        "ј": "j",
+        "ѕ": "s",
+        "ԁ": "d",
+        "ɡ": "g",
+        "ο": "o",
+        "α": "a",
+        "ε": "e",
+        "ι": "i",
+        "κ": "k",
+        "ν": "v",
+        "ρ": "p",
+        "τ": "t",
+        "υ": "u",
+        "χ": "x",
     }
 )
 _MIXED_SCRIPT = re.compile(r"[a-z][а-яіјѕԁɡοαειкνρτυχ]|[а-яіјѕԁɡοαειкνρτυχ][a-z]")
 
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l"})
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l"}
+)
 #: A word mixing letters with two or more leetspeak digits or symbols, e.g. "1gn0r3" (not "3rd", "mp3").
 _LEET_WORD = re.compile(r"[a-z][013457@$][a-z]*[013457@$]|[013457@$][a-z]+[013457@$]")
 
