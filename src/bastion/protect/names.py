@@ -23,7 +23,9 @@ NAME_THRESHOLD = 0.5
 #: Longest run of name words considered one name.
 MAX_NAME_TOKENS = 5
 #: Runs scoring inside this band are handed to the NER model when one is loaded.
-UNDECIDED = (0.15, 0.8)
+UNDECIDED = (0.3, 0.6)
+#: Characters of context on each side of an undecided run that the model sees.
+NER_CONTEXT_CHARS = 100
 
 _TOKEN = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*\.?")
 _TITLES = frozenset(
@@ -35,32 +37,48 @@ _PARTICLES = frozenset(
     "van von der den de del della di da dos das du le la ten ter bin binti bint ibn al el ben mac ní nic "
     "ó ua y e zu".split()
 )
-#: Words before a run that say a person follows (weight 0.4).
-_STRONG_BEFORE = re.compile(
-    r"(?:\b(?:dear|hi|hello|hey|greetings|patient|customer|client|employee|manager|supervisor|approved by|"
-    r"signed by|signed|submitted by|prepared by|reviewed by|written by|authored by|requested by|assigned to|"
-    r"attn|attention|contact|name|full name|applicant|candidate|tenant|member|guest|passenger|driver|"
-    r"recipient|sender|beneficiary|account holder|cardholder|insured|policyholder|physician|doctor|nurse|"
-    r"colleague|husband|wife|son|daughter|mother|father|brother|sister|spouse|owner|"
-    r"sincerely|regards|cheers|cc|met with|spoke with|talked to|my name is|i am|i'm|this is|"
-    r"m'appelle|je suis|me llamo|soy|mi chiamo|sono|ich bin|ich heiße|ich heisse|mein name ist|"
-    r"nazywam się|jestem|mijn naam is|ik ben|jag heter|"
-    r"nombre|paciente|cliente|señor|señora|sr|sra|nom|prénom|patient|monsieur|madame|name|kunde|kundin|"
-    r"patientin|herr|frau|nome|paziente|signor|signora|naam|klant|imię|nazwisko|pan|pani)\b[\s:,.-]{0,3}$)",
-    re.IGNORECASE,
+#: Words before a run that say a person follows (weight 0.4); phrases of up to three words.
+_STRONG_CUES = frozenset(
+    """dear|hi|hello|hey|greetings|patient|customer|client|employee|manager|supervisor|approved by|signed by|
+    signed|submitted by|prepared by|reviewed by|written by|authored by|requested by|assigned to|attn|attention|
+    contact|name|full name|applicant|candidate|tenant|member|guest|passenger|driver|recipient|sender|
+    beneficiary|account holder|cardholder|insured|policyholder|physician|doctor|nurse|colleague|husband|wife|
+    son|daughter|mother|father|brother|sister|spouse|owner|sincerely|regards|cheers|cc|met with|spoke with|
+    talked to|my name is|i am|i'm|this is|m'appelle|je suis|me llamo|soy|mi chiamo|sono|ich bin|ich heiße|
+    ich heisse|mein name ist|nazywam się|jestem|mijn naam is|ik ben|jag heter|nombre|paciente|cliente|señor|
+    señora|sr|sra|nom|prénom|monsieur|madame|kunde|kundin|patientin|herr|frau|nome|paziente|signor|signora|
+    naam|klant|imię|nazwisko|pan|pani""".replace("\n", "").replace("    ", "").split("|")
 )
 #: Greetings: a single word after one is a name ("Hi Siobhán,", "Sehr geehrter Herr Dietrich").
-_GREETING = re.compile(
-    r"\b(?:dear|hi|hello|hey|hallo|bonjour|hola|ciao|salut|liebe|lieber|sehr geehrte|sehr geehrter|"
-    r"estimado|estimada|caro|cara|beste|drogi|droga)[\s,]{1,2}$",
-    re.IGNORECASE,
+_GREETINGS = frozenset(
+    """dear|hi|hello|hey|hallo|bonjour|hola|ciao|salut|liebe|lieber|sehr geehrte|sehr geehrter|estimado|
+    estimada|caro|cara|beste|drogi|droga""".replace("\n", "").replace("    ", "").split("|")
 )
+_WEAK_CUES = frozenset(
+    "for with and of about per via is was told asked ask thank thanks to from by call email user partner".split()
+)
+_WORD_EDGE = "()[]{}\"'“”«»,;:.!?-"
+
+
+def _cue_before(before: str) -> tuple[float, str] | None:
+    """The cue that ends right before a run, looked up by its last one to three words."""
+    stripped = before.rstrip(" \t:,.-")
+    gap = before[len(stripped):]
+    if not stripped or len(gap) > 3 or "\n" in gap and len(gap) > 1:
+        return None
+    words = [w.strip(_WORD_EDGE) for w in stripped.lower().split()[-3:]]
+    phrases = [" ".join(words[-k:]) for k in (1, 2, 3) if len(words) >= k]
+    if 0 < len(gap) <= 2 and not gap.strip(" ,") and any(p in _GREETINGS for p in phrases):
+        return 0.6, "greeting before"
+    if any(p in _STRONG_CUES for p in phrases):
+        return 0.4, "cue word before"
+    if gap == " " and words and words[-1] in _WEAK_CUES:
+        return 0.1, "weak cue before"
+    return None
+
+
 #: Words joining two names: the second of "Ingrid Lindqvist and Tomasz Wiśniewski".
 _JOINER = re.compile(r"^(?:\s(?:and|und|et|y|e|i|or|&)\s|,\s|\s/\s)$", re.IGNORECASE)
-_WEAK_BEFORE = re.compile(
-    r"\b(?:for|with|and|of|about|per|via|is|was|told|asked|ask|thank|thanks|to|from|by|call|email|user|partner)\s$",
-    re.IGNORECASE,
-)
 _AFTER_CUE = re.compile(
     r"^(?:\s(?:wrote|writes|said|says|called|asked|replied|reported|joined|left|signed|approved|is\s(?:a|an|the|our)|"
     r"was\s(?:a|an|the|born)|who|has\sbeen|will\sbe)\b|,\s(?:MD|PhD|RN|the|our|who|a|an|born|age|aged)\b|\s?\((?:manager|"
@@ -154,6 +172,14 @@ def _runs(text: str) -> list[list[tuple[int, int, str]]]:
         if cur and not joined:
             runs.append(cur)
             cur = []
+        # A word glued to digits, '_' or '@' is part of an identifier or a key, not a name.
+        glued = s > 0 and (text[s - 1].isdigit() or text[s - 1] in "_@/") or e < len(text) and (
+            text[e].isdigit() or text[e] in "_@")
+        if glued:
+            if cur:
+                runs.append(cur)
+                cur = []
+            continue
         if _is_cap(tok) or (cur and tok.lower() in _PARTICLES):
             cur.append((s, e, tok))
         elif cur:
@@ -275,7 +301,7 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
             score += 0.35
             reasons.append("known given name")
         if titles:
-            score += 0.55
+            score += 0.6
             reasons.append(f"title {titles[-1][2]!r}")
         if suffix:
             score += 0.25
@@ -283,15 +309,10 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
         # A title is part of a full name ("Mrs. Sarah Le") but not of a bare surname ("Dr. King").
         span_start = titles[0][0] if titles and len(words) >= 2 else core_start
         before = text[max(0, (titles[0][0] if titles else core_start) - 40) : (titles[0][0] if titles else core_start)]
-        if _GREETING.search(before):
-            score += 0.6
-            reasons.append("greeting before")
-        elif _STRONG_BEFORE.search(before):
-            score += 0.4
-            reasons.append("cue word before")
-        elif _WEAK_BEFORE.search(before):
-            score += 0.1
-            reasons.append("weak cue before")
+        cue = _cue_before(before)
+        if cue is not None:
+            score += cue[0]
+            reasons.append(cue[1])
         end = suffix[-1][1] if suffix else core_end
         after = text[end : end + 40]
         if _AFTER_CUE.search(after):
@@ -321,18 +342,28 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
     return out
 
 
-def apply_ner(text: str, spans: list[NameSpan], model: NERModel, max_segment: int) -> list[NameSpan]:
-    """Let the NER model settle undecided runs and add the persons it finds beyond them."""
+def apply_ner(text: str, spans: list[NameSpan], model: NERModel, max_segment: int,
+              taken: list[tuple[int, int]] | None = None) -> list[NameSpan]:
+    """Let the NER model settle undecided runs (those not inside other findings, ``taken``)."""
     lo, hi = UNDECIDED
-    undecided = [s for s in spans if lo <= s.score < hi]
+    taken = taken or []
+    undecided = [s for s in spans if lo <= s.score < hi
+                 and not any(a < s.core_end and s.core_start < b for a, b in taken)]
     if not undecided:
         return spans
     # Only the sentences or lines holding undecided runs are sent to the model.
     segments: list[tuple[int, int]] = []
     for s in undecided:
-        a = max(text.rfind("\n", 0, s.start) + 1, s.start - max_segment // 2)
+        radius = min(NER_CONTEXT_CHARS, max_segment // 2)
+        a = max(text.rfind("\n", 0, s.start) + 1, s.start - radius)
         b = text.find("\n", s.end)
-        b = min(len(text) if b < 0 else b, s.end + max_segment // 2)
+        b = min(len(text) if b < 0 else b, s.end + radius)
+        # Cut at spaces so the model never sees half a word.
+        if a > 0 and text[a - 1] not in " \n":
+            a = max(a, text.find(" ", a, s.start) + 1)
+        if b < len(text) and text[b] not in " \n":
+            cut = text.rfind(" ", s.end, b)
+            b = cut if cut > 0 else b
         if segments and a <= segments[-1][1]:
             segments[-1] = (segments[-1][0], max(b, segments[-1][1]))
         else:

@@ -89,11 +89,22 @@ _EMAIL_STOP_LOCALS = frozenset(
 )
 
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]{0,6}\.?"
-_TLD = r"(?:com|org|net|edu|gov|mil|int|io|co|ai|app|dev|info|biz|me|us|uk|de|fr|es|it|nl|pl|se|ch|at|be|eu|ca|au|in|jp|cn|br|ru)"
-_AT = r"(?:[ \t]{0,3}[\[\(\{<][ \t]{0,2}(?:at|AT|At)[ \t]{0,2}[\]\)\}>][ \t]{0,3}|[ \t]{1,3}(?:at|AT)[ \t]{1,3}|[ \t]{0,3}@[ \t]{0,3})"
-_DOT = r"(?:[ \t]{0,3}[\[\(\{<][ \t]{0,2}(?:dot|DOT|Dot)[ \t]{0,2}[\]\)\}>][ \t]{0,3}|[ \t]{1,3}(?:dot|DOT)[ \t]{1,3}|\.)"
-_SPELLED_AT = r"(?:[ \t]{0,3}[\[\(\{<][ \t]{0,2}(?:at|AT|At)[ \t]{0,2}[\]\)\}>][ \t]{0,3}|[ \t]{1,3}(?:at|AT)[ \t]{1,3})"
-_SPELLED_DOT = r"(?:[ \t]{0,3}[\[\(\{<][ \t]{0,2}(?:dot|DOT|Dot)[ \t]{0,2}[\]\)\}>][ \t]{0,3}|[ \t]{1,3}(?:dot|DOT)[ \t]{1,3})"
+_TLD = (
+    r"(?:com|org|net|edu|gov|mil|int|io|co|ai|app|dev|info|biz|me|us|uk|de|fr|es|it|nl|pl|se|ch|at|be|eu|ca|au|in"
+    r"|jp|cn|br|ru)"
+)
+_SPACE = r"[ \t]"
+#: "[at]", "(at)", "{at}", "<at>" with optional spaces, or " at " between spaces.
+_SPELLED_AT = (
+    rf"(?:{_SPACE}{{0,3}}[\[\(\{{<]{_SPACE}{{0,2}}(?:at|AT|At){_SPACE}{{0,2}}[\]\)\}}>]{_SPACE}{{0,3}}"
+    rf"|{_SPACE}{{1,3}}(?:at|AT){_SPACE}{{1,3}})"
+)
+_SPELLED_DOT = (
+    rf"(?:{_SPACE}{{0,3}}[\[\(\{{<]{_SPACE}{{0,2}}(?:dot|DOT|Dot){_SPACE}{{0,2}}[\]\)\}}>]{_SPACE}{{0,3}}"
+    rf"|{_SPACE}{{1,3}}(?:dot|DOT){_SPACE}{{1,3}})"
+)
+_AT = rf"(?:{_SPELLED_AT[3:-1]}|{_SPACE}{{0,3}}@{_SPACE}{{0,3}})"
+_DOT = rf"(?:{_SPELLED_DOT[3:-1]}|\.)"
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
 _SSN_CTX = ("ssn", "social security", "social sec", "ss#", "ss #", "ssn#")
@@ -155,7 +166,8 @@ BUILTIN: tuple[PatternSpec, ...] = (
                 require_context=True, window_before=28, window_after=0, standalone=True),
     PatternSpec("date_of_birth", "DATE_OF_BIRTH",
                 rf"\b(?:\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:19|20)?\d{{2}}|(?:19|20)\d{{2}}[/.-]\d{{1,2}}[/.-]\d{{1,2}}"
-                rf"|\d{{1,2}}(?:st|nd|rd|th)? {_MONTH},? (?:19|20)\d{{2}}|{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?,? (?:19|20)\d{{2}})\b",
+                rf"|\d{{1,2}}(?:st|nd|rd|th)? {_MONTH},? (?:19|20)\d{{2}}"
+                rf"|{_MONTH} \d{{1,2}}(?:st|nd|rd|th)?,? (?:19|20)\d{{2}})\b",
                 0.3, context=("dob", "d.o.b", "date of birth", "birth date", "birthdate", "born", "birthday",
                               "geboren", "geburtsdatum", "né le", "née le", "fecha de nacimiento", "nacido",
                               "data di nascita", "nato"),
@@ -232,7 +244,8 @@ BUILTIN: tuple[PatternSpec, ...] = (
                 context=("adresse", "anschrift", "wohnhaft", "address")),
     PatternSpec("street_romance", "LOCATION",
                 r"\b\d{1,4}(?: ?bis)?,? (?:rue|avenue|boulevard|bd|place|chemin|allée|impasse|quai|calle|avenida|"
-                r"plaza|paseo|via|viale|piazza|corso)(?: [A-Za-zÀ-ÿ'-]{1,20}){1,5}(?:, ?\d{5} [A-ZÀ-Ý][a-zà-ÿ-]{1,30})?",
+                r"plaza|paseo|via|viale|piazza|corso)(?: [A-Za-zÀ-ÿ'-]{1,20}){1,5}"
+                r"(?:, ?\d{5} [A-ZÀ-Ý][a-zà-ÿ-]{1,30})?",
                 0.7, caseless=True, context=("adresse", "dirección", "direccion", "indirizzo", "address")),
     PatternSpec("street_romance_name_first", "LOCATION",
                 r"\b(?:Calle|Avenida|Via|Viale|Piazza|Corso|Plaza|Paseo|Carrer|Rua)(?: [A-Za-zÀ-ÿ'-]{1,20}){1,4},? "
@@ -246,7 +259,8 @@ BUILTIN: tuple[PatternSpec, ...] = (
                 r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AIPA|ANPA|ANVA|AROA|APKA|ASCA)[A-Z0-9]{16}\b", 0.95,
                 detector="secret"),
     PatternSpec("aws_secret_key", "SECRET",
-                r"(?:aws|AWS)[A-Za-z0-9_ .-]{0,20}(?:secret|SECRET|Secret)[A-Za-z0-9_ .-]{0,20}[\"']?[ \t]{0,3}[:=][ \t]{0,3}"
+                r"(?:aws|AWS)[A-Za-z0-9_ .-]{0,20}(?:secret|SECRET|Secret)[A-Za-z0-9_ .-]{0,20}"
+                r"[\"']?[ \t]{0,3}[:=][ \t]{0,3}"
                 r"[\"']?(?P<v>[A-Za-z0-9/+]{40})\b", 0.95, detector="secret"),
     PatternSpec("github_token", "SECRET", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}\b", 0.97, detector="secret"),
     PatternSpec("github_pat", "SECRET", r"\bgithub_pat_[A-Za-z0-9_]{50,255}\b", 0.97, detector="secret"),
@@ -291,7 +305,8 @@ BUILTIN: tuple[PatternSpec, ...] = (
                 r"(?:[_.-][A-Za-z0-9]{1,30})?[\"']?[ \t]{0,3}(?:=|:|:=|=>)[ \t]{0,3}[\"']?(?P<v>[^\s\"'`,;)]{6,200})",
                 0.8, caseless=True, detector="secret", validator=_secret_value, validator_name="not a placeholder"),
     PatternSpec("password_words", "SECRET",
-                r"\b(?:password|passwort|mot de passe|contraseña|passcode|pwd)(?: is| ist| est| es)?[ \t]{0,3}:?[ \t]{1,3}"
+                r"\b(?:password|passwort|mot de passe|contraseña|passcode|pwd)(?: is| ist| est| es)?"
+                r"[ \t]{0,3}:?[ \t]{1,3}"
                 r"(?P<v>[^\s\"'`,;]{6,128})", 0.75, caseless=True, detector="secret", validator=_secret_value,
                 validator_name="not a placeholder"),
 )

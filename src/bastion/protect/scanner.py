@@ -7,6 +7,7 @@ call from many threads at once.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 from dataclasses import dataclass
@@ -140,7 +141,7 @@ class Scanner:
         raws = self._patterns(t, tenant)
         raws.extend(self._deny_lists(t, tenant))
         if self._names_enabled:
-            raws.extend(self._names(t, use_ner=use_ner))
+            raws.extend(self._names(t, use_ner=use_ner, taken=[(r.start, r.end) for r in raws]))
         if self.settings.decode_payloads and depth > 0:
             raws.extend(self._decoded(t, tenant, depth))
         if mapped.origin is None:
@@ -207,10 +208,10 @@ class Scanner:
                                 "term on a deny-list", True, tuple(d.spec.data_classes)))
         return out
 
-    def _names(self, t: str, *, use_ner: bool) -> list[_Raw]:
+    def _names(self, t: str, *, use_ner: bool, taken: list[tuple[int, int]]) -> list[_Raw]:
         spans = score_names(t, csv_name_cells(t))
         if use_ner and self._ner is not None:
-            spans = apply_ner(t, spans, self._ner, self.settings.ner.max_segment_chars)
+            spans = apply_ner(t, spans, self._ner, self.settings.ner.max_segment_chars, taken)
         threshold = max(NAME_THRESHOLD, self.settings.min_score)
         classes = data_classes_of("PERSON")
         return [
@@ -261,14 +262,18 @@ def _validated_end(spec: PatternSpec, t: str, start: int, end: int) -> int:
 def _resolve(raws: list[_Raw]) -> list[_Raw]:
     """Keep the best of overlapping findings: validated first, then higher score, then longer."""
     ranked = sorted(raws, key=lambda r: (not r.validated, -r.score, -(r.end - r.start), r.start))
+    starts: list[int] = []
     kept: list[_Raw] = []
     for r in ranked:
         if r.end <= r.start:
             continue
-        if any(r.start < k.end and k.start < r.end for k in kept):
+        # Kept findings never overlap, so sorted by start their ends are sorted too:
+        # only the neighbours around r's position can collide with it.
+        i = bisect.bisect_left(starts, r.start)
+        if i < len(kept) and kept[i].start < r.end or i > 0 and kept[i - 1].end > r.start:
             continue
-        kept.append(r)
-    kept.sort(key=lambda r: (r.start, r.end))
+        starts.insert(i, r.start)
+        kept.insert(i, r)
     return kept
 
 

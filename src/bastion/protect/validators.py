@@ -163,6 +163,10 @@ def phone(value: str) -> bool:
     if not 7 <= len(d) <= 15 or len(set(d)) == 1:
         return False
     value = value.strip()
+    if value[0] in "(123456789":
+        # NANP (no country code, no trunk 0): ten digits, or eleven after a leading 1, is
+        # exactly what phonenumbers calls a possible US number; skip its parser.
+        return len(d) == 10 or len(d) == 11 and d[0] == "1"
     # Without a country code, a trunk '0' means a European national number; else NANP.
     regions: tuple[str | None, ...] = (
         (None,) if value.startswith("+") else _TRUNK_REGIONS if value.startswith("0") else ("US",)
