@@ -262,6 +262,11 @@ def test_store_error_refuses_then_recovers_without_a_gap(db: Database, signer: A
         assert all(isinstance(r, AuditUnavailable) for r in results), results
         assert not log.healthy() and log.stats()["failed_batches"] >= 1
         sql("ALTER TABLE audit_events_away RENAME TO audit_events")
+        for _ in range(40):  # readiness comes back by itself, with no traffic to prove it
+            if log.healthy():
+                break
+            await asyncio.sleep(0.1)
+        assert log.healthy()
         seqs = [await log.append(make_event("test", request_id=f"ok{i}")) for i in range(3)]
         assert seqs == [4, 5, 6] and log.healthy()
         await log.stop()

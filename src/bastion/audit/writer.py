@@ -46,6 +46,9 @@ _COLUMN_TEXT_MAX = 64
 #: Seconds ``stop`` waits for the writer thread to finish its last batches.
 STOP_JOIN_SECONDS = 30.0
 
+#: Seconds between checks of a failing store while no events arrive (so readiness can recover).
+HEALTH_PROBE_SECONDS = 1.0
+
 #: Seconds before a failed checkpoint-only write is retried (no busy loop while the store is down).
 CHECKPOINT_RETRY_SECONDS = 1.0
 
@@ -238,8 +241,10 @@ class AuditLog:
         stopping = False
         while not stopping:
             try:
-                first = self._queue.get(timeout=self._until_checkpoint_due())
+                first = self._queue.get(timeout=self._idle_timeout())
             except queue.Empty:
+                if not self._healthy:
+                    self._probe()
                 self._write_guarded([], force_checkpoint=True)
                 continue
             batch, stopping = self._take(first, self.settings.group_commit_max_batch)
@@ -279,11 +284,28 @@ class AuditLog:
             for item in batch:
                 _wake(item, exc=AuditUnavailable())
 
-    def _until_checkpoint_due(self) -> float | None:
-        if self._dirty_since is None:
-            return None
-        due = self._dirty_since + self.settings.checkpoint_interval_seconds
-        return max(0.0, due - time.monotonic())
+    def _idle_timeout(self) -> float | None:
+        """How long the writer may wait for events before it has other work (checkpoint, probe)."""
+        waits = []
+        if self._dirty_since is not None:
+            due = self._dirty_since + self.settings.checkpoint_interval_seconds
+            waits.append(max(0.0, due - time.monotonic()))
+        if not self._healthy:
+            waits.append(HEALTH_PROBE_SECONDS)
+        return min(waits) if waits else None
+
+    def _probe(self) -> None:
+        """After a failure, check the store while idle, so readiness recovers without traffic."""
+        try:
+            conn = self._connection()
+            _head(conn)
+            conn.rollback()
+        except Exception as exc:  # noqa: BLE001 - a failed probe only keeps the writer unhealthy
+            self._close_conn()
+            log.debug("audit store probe failed: %s", type(exc).__name__)
+            return
+        self._healthy = True
+        log.info("audit store reachable again")
 
     def _connection(self) -> Connection:
         if self._conn is None:
@@ -385,8 +407,7 @@ class AuditLog:
             return
         elapsed = time.perf_counter() - started
         self._healthy = True
-        for (item, _), row in zip(bodies, rows, strict=True):
-            _wake(item, seq=row["seq"])
+        # Counters first, then wake: a caller that has its seq sees stats that include it.
         with self._stats_lock:
             s = self._stats
             s.events += len(rows)
@@ -402,6 +423,8 @@ class AuditLog:
             self._dirty_since = None
         elif rows and self._dirty_since is None:
             self._dirty_since = time.monotonic()
+        for (item, _), row in zip(bodies, rows, strict=True):
+            _wake(item, seq=row["seq"])
         if self._jsonl_path is not None:
             self._copy_to_jsonl(rows, checkpoint)
 
