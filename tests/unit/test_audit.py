@@ -389,6 +389,16 @@ def _swap(a: int, b: int) -> Tamper:
     return tamper
 
 
+def _swap_and_rehash(c: sqlite3.Connection, signer: AuditSigner) -> None:
+    _swap(8, 17)(c, signer)
+    for seq in (8, 17):
+        body, prev = c.execute("SELECT body, prev_hash FROM audit_events WHERE seq=?", (seq,)).fetchone()
+        new_body = canonical_json({**json.loads(body), "seq": seq})
+        c.execute(
+            "UPDATE audit_events SET body=?, hash=? WHERE seq=?", (new_body, chain_hash(seq, prev, new_body), seq)
+        )
+
+
 def _forge_signature(c: sqlite3.Connection, _: AuditSigner) -> None:
     c.execute(
         "UPDATE audit_checkpoints SET signature=? WHERE seq=20",
@@ -430,6 +440,7 @@ TAMPERING = [
     ("insert a forged event", _insert_forged, "inserted", 15, "forged"),
     ("swap two events", _swap(8, 17), "reordered", 8, "req-17"),
     ("swap neighbours", _swap(3, 4), "reordered", 3, "req-4"),
+    ("swap and rehash", _swap_and_rehash, "reordered", 8, "req-17"),
     ("forge a checkpoint signature", _forge_signature, "bad_signature", 20, "req-20"),
     (
         "re-sign a rewritten tail with another key",

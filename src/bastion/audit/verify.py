@@ -191,6 +191,14 @@ class _Walk:
         if mismatch:
             return Problem(row.seq, row.request_id, "edited", mismatch)
         if row.prev_hash != expected_prev:
+            origin = self._seq_with_hash(row.prev_hash)
+            if origin is not None and origin != row.seq - 1:
+                return Problem(
+                    row.seq,
+                    row.request_id,
+                    "reordered",
+                    f"the event at seq {row.seq} was written after seq {origin}: it was moved and rehashed",
+                )
             if self.prev is None:
                 return Problem(
                     row.seq,
@@ -206,6 +214,11 @@ class _Walk:
                 f"seq {self.prev.seq} was rewritten and rehashed",
             )
         return self._against_checkpoints(row)
+
+    def _seq_with_hash(self, digest: str) -> int | None:
+        """Where the event hashing to ``digest`` sits now (only asked once a link is broken)."""
+        found = self.conn.execute(select(audit_events.c.seq).where(audit_events.c.hash == digest).limit(1)).first()
+        return int(found.seq) if found is not None else None
 
     def _moved(self, row: _Row, claimed: int) -> Problem:
         if claimed > row.seq:
