@@ -148,13 +148,17 @@ class UpstreamTimeouts(_Section):
 
 class ProviderSettings(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    #: ``openai`` (any OpenAI-compatible server), ``azure_openai`` or ``echo`` (built-in, offline).
-    type: Literal["openai", "azure_openai", "echo"] = "openai"
+    #: ``openai`` (any OpenAI-compatible server), ``azure_openai``, ``anthropic`` or ``echo`` (built-in, offline).
+    type: Literal["openai", "azure_openai", "anthropic", "echo"] = "openai"
     base_url: str = ""
     #: Name of the environment variable (or secrets-file entry) holding the provider's key.
     api_key_env: str | None = None
     #: Azure OpenAI ``api-version`` query parameter.
     api_version: str | None = None
+    #: Anthropic ``anthropic-version`` header.
+    anthropic_version: str = Field("2023-06-01", pattern=r"^[0-9A-Za-z.-]{1,32}$")
+    #: Anthropic requires ``max_tokens``: used when a request gives none.
+    default_max_tokens: int = Field(4096, ge=1, le=1_000_000)
     #: Extra headers sent upstream (never secrets: use api_key_env).
     headers: dict[str, str] = Field(default_factory=dict)
     timeouts: UpstreamTimeouts = UpstreamTimeouts()
@@ -203,6 +207,9 @@ class ModelSettings(_Section):
     #: Prices in dollars per million tokens, for spend accounting.
     price_input_per_mtok: float | None = Field(None, ge=0)
     price_output_per_mtok: float | None = Field(None, ge=0)
+    #: Models tried in order when this one's provider fails (timeout, 5xx, 429, unreachable) before
+    #: any byte reached the client; only those policy allows for the request are tried.
+    fallbacks: list[str] = Field(default_factory=list, max_length=8)
 
 
 class Settings(_Section):
