@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -10,7 +10,7 @@ from bastion.protect import ProtectionSettings, Scanner
 from bastion.protect.entities import ENTITY_CLASSES
 
 
-@lru_cache(maxsize=None)
+@cache
 def scanner() -> Scanner:
     return Scanner(ProtectionSettings(engine="python", ner={"mode": "off"}))
 
@@ -66,10 +66,16 @@ MATCHING = [
     ("AIzaSmo7XRk3ByFE3GQfUbTMcwx10WMQUK4pqLm", "SECRET", "AIzaSmo7XRk3ByFE3GQfUbTMcwx10WMQUK4pqLm"),
     ("postgres://admin:S3cr3tPass!@db.internal:5432/app", "SECRET", "S3cr3tPass!"),
     ('password = "hunter2hunter2"', "SECRET", "hunter2hunter2"),
-    ("-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----", "SECRET",
-     "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----"),
-    ("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
-     "SECRET", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+        "SECRET",
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+    ),
+    (
+        "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        "SECRET",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    ),
     ("Dear Oluwaseun Adeyemi, your results are ready.", "PERSON", "Oluwaseun Adeyemi"),
     ("Follow-up with Dr. Okonkwo next week", "PERSON", "Okonkwo"),
 ]
@@ -114,9 +120,26 @@ def test_not_matching(text: str, etype: str) -> None:
 
 def test_every_required_type_has_a_matching_case_and_data_classes() -> None:
     required = {
-        "PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS",
-        "MEDICAL_RECORD_NUMBER", "SECRET", "US_ITIN", "US_PASSPORT", "US_BANK_NUMBER", "ABA_ROUTING_NUMBER",
-        "DATE_OF_BIRTH", "LOCATION", "NPI", "UK_NHS", "NATIONAL_ID", "TAX_ID", "CRYPTO",
+        "PERSON",
+        "EMAIL_ADDRESS",
+        "PHONE_NUMBER",
+        "US_SSN",
+        "CREDIT_CARD",
+        "IBAN_CODE",
+        "IP_ADDRESS",
+        "MEDICAL_RECORD_NUMBER",
+        "SECRET",
+        "US_ITIN",
+        "US_PASSPORT",
+        "US_BANK_NUMBER",
+        "ABA_ROUTING_NUMBER",
+        "DATE_OF_BIRTH",
+        "LOCATION",
+        "NPI",
+        "UK_NHS",
+        "NATIONAL_ID",
+        "TAX_ID",
+        "CRYPTO",
     }
     assert required <= {etype for _, etype, _ in MATCHING}
     assert required <= set(ENTITY_CLASSES)
@@ -143,12 +166,19 @@ def test_context_words_raise_and_lower_scores() -> None:
 
 def test_custom_patterns_and_deny_lists_per_tenant() -> None:
     settings = ProtectionSettings(
-        engine="python", ner={"mode": "off"},
+        engine="python",
+        ner={"mode": "off"},
         custom_patterns=[
             {"type": "EMPLOYEE_ID", "regex": r"\bEMP-\d{6}\b", "data_classes": ["pii"], "score": 0.9},
             {"type": "CARD_REF", "regex": r"\bCR\d{16}\b", "validator": "luhn", "score": 0.8},
-            {"type": "DE_TAXNO", "regex": r"\b\d{11}\b", "validator": "stdnum:de.idnr", "context": ["steuer"],
-             "require_context": True, "tenants": ["acme"]},
+            {
+                "type": "DE_TAXNO",
+                "regex": r"\b\d{11}\b",
+                "validator": "stdnum:de.idnr",
+                "context": ["steuer"],
+                "require_context": True,
+                "tenants": ["acme"],
+            },
         ],
         deny_lists=[{"type": "CODE_NAME", "terms": ["Project Falcon", "bluebird"], "tenants": ["acme"]}],
     )
@@ -182,3 +212,44 @@ def test_long_text_is_scanned_in_windows() -> None:
     text = ("lorem ipsum " * 600) + "card 4111 1111 1111 1111 " + ("dolor " * 600) + "ssn 536-22-1234"
     got = {(f.type, text[f.start : f.end]) for f in sc.scan(text)}
     assert ("CREDIT_CARD", "4111 1111 1111 1111") in got and ("US_SSN", "536-22-1234") in got
+
+
+def test_scan_is_thread_safe_and_pure() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [t for t, _, _ in MATCHING] * 4
+    expected = [scanner().scan(t) for t in texts]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(scanner().scan, texts))
+    assert got == expected
+
+
+def test_scan_command_jsonl_contract(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from bastion.cli import _register, app
+
+    _register()
+    src = tmp_path / "in.jsonl"
+    dst = tmp_path / "out.jsonl"
+    texts = {"a": "Dear Ana Lima, card 4111 1111 1111 1111", "b": "nothing to see", "c": "ｍａｉｌ jane@example.com"}
+    src.write_text("".join(json.dumps({"id": k, "text": v}) + "\n" for k, v in texts.items()), encoding="utf-8")
+    result = CliRunner().invoke(app, ["scan", "--input", str(src), "--output", str(dst)])
+    assert result.exit_code == 0, result.output
+    rows = {r["id"]: r for r in map(json.loads, dst.read_text(encoding="utf-8").splitlines())}
+    assert set(rows) == set(texts)
+    for key, row in rows.items():
+        assert set(row) == {"id", "entities", "injection"}
+        assert isinstance(row["injection"]["flagged"], bool) and isinstance(row["injection"]["score"], float)
+        for e in row["entities"]:
+            assert set(e) == {"type", "start", "end", "score"}
+            assert 0 <= e["start"] < e["end"] <= len(texts[key])
+    assert {(e["type"], texts["a"][e["start"] : e["end"]]) for e in rows["a"]["entities"]} >= {
+        ("PERSON", "Ana Lima"), ("CREDIT_CARD", "4111 1111 1111 1111")}
+    assert rows["b"]["entities"] == []
+    assert [texts["c"][e["start"] : e["end"]] for e in rows["c"]["entities"]] == ["jane@example.com"]
+    one = CliRunner().invoke(app, ["scan", "--json", "SSN 536-22-1234"])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.output)["entities"][0]["type"] == "US_SSN"

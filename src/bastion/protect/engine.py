@@ -14,6 +14,7 @@ and on the development set.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -130,8 +131,9 @@ class HyperscanEngine:
             self._db.compile(expressions=expressions, ids=list(range(len(specs))), elements=len(specs), flags=flags)
         except hyperscan.error as exc:
             raise ConfigError(f"a pattern does not compile for hyperscan: {exc}") from None
-        # Scratch space is per thread in hyperscan; each scan allocates a clone (cheap).
+        # Hyperscan scratch space may not be shared by concurrent scans: one per thread.
         self._scratch = hyperscan.Scratch(self._db)
+        self._local = threading.local()
 
     def _ranges(self, data: bytes) -> dict[int, list[list[int]]]:
         hits: dict[int, list[list[int]]] = {}
@@ -147,7 +149,9 @@ class HyperscanEngine:
             else:
                 spans.append([start, end])
 
-        scratch = self._scratch.clone()
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            scratch = self._local.scratch = self._scratch.clone()
         self._db.scan(data, match_event_handler=on_match, scratch=scratch)
         return hits
 
