@@ -97,3 +97,34 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path: Path) -> None:
     assert not missing, f"{len(missing)} acknowledged events lost, e.g. {missing[:5]}"
     assert len({s for s, _ in acked}) == len(acked)
     assert report.events_checked >= len(acked)
+
+
+@pytest.mark.slow
+def test_two_processes_share_one_sqlite_chain(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    open_database(url).close()  # migrate once, before the writers race
+    keys = [tmp_path / "a.key", tmp_path / "b.key"]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.support.audit_crash_writer", url, str(key), "--workers", "8"]
+            + ["--count", "300", "--prefix", name],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for name, key in zip("ab", keys, strict=True)
+    ]
+    outputs = [p.communicate(timeout=120) for p in procs]
+    for p, (_, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err.decode(errors="replace")[-2000:]
+    acked = [line.split() for out, _ in outputs for line in out.decode().splitlines()[:-1]]
+    assert len(acked) == 600
+    db = open_database(url)
+    try:
+        report = verify_chain(db, [AuditSigner.load_or_create(k).public_key for k in keys])
+        assert report.ok and report.events_checked == 600, report.problem
+        with db.engine.connect() as conn:
+            stored = {int(r.seq): r.request_id for r in conn.execute(audit_events.select())}
+    finally:
+        db.close()
+    assert all(stored[int(seq)] == rid for seq, rid in acked)
