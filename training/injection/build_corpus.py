@@ -46,6 +46,7 @@ from templates import (
     TASKS,
     TOOL_TEMPLATES,
     benign_in_carriers,
+    benign_instructions_talk,
     benign_meta,
     benign_roleplay,
     benign_tasks,
@@ -310,7 +311,7 @@ def generated(rng: random.Random) -> Iterator[tuple[str, int, str, str]]:
         for _ in range(3):
             quote = rng.choice(attacks)[0]
             yield tpl.format(q=quote), 0, "benign", "generated:discussion"
-    for text in benign_roleplay(rng) + benign_in_carriers(rng) + benign_meta(rng):
+    for text in benign_roleplay(rng) + benign_in_carriers(rng) + benign_meta(rng) + benign_instructions_talk(rng):
         yield text, 0, "benign", "generated:benign-carrier"
     for text in BENIGN_OTHER_LANGUAGES:
         yield text, 0, "benign", "generated:benign-multilingual"

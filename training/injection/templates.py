@@ -624,3 +624,34 @@ def benign_meta(rng: random.Random) -> list[str]:
         out.append(f"Stay in character as a {rng.choice(_ROLES)} and {t}")
         out.append(f"You are a {rng.choice(_ROLES)}; keep the role for the whole chat and {t}")
     return out
+
+
+_MANUAL_TOPICS = [
+    "assembly",
+    "installation",
+    "setup",
+    "cleaning",
+    "return",
+    "onboarding",
+    "safety",
+    "printer",
+    "expense report",
+    "exam",
+]
+
+
+def benign_instructions_talk(rng: random.Random) -> list[str]:
+    """Ordinary talk about instructions, manuals and updates."""
+    forms = [
+        "The instructions above are for the old {m}; here are the updated {t} steps.",
+        "Ignore the {t} instructions in the old manual, they changed last year. What do the new ones say?",
+        "New instructions for the {t}: unplug the device first, then hold the reset button.",
+        "The previous {t} instructions were confusing; rewrite them in plain language.",
+        "Please follow the {t} instructions in the attached PDF and tell me if step 3 is clear.",
+        "Here are the updated {t} rules for the office; summarise them for the team.",
+        "Forget the old {t} checklist, we now use the one on the wiki.",
+    ]
+    return [
+        rng.choice(forms).format(t=rng.choice(_MANUAL_TOPICS), m=rng.choice(["model", "version", "device", "form"]))
+        for _ in range(120)
+    ]

@@ -196,7 +196,8 @@ def _english() -> list[Rule]:
             "direct",
             0.9,
             r"\b(?:forget|ignore|disregard|erase|drop) (?:about )?(?:everything|all(?: of)?(?: that| this| the above)?|anything|what) "
-            r"(?:(?:that )?(?:above|before|prior|previously|so far|earlier)|(?:you (?:were|have been|'ve been) told|i (?:said|told you) (?:before|earlier|above))|(?:said|written|stated) (?:above|before|earlier))",
+            r"(?:(?:that )?(?:above|before|prior|previously|so far|earlier)|(?:you(?: were|'re| are| have been|'ve been| had been|'d been) (?:told|given|instructed|programmed)|i (?:said|told you) (?:before|earlier|above))|(?:said|written|stated) (?:above|before|earlier)"
+            r"|(?:your|the) (?:operators?|developers?|admins?|administrators?|creators?|system|owners?|company|makers?|programmers?)(?: has| have| had)? (?:said|told you|wrote|written|instructed|set|gave you|programmed))",
             ("forget", "ignor", "disregard", "erase", "drop"),
         ),
         compile_rule(
@@ -503,6 +504,42 @@ def _english() -> list[Rule]:
             ("you were", "you have been", "you've been", "you received", "you got"),
         ),
         compile_rule(
+            "first-thing-told",
+            "extraction",
+            0.8,
+            r"\bwhat (?:was|were) the (?:first|initial|very first|earliest) (?:thing|things|message|messages|words|lines?|instructions?|text) (?:that )?you (?:were told|were given|got|received|saw|read)\b",
+            ("what",),
+        ),
+        compile_rule(
+            "reveal-your-rules",
+            "extraction",
+            0.75,
+            rf"\b{verb_reveal} (?:me |us )?(?:back )?(?:all |all of )?your (?:rules|instructions|guidelines|directives|constraints|configuration|setup|programming)\b",
+            (
+                "print",
+                "show",
+                "reveal",
+                "display",
+                "output",
+                "repeat",
+                "dump",
+                "leak",
+                "disclose",
+                "expose",
+                "recite",
+                "paste",
+                "copy",
+                "spell",
+                "echo",
+                "type",
+                "read",
+                "tell",
+                "give",
+                "share",
+                "return",
+            ),
+        ),
+        compile_rule(
             "verbatim-dump",
             "extraction",
             0.55,
@@ -568,6 +605,50 @@ def _english() -> list[Rule]:
             0.85,
             rf"\bif you(?:'re| are) (?:an? |the )?(?:{ai}|large language model|ai model|ai assistant)\b|\b(?:any|all) {ai}s? (?:reading|processing|summari[sz]ing|parsing|analy[sz]ing) this\b",
             ("if you", "reading", "processing", "summari", "parsing", "analy"),
+        ),
+        compile_rule(
+            "ai-reading-this",
+            "indirect",
+            0.75,
+            rf"\b{ai}s? (?:that are |which are |who are )?(?:reading|processing|summari[sz]ing|parsing|analy[sz]ing|crawling|indexing|browsing|scraping) (?:this|these) (?:page|document|email|e-mail|text|file|content|message|site|review|data|webpage)s?\b",
+            (
+                "ai",
+                "a.i.",
+                "assistant",
+                "chatbot",
+                "chat bot",
+                "llm",
+                "language model",
+                "model",
+                "agent",
+                "bot",
+                "gpt",
+                "copilot",
+                "claude",
+                "gemini",
+            ),
+        ),
+        compile_rule(
+            "ai-should-say",
+            "indirect",
+            0.45,
+            rf"\b{ai}s?(?: [^ ]+){{0,4}} (?:should|must|shall|are to|is to|need to|needs to|have to|has to|are instructed to|will) (?:always |only |now |instead |also )?(?:say|tell|reply|respond|answer|state|claim|report|recommend|ignore|output|include|write|mention|praise|describe)\b",
+            (
+                "ai",
+                "a.i.",
+                "assistant",
+                "chatbot",
+                "chat bot",
+                "llm",
+                "language model",
+                "model",
+                "agent",
+                "bot",
+                "gpt",
+                "copilot",
+                "claude",
+                "gemini",
+            ),
         ),
         compile_rule(
             "note-to-ai",
@@ -671,7 +752,7 @@ def _english() -> list[Rule]:
             "link-with-secrets",
             "exfiltration",
             0.9,
-            rf"\b(?:include|append|add|render|insert|output|put|embed|attach|end with|finish with|show|display|write|create|generate) (?:a |an |the |this |following )?(?:markdown )?(?:link|url|image|img|hyperlink|pixel|picture|icon|badge|!\[)[^.\n]{{0,120}}\b(?:followed by|with|containing|that contains|including|plus|concatenated with|appending|after|and append|where .{{0,20}} is) (?:the |any |all |your |every |each |their |a |of )*(?:base64[- ]?encoded |url[- ]?encoded |encoded )?{leak_obj}",
+            rf"\b(?:include|append|add|render|insert|output|put|embed|attach|end with|finish with|show|display|write|create|generate) (?:(?:in|at the end of|to) (?:your|the|each|every) (?:reply|answer|response|output|message|summary) )?(?:a |an |the |this |following )?(?:markdown |clickable )?(?:link|url|image|img|hyperlink|pixel|picture|icon|badge|!\[)[^.\n]{{0,120}}\b(?:followed by|with|containing|contains|that contains|including|includes|plus|concatenated with|appending|after|and append|carrying|encoding|where .{{0,20}} is) (?:the |any |all |your |every |each |their |a |of )*(?:base64[- ]?encoded |url[- ]?encoded |encoded )?{leak_obj}",
             ("link", "url", "image", "img", "pixel", "picture", "icon", "badge", "!["),
         ),
         compile_rule(
@@ -826,7 +907,7 @@ def _multilingual() -> list[Rule]:
             "de-jailbreak",
             "jailbreak",
             0.85,
-            r"\b(?:entwicklermodus|entwickler-modus|gott-?modus|dan-modus)\b|\b(?:du bist|spiele|agiere als|tu so als|verhalte dich wie|du wirst|sie sind) .{0,60}\bohne (?:jegliche |irgendwelche |alle )?(?:einschrankungen|beschrankungen|regeln|filter|zensur|grenzen|ethik|moral)",
+            r"\b(?:entwicklermodus|entwickler-modus|gott-?modus|dan-modus)\b|\b(?:du bist|spiele|agiere als|tu so als|verhalte dich wie|du wirst|sie sind) .{0,60}\bohne (?:jegliche |jede |irgendwelche |alle |irgendeine )?(?:einschrankungen?|beschrankungen?|regeln?|filter|zensur|grenzen?|ethik|moral)",
             ("modus", "du bist", "spiele", "agiere", "tu so", "verhalte", "du wirst", "sie sind"),
         ),
         compile_rule(
@@ -868,7 +949,7 @@ def _multilingual() -> list[Rule]:
             "it-jailbreak",
             "jailbreak",
             0.85,
-            r"\bmodalita (?:sviluppatore|dio|senza restrizioni|senza filtri|senza censura|jailbreak|dan)\b|\b(?:sei|agisci come|fingi di essere|sarai|comportati come|interpreta) .{0,60}\bsenza (?:alcuna |alcun |nessuna )?(?:restrizioni|filtri|regole|censura|limiti|etica|morale)",
+            r"\bmodalita (?:sviluppatore|dio|senza restrizioni|senza filtri|senza censura|jailbreak|dan)\b|\b(?:sei|agisci come|fingi di essere|sarai|comportati come|interpreta) .{0,60}\bsenza (?:alcuna |alcun |nessuna |nessun )?(?:restrizion[ei]|filtr[oi]|regol[ae]|censura|limit[ei]|etica|morale)",
             ("modalita", "sei", "agisci", "fingi", "sarai", "comportati", "interpreta"),
         ),
         compile_rule(
@@ -897,7 +978,7 @@ def _multilingual() -> list[Rule]:
             "pt-jailbreak",
             "jailbreak",
             0.85,
-            r"\bmodo (?:desenvolvedor|programador|deus|sem restricoes|sem filtros|sem censura|jailbreak|dan)\b|\b(?:voce e|voce sera|aja como|finja ser|atue como|tu es|agora voce e) .{0,60}\bsem (?:nenhuma |nenhum |quaisquer )?(?:restricoes|filtros|regras|censura|limites|etica|moral)",
+            r"\bmodo (?:desenvolvedor|programador|deus|sem restricoes|sem filtros|sem censura|jailbreak|dan)\b|\b(?:voce e|voce sera|aja como|finja ser|atue como|tu es|agora voce e) .{0,60}\bsem (?:nenhuma |nenhum |quaisquer |qualquer )?(?:restric(?:ao|oes)|filtros?|regras?|censura|limites?|etica|moral)",
             ("modo", "voce", "aja", "finja", "atue", "tu es"),
         ),
         compile_rule(
@@ -926,7 +1007,7 @@ def _multilingual() -> list[Rule]:
             "nl-jailbreak",
             "jailbreak",
             0.85,
-            r"\b(?:ontwikkelaarsmodus|ontwikkelaarmodus|godmodus)\b|\b(?:je bent|jij bent|doe alsof je|speel|gedraag je als|u bent|je wordt) .{0,60}\bzonder (?:enige |alle )?(?:beperkingen|regels|filters|censuur|grenzen|ethiek|moraal)",
+            r"\b(?:ontwikkelaarsmodus|ontwikkelaarmodus|godmodus)\b|\b(?:je bent|jij bent|doe alsof je|speel|gedraag je als|u bent|je wordt) .{0,60}\bzonder (?:enige |alle |één )?(?:beperkingen?|regels?|filters?|censuur|grenzen?|ethiek|moraal)",
             ("modus", "je bent", "jij bent", "doe alsof", "speel", "gedraag", "u bent", "je wordt"),
         ),
         compile_rule(
@@ -935,6 +1016,30 @@ def _multilingual() -> list[Rule]:
             0.6,
             r"\b(?:nieuwe instructies|vanaf nu|vanaf heden|voortaan),? (?:je|jij|u|antwoord|negeer|ben|moet|geef)\b",
             ("nieuwe instructies", "vanaf nu", "vanaf heden", "voortaan"),
+        ),
+        # "the instructions you received before", in the Romance and Germanic languages
+        compile_rule(
+            "xx-instructions-received",
+            "extraction",
+            0.8,
+            r"\b(?:instrucoes|regras|orientacoes|instrucciones|reglas|indicaciones|instructions|consignes|regles|istruzioni|regole|anweisungen|regeln|instructies|regels)"
+            r",? (?:que |qu'|che |die |welche )?(?:voce |tu |te |t'|on t'a |l'on t'a |ti |du |sie |je |u )?"
+            r"(?:recebeu|recebeste|recibiste|dieron|han dado|as recues|a donnees|a donnes|avez recues|hai ricevuto|hanno dato|sono state date|erhalten hast|bekommen hast|erhalten|bekommen|hebt gekregen|hebt ontvangen|kreeg|ontving|gekregen|ontvangen)"
+            r"(?: \S+){0,3} (?:antes|no inicio|al principio|al inicio|avant|au debut|prima|all'inizio|vorher|zu beginn|am anfang|eerder|vooraf|aan het begin)\b",
+            (
+                "instruc",
+                "regra",
+                "orientac",
+                "regla",
+                "indicac",
+                "consign",
+                "regle",
+                "istruz",
+                "regol",
+                "anweis",
+                "regel",
+                "instructies",
+            ),
         ),
         # Polish and Turkish (common in red-team sets)
         compile_rule(
@@ -1057,6 +1162,7 @@ def _multilingual() -> list[Rule]:
             "extraction",
             0.9,
             r"(?:显示|顯示|告诉我|告訴我|输出|輸出|打印|重复|重複|泄露|洩露|透露|给我|給我|展示|写出|寫出|列出|说出|說出).{0,12}(?:系统提示|系統提示|系统指令|系統指令|初始指令|原始指令|提示词|提示詞|系统消息|系統消息|系统设定|系統設定|隐藏指令|隱藏指令|初始提示|原始提示)"
+            r"|(?:你|您)[^。！？]{0,12}(?:系统提示|系統提示|系统指令|系統指令|初始指令|原始指令|提示词|提示詞|系统消息|系統消息|隐藏指令|隱藏指令|初始提示|原始提示).{0,12}(?:是什么|是什麼|复制|複製|输出|輸出|显示|顯示|告诉|告訴|打印|列出|原样|原樣)"
             r"|(?:你的|您的)(?:系统提示|系統提示|系统指令|系統指令|初始指令|原始指令|提示词|提示詞|系统消息|系統消息|隐藏指令|隱藏指令|初始提示|设定|設定).{0,12}(?:是什么|是什麼|复制|複製|输出|輸出|显示|顯示|告诉|告訴|打印|列出)",
             ("系统", "系統", "初始", "原始", "提示", "隐藏", "隱藏"),
         ),
