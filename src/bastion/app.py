@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,6 +32,8 @@ from bastion.metrics import Metrics
 from bastion.pipeline.base import Stage
 from bastion.pipeline.output import OutputStage
 from bastion.pipeline.route import ModelAccessStage, RouteStage
+from bastion.policy.stage import PolicyStage
+from bastion.policy.store import PolicyStore
 from bastion.providers.registry import ProviderRegistry
 from bastion.providers.secrets import SecretResolver
 from bastion.settings import Settings
@@ -55,11 +58,12 @@ class Runtime:
     gateway: Gateway
     http: httpx.AsyncClient
     limiter: Limiter | None = None
+    policies: PolicyStore | None = None
     extra_checks: dict[str, Any] = field(default_factory=dict)
 
 
-def build_runtime(settings: Settings) -> Runtime:
-    """Open storage, load keys, build providers and the pipeline; start nothing yet."""
+def build_runtime(settings: Settings, config_path: str | Path | None = None) -> Runtime:
+    """Open storage, load keys, policies and detectors, build providers and the pipeline; start nothing yet."""
     settings.data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = open_database(settings.storage_url, pool_size=settings.storage.pool_size,
                        timeout=settings.storage.timeout_seconds)
@@ -74,14 +78,16 @@ def build_runtime(settings: Settings) -> Runtime:
 
     limiter = Limiter.from_settings(settings) if settings.limits.enabled else None
     limit_stage = LimitStage(limiter) if limiter is not None else None
-    # Stage order is the pipeline's: limit, inspect, decide, transform, route.
+    policies = PolicyStore.from_settings(settings, config_path)
+    decide = PolicyStage(policies, settings.models)
+    # The pipeline's order: (model known and allowed) limit, inspect, decide, transform, route.
     chat_stages: list[Stage] = [ModelAccessStage(registry, "chat")]
     embedding_stages: list[Stage] = [ModelAccessStage(registry, "embedding")]
     if limit_stage is not None:
-        chat_stages.insert(0, limit_stage)
-        embedding_stages.insert(0, limit_stage)
-    chat_stages.append(RouteStage(registry, "chat"))
-    embedding_stages.append(RouteStage(registry, "embedding"))
+        chat_stages.append(limit_stage)
+        embedding_stages.append(limit_stage)
+    chat_stages += [decide, RouteStage(registry, "chat")]
+    embedding_stages += [decide, RouteStage(registry, "embedding")]
     output_stages: list[OutputStage] = []
     gateway = Gateway(
         settings, registry,
@@ -92,8 +98,9 @@ def build_runtime(settings: Settings) -> Runtime:
         audit=audit.append,
         metrics=metrics,
         limits=limit_stage,
+        visible_models=lambda p: policies.engine.models_for(p, registry.models()),
     )
-    rt = Runtime(settings, db, keys, audit, registry, metrics, gateway, http, limiter=limiter)
+    rt = Runtime(settings, db, keys, audit, registry, metrics, gateway, http, limiter=limiter, policies=policies)
     if limiter is not None:
         rt.extra_checks["limits"] = limiter.readiness
     return rt
@@ -118,15 +125,28 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         ok = rt.audit.healthy()
         return ok, "ok" if ok else "audit writer is failing to commit"
 
-    checks = {"database": db_ready, "audit": audit_ready, **rt.extra_checks}
+    async def policy_ready() -> tuple[bool, str]:
+        if rt.policies is None:
+            return True, "no policies"
+        status = rt.policies.status()
+        error = status.get("last_error")
+        detail = f"version {status.get('version')}, {status.get('policies')} policies"
+        # A failed reload keeps the working set: still ready, but say so.
+        return True, detail + (f"; last reload failed: {error}" if error else "")
+
+    checks = {"database": db_ready, "audit": audit_ready, "policy": policy_ready, **rt.extra_checks}
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await rt.audit.start()
         await rt.keys.start()
+        if rt.policies is not None:
+            rt.policies.start()
         try:
             yield
         finally:
+            if rt.policies is not None:
+                await rt.policies.stop()
             await rt.keys.stop()
             await rt.audit.stop()
             await rt.registry.aclose()

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 
 from bastion.audit.events import build_request_event, make_event
-from bastion.context import RequestContext, Usage
+from bastion.context import Principal, RequestContext, Usage
 from bastion.errors import AuditUnavailable, BastionError, InvalidRequest
 from bastion.limits.stage import ALERTS_STATE_KEY, HEADERS_STATE_KEY, LimitStage
 from bastion.metrics import Metrics
@@ -25,7 +25,7 @@ from bastion.pipeline.base import Chain, Stage
 from bastion.pipeline.output import OutputChain, OutputStage
 from bastion.providers.base import UpstreamRequest
 from bastion.providers.registry import ProviderRegistry
-from bastion.settings import Settings
+from bastion.settings import ModelSettings, Settings
 
 log = logging.getLogger("bastion.gateway")
 
@@ -119,6 +119,7 @@ class Gateway:
         audit: AuditAppend,
         metrics: Metrics,
         limits: LimitStage | None = None,
+        visible_models: Callable[[Principal], list[ModelSettings]] | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -128,6 +129,9 @@ class Gateway:
         self._output_stages = tuple(output_stages)
         self._append = audit
         self._limits = limits
+        self._visible_models = visible_models or (
+            lambda p: [m for m in registry.models() if p.may_use_model(m.name)]
+        )
         self.metrics = metrics
 
     # -- the edges ---------------------------------------------------------------
@@ -378,8 +382,7 @@ class Gateway:
             assert principal is not None  # noqa: S101 - identify either sets it or raises
             data = [
                 {"id": m.name, "object": "model", "created": 0, "owned_by": m.provider}
-                for m in self.registry.models()
-                if principal.may_use_model(m.name)
+                for m in self._visible_models(principal)
             ]
             ctx.status = 200
             outcome = Outcome(200, {"object": "list", "data": data})

@@ -53,7 +53,7 @@ def run_server(config: str | None, *, host: str | None = None, port: int | None 
     host = host or settings.server.host
     port = settings.server.port if port is None else port
     try:
-        runtime = build_runtime(settings)
+        runtime = build_runtime(settings, config)
     except ConfigError as exc:
         print(f"bastion: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
