@@ -574,3 +574,26 @@ def test_cli_errors_are_not_verdicts(tmp_path: Path) -> None:
         conn.execute("DROP TABLE audit_events")
     assert _cli(tmp_path, "audit", "verify", "--config", str(cfg)).exit_code == 2
     assert _cli(tmp_path, "audit", "verify", "--config", str(tmp_path / "missing.yaml")).exit_code == 2
+
+
+def test_progress_bar_only_on_long_jobs_at_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    from bastion.cli import audit as cli_audit
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    with cli_audit._progress("verifying", 10) as advance:
+        assert advance is None  # too short to be worth a bar
+    with cli_audit._progress("verifying", cli_audit.PROGRESS_MIN_EVENTS) as advance:
+        assert advance is not None
+        advance(cli_audit.PROGRESS_MIN_EVENTS)
+    assert "verifying" in term.getvalue()
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with cli_audit._progress("verifying", 10**6) as advance:
+        assert advance is None  # not a terminal: nothing drawn
