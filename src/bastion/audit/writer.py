@@ -229,8 +229,7 @@ class AuditLog:
 
     def _read_tail_once(self) -> None:
         with self.db.engine.connect() as conn:
-            seq, _ = _tail(conn)
-            self._last_checkpoint_seq = _last_checkpoint_seq(conn)
+            seq, _, self._last_checkpoint_seq = _head(conn)
         with self._stats_lock:
             self._stats.last_seq = seq
         if seq > self._last_checkpoint_seq:
@@ -245,7 +244,8 @@ class AuditLog:
             except queue.Empty:
                 if not self._healthy:
                     self._probe()
-                self._write_guarded([], force_checkpoint=True)
+                if self._checkpoint_due():
+                    self._write_guarded([], force_checkpoint=True)
                 continue
             batch, stopping = self._take(first, self.settings.group_commit_max_batch)
             if not stopping:
@@ -283,6 +283,12 @@ class AuditLog:
             log.error("audit writer error: %s", type(exc).__name__, exc_info=exc)
             for item in batch:
                 _wake(item, exc=AuditUnavailable())
+
+    def _checkpoint_due(self) -> bool:
+        """Whether unsigned events have waited ``checkpoint_interval_seconds``."""
+        if self._dirty_since is None:
+            return False
+        return time.monotonic() >= self._dirty_since + self.settings.checkpoint_interval_seconds
 
     def _idle_timeout(self) -> float | None:
         """How long the writer may wait for events before it has other work (checkpoint, probe)."""
@@ -467,17 +473,3 @@ def _head(conn: Connection) -> tuple[int, str, int]:
     if row[0] is None:
         return 0, GENESIS_HASH, int(row[2] or 0)
     return int(row[0]), str(row[1]), int(row[2] or 0)
-
-
-def _tail(conn: Connection) -> tuple[int, str]:
-    row = conn.execute(
-        select(audit_events.c.seq, audit_events.c.hash).order_by(audit_events.c.seq.desc()).limit(1)
-    ).first()
-    if row is None:
-        return 0, GENESIS_HASH
-    return int(row.seq), str(row.hash)
-
-
-def _last_checkpoint_seq(conn: Connection) -> int:
-    value = conn.execute(select(func.max(audit_checkpoints.c.seq))).scalar()
-    return int(value) if value is not None else 0
