@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bastion.errors import ConfigError, UnknownModel
+from bastion.providers.anthropic import AnthropicProvider
 from bastion.providers.base import Provider
 from bastion.providers.echo import EchoProvider
 from bastion.providers.openai_compat import OpenAICompatibleProvider
@@ -46,6 +47,9 @@ class ProviderRegistry:
                     f"provider {p.name!r}: the credential {p.api_key_env} is not set in the environment "
                     "or the secrets file"
                 )
+            if p.type == "anthropic":
+                providers[p.name] = AnthropicProvider(p, key, max_response_bytes=settings.server.max_response_bytes)
+                continue
             providers[p.name] = OpenAICompatibleProvider(p, key, max_response_bytes=settings.server.max_response_bytes)
         return cls(providers, list(settings.models))
 

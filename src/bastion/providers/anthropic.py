@@ -1,0 +1,517 @@
+"""Anthropic's Messages API, spoken to OpenAI-SDK clients: requests, answers and streams translated.
+
+Requests arrive in the OpenAI chat shape; this module turns them into a
+``POST /v1/messages`` body (system prompt apart, tool calls and results as
+content blocks, ``max_tokens`` always set), and turns the answer, or each
+server-sent event of a stream, back into ``chat.completion`` objects and
+``chat.completion.chunk`` dicts. Anthropic has no embeddings API.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from bastion.errors import InvalidRequest, RateLimited, UpstreamFailed, UpstreamTimeout
+from bastion.providers.base import UpstreamRequest
+from bastion.providers.secrets import Secret
+from bastion.settings import ProviderSettings
+
+#: Longest upstream error message passed on to a client, in characters.
+MAX_UPSTREAM_MESSAGE_CHARS = 300
+#: Longest single SSE line accepted from the provider, in characters.
+MAX_SSE_LINE_CHARS = 1024 * 1024
+#: Most content blocks one streamed answer may open (each costs a little state here).
+MAX_STREAM_BLOCKS = 1024
+#: Longest stop sequence list Anthropic accepts from one request.
+MAX_STOP_SEQUENCES = 16
+
+# Anthropic's stop reasons in OpenAI's words; an unknown reason is reported as a plain stop.
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+# Upstream error messages are shown to clients only after anything key-like is cut out:
+# a provider may quote part of the credential it rejected.
+_KEYLIKE = re.compile(r"(?:sk|bst|key|rk|pk)[-_][A-Za-z0-9_*\-]{6,}|[A-Za-z0-9+/_\-]{32,}")
+_DATA_URL = re.compile(r"^data:(image/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/=\s]+)$", re.DOTALL)
+
+
+def _clean_message(msg: Any) -> str:
+    return _KEYLIKE.sub("[redacted]", str(msg or "")[:MAX_UPSTREAM_MESSAGE_CHARS])
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _index(event: dict[str, Any]) -> int:
+    value = event.get("index")
+    return value if isinstance(value, int) else -1
+
+
+def _invalid(message: str, param: str | None = None) -> InvalidRequest:
+    return InvalidRequest(message, code="unsupported_for_provider", param=param)
+
+
+# -- request: OpenAI chat -> Anthropic messages ------------------------------------
+
+
+def _text_of(content: Any, where: str) -> str:
+    """The text of a content that may only hold text (system prompts, tool results)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                raise _invalid(f"{where} may only hold text parts for this model.", where)
+            parts.append(part["text"])
+        return "\n".join(parts)
+    raise _invalid(f"{where} must be a string or an array of text parts.", where)
+
+
+def _image_block(part: dict[str, Any], where: str) -> dict[str, Any]:
+    image = part.get("image_url")
+    url = image.get("url") if isinstance(image, dict) else image
+    if not isinstance(url, str):
+        raise _invalid(f"{where}: image_url.url must be a string.", where)
+    m = _DATA_URL.match(url)
+    if m:
+        data = re.sub(r"\s+", "", m.group(2))
+        return {"type": "image", "source": {"type": "base64", "media_type": m.group(1), "data": data}}
+    if url.startswith("https://"):
+        return {"type": "image", "source": {"type": "url", "url": url}}
+    raise _invalid(f"{where}: images must be https:// URLs or base64 data: URLs of png, jpeg, gif or webp.", where)
+
+
+def _user_blocks(content: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    if not isinstance(content, list):
+        return []
+    blocks: list[dict[str, Any]] = []
+    for i, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            blocks.append({"type": "text", "text": part["text"]})
+        elif kind == "image_url":
+            blocks.append(_image_block(part, f"{where}[{i}]"))
+        else:
+            raise _invalid(f"{where}[{i}]: content part type {str(kind)[:32]!r} is not supported for this model.",
+                           where)
+    return blocks
+
+
+def _tool_use_blocks(calls: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(calls, list):
+        raise _invalid(f"{where}.tool_calls must be an array.", where)
+    blocks = []
+    for i, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not isinstance(call.get("id"), str):
+            raise _invalid(f"{where}.tool_calls[{i}] needs an id and a function name.", where)
+        raw = fn.get("arguments") or "{}"
+        try:
+            args = json.loads(raw) if isinstance(raw, str) else raw
+        except ValueError:
+            raise _invalid(f"{where}.tool_calls[{i}].function.arguments is not valid JSON.", where) from None
+        if not isinstance(args, dict):
+            raise _invalid(f"{where}.tool_calls[{i}].function.arguments must be a JSON object.", where)
+        blocks.append({"type": "tool_use", "id": call["id"], "name": fn["name"], "input": args})
+    return blocks
+
+
+def _messages(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
+    """The system prompt and the alternating user/assistant turns of an OpenAI message list."""
+    system: list[str] = []
+    turns: list[dict[str, Any]] = []
+
+    def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        # Anthropic wants user and assistant turns to alternate: consecutive ones are merged.
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": role, "content": blocks})
+
+    for i, m in enumerate(messages):
+        where = f"messages[{i}]"
+        role = m.get("role") if isinstance(m, dict) else None
+        if role in ("system", "developer"):
+            text = _text_of(m.get("content"), f"{where}.content")
+            if text:
+                system.append(text)
+        elif role == "user":
+            add("user", _user_blocks(m.get("content"), f"{where}.content"))
+        elif role == "assistant":
+            blocks = []
+            text = _text_of(m.get("content"), f"{where}.content")
+            if text:
+                blocks.append({"type": "text", "text": text})
+            if m.get("tool_calls"):
+                blocks.extend(_tool_use_blocks(m["tool_calls"], where))
+            add("assistant", blocks)
+        elif role == "tool":
+            call_id = m.get("tool_call_id")
+            if not isinstance(call_id, str) or not call_id:
+                raise _invalid(f"{where}: a tool message needs tool_call_id.", where)
+            result = {"type": "tool_result", "tool_use_id": call_id,
+                      "content": _text_of(m.get("content"), f"{where}.content")}
+            add("user", [result])
+        else:
+            raise _invalid(f"{where}: role {str(role)[:32]!r} is not supported for this model.", where)
+    turns = [t for t in turns if t["content"]]
+    if not turns or turns[0]["role"] != "user":
+        # The Messages API must open with a user turn.
+        turns.insert(0, {"role": "user", "content": [{"type": "text", "text": "(continue)"}]})
+    return "\n\n".join(system), turns
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise _invalid("'tools' must be an array.", "tools")
+    out = []
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) and tool.get("type", "function") == "function" else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise _invalid(f"tools[{i}] must be a function with a name.", "tools")
+        schema = fn.get("parameters") or {"type": "object", "properties": {}}
+        entry: dict[str, Any] = {"name": fn["name"], "input_schema": schema}
+        if isinstance(fn.get("description"), str):
+            entry["description"] = fn["description"]
+        out.append(entry)
+    return out
+
+
+def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
+    if choice is None:
+        out: dict[str, Any] | None = {"type": "auto"} if parallel is False else None
+    elif choice == "auto":
+        out = {"type": "auto"}
+    elif choice == "required":
+        out = {"type": "any"}
+    elif choice == "none":
+        out = {"type": "none"}
+    elif isinstance(choice, dict) and isinstance((choice.get("function") or {}).get("name"), str):
+        out = {"type": "tool", "name": choice["function"]["name"]}
+    else:
+        raise _invalid("'tool_choice' must be auto, required, none or a named function.", "tool_choice")
+    if out is not None and parallel is False and out["type"] != "none":
+        out["disable_parallel_tool_use"] = True
+    return out
+
+
+def to_messages_request(body: dict[str, Any], upstream_model: str, default_max_tokens: int) -> dict[str, Any]:
+    """The Messages API body for an OpenAI chat completion body."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        raise _invalid("'messages' must be an array.", "messages")
+    if body.get("n") not in (None, 1):
+        raise _invalid("This model answers one choice per request ('n' must be 1).", "n")
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") not in (None, "text"):
+        raise _invalid("This model does not support 'response_format'; describe the format in the prompt.",
+                       "response_format")
+    system, turns = _messages(messages)
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or default_max_tokens
+    if not isinstance(max_tokens, int) or max_tokens < 1:
+        raise _invalid("'max_tokens' must be a positive integer.", "max_tokens")
+    out: dict[str, Any] = {"model": upstream_model, "max_tokens": max_tokens, "messages": turns}
+    if system:
+        out["system"] = system
+    for key in ("temperature", "top_p"):
+        if body.get(key) is not None:
+            out[key] = body[key]
+    stop = body.get("stop")
+    if stop is not None:
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops) or len(stops) > MAX_STOP_SEQUENCES:
+            raise _invalid(f"'stop' must be a string or up to {MAX_STOP_SEQUENCES} strings.", "stop")
+        if stops:
+            out["stop_sequences"] = stops
+    if body.get("tools"):
+        out["tools"] = _tools(body["tools"])
+    choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+    if choice is not None and "tools" in out:
+        out["tool_choice"] = choice
+    if body.get("stream"):
+        out["stream"] = True
+    return out
+
+
+# -- answers: Anthropic message -> OpenAI chat.completion -----------------------------
+
+
+def _usage(usage: Any, output_tokens: int | None = None) -> dict[str, int]:
+    u = usage if isinstance(usage, dict) else {}
+
+    def num(key: str) -> int:
+        v = u.get(key)
+        return v if isinstance(v, int) and v >= 0 else 0
+
+    # Cached prompt tokens are prompt tokens too: spend accounting must see all of them.
+    prompt = num("input_tokens") + num("cache_creation_input_tokens") + num("cache_read_input_tokens")
+    completion = num("output_tokens") if output_tokens is None else output_tokens
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def to_chat_completion(message: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAI chat.completion for a Messages API answer."""
+    blocks = message.get("content")
+    if not isinstance(blocks, list):
+        raise UpstreamFailed("The model provider's answer has no content.", code="upstream_invalid_response")
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in blocks:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text" and isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            calls.append({"id": str(block.get("id", "")), "type": "function",
+                          "function": {"name": str(block.get("name", "")),
+                                       "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False)}})
+        # thinking and other block kinds have no place in an OpenAI answer
+    msg: dict[str, Any] = {"role": "assistant", "content": "".join(texts) if texts or not calls else None}
+    if calls:
+        msg["tool_calls"] = calls
+    return {
+        "id": "chatcmpl-" + str(message.get("id", ""))[:64],
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": str(message.get("model", "")),
+        "choices": [{"index": 0, "message": msg,
+                     "finish_reason": FINISH_REASONS.get(str(message.get("stop_reason")), "stop")}],
+        "usage": _usage(message.get("usage")),
+    }
+
+
+class StreamTranslator:
+    """Turns Messages API stream events into chat.completion.chunk dicts, one event at a time."""
+
+    def __init__(self, upstream_model: str, include_usage: bool) -> None:
+        self._base: dict[str, Any] = {"id": "chatcmpl-", "object": "chat.completion.chunk",
+                                      "created": int(time.time()), "model": upstream_model}
+        self._include_usage = include_usage
+        self._usage: Any = {}
+        self._output_tokens = 0
+        #: content block index -> tool call index, for blocks that are tool calls
+        self._tools: dict[int, int] = {}
+        self._blocks = 0
+        self.done = False
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {**self._base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The chunks one event becomes (often none)."""
+        kind = event.get("type")
+        if kind == "message_start":
+            msg = _dict(event.get("message"))
+            self._base["id"] = "chatcmpl-" + str(msg.get("id", ""))[:64]
+            self._base["model"] = str(msg.get("model") or self._base["model"])
+            self._usage = msg.get("usage") or {}
+            return [self._chunk({"role": "assistant", "content": ""})]
+        if kind == "content_block_start":
+            self._blocks += 1
+            if self._blocks > MAX_STREAM_BLOCKS:
+                raise UpstreamFailed("The model provider sent too many content blocks.",
+                                     code="upstream_invalid_response")
+            block = _dict(event.get("content_block"))
+            if block.get("type") == "tool_use":
+                index = len(self._tools)
+                self._tools[_index(event)] = index
+                call = {"index": index, "id": str(block.get("id", "")), "type": "function",
+                        "function": {"name": str(block.get("name", "")), "arguments": ""}}
+                return [self._chunk({"tool_calls": [call]})]
+            if block.get("type") == "text" and block.get("text"):
+                return [self._chunk({"content": str(block["text"])})]
+            return []
+        if kind == "content_block_delta":
+            delta = _dict(event.get("delta"))
+            if delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+                return [self._chunk({"content": delta["text"]})]
+            if delta.get("type") == "input_json_delta":
+                known = self._tools.get(_index(event))
+                if known is None:
+                    raise UpstreamFailed("The model provider sent arguments for an unknown tool call.",
+                                         code="upstream_invalid_response")
+                part = {"index": known, "function": {"arguments": str(delta.get("partial_json", ""))}}
+                return [self._chunk({"tool_calls": [part]})]
+            return []  # thinking, signatures and future delta kinds
+        if kind == "message_delta":
+            usage = _dict(event.get("usage"))
+            if isinstance(usage.get("output_tokens"), int):
+                self._output_tokens = usage["output_tokens"]
+            reason = _dict(event.get("delta")).get("stop_reason")
+            if reason is None:
+                return []
+            return [self._chunk({}, FINISH_REASONS.get(str(reason), "stop"))]
+        if kind == "message_stop":
+            self.done = True
+            if not self._include_usage:
+                return []
+            return [{**self._base, "choices": [], "usage": _usage(self._usage, self._output_tokens)}]
+        if kind == "error":
+            err = _dict(event.get("error"))
+            if err.get("type") == "overloaded_error":
+                raise UpstreamFailed("The model provider is overloaded; retry later.", code="upstream_overloaded")
+            raise UpstreamFailed("The model provider failed while streaming.")
+        return []  # ping, content_block_stop and event kinds added later
+
+
+# -- the provider -----------------------------------------------------------------------
+
+
+class AnthropicProvider:
+    """A provider speaking Anthropic's Messages API, over one pooled HTTP client."""
+
+    def __init__(self, settings: ProviderSettings, api_key: Secret | None, *, max_response_bytes: int) -> None:
+        self.name = settings.name
+        self.type: str = settings.type
+        self._default_max_tokens = settings.default_max_tokens
+        self._max_response_bytes = max_response_bytes
+        headers = dict(settings.headers)
+        headers["anthropic-version"] = settings.anthropic_version
+        if api_key is not None:
+            headers["x-api-key"] = api_key.reveal()
+        t = settings.timeouts
+        self._client = httpx.AsyncClient(
+            base_url=settings.base_url.rstrip("/"),
+            headers=headers,
+            timeout=httpx.Timeout(connect=t.connect_seconds, read=t.read_seconds, write=t.write_seconds,
+                                  pool=t.pool_seconds),
+            limits=httpx.Limits(max_connections=settings.max_connections,
+                                max_keepalive_connections=settings.max_connections),
+            follow_redirects=False,
+            trust_env=False,
+        )
+
+    async def _send(self, req: UpstreamRequest, *, stream: bool) -> httpx.Response:
+        body = to_messages_request({**req.body, "stream": stream}, req.upstream_model, self._default_max_tokens)
+        try:
+            request = self._client.build_request("POST", "/messages", json=body,
+                                                 headers={"X-Request-Id": req.request_id})
+            return await self._client.send(request, stream=True)
+        except httpx.TimeoutException:
+            raise UpstreamTimeout() from None
+        except httpx.HTTPError:
+            raise UpstreamFailed("The model provider could not be reached.", code="upstream_unreachable") from None
+
+    async def _read_capped(self, resp: httpx.Response) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async for chunk in resp.aiter_bytes():
+                size += len(chunk)
+                if size > self._max_response_bytes:
+                    raise UpstreamFailed("The model provider's answer is too large.",
+                                         code="upstream_response_too_large")
+                chunks.append(chunk)
+        except httpx.TimeoutException:
+            raise UpstreamTimeout() from None
+        except httpx.HTTPError:
+            raise UpstreamFailed("The connection to the model provider failed.", code="upstream_unreachable") from None
+        finally:
+            await resp.aclose()
+        return b"".join(chunks)
+
+    async def _raise_for_status(self, resp: httpx.Response) -> None:
+        status = resp.status_code
+        if status < 400:
+            return
+        raw = await self._read_capped(resp)
+        upstream_msg = ""
+        try:
+            parsed = json.loads(raw)
+            err = parsed.get("error") if isinstance(parsed, dict) else None
+            upstream_msg = str(err.get("message", "")) if isinstance(err, dict) else ""
+        except ValueError:
+            pass
+        if status == 429:
+            retry = resp.headers.get("retry-after", "")
+            headers = {"Retry-After": retry} if retry.isdigit() else {}
+            raise RateLimited("The model provider is rate limiting requests; retry later.",
+                              code="upstream_rate_limited", headers=headers)
+        if status in (401, 403):
+            # Never forward: the provider's words may quote our credential.
+            raise UpstreamFailed("The gateway's credentials for this provider were rejected.",
+                                 code="upstream_auth_failed")
+        if status == 529:
+            raise UpstreamFailed("The model provider is overloaded; retry later.", code="upstream_overloaded")
+        if 400 <= status < 500:
+            msg = "The model provider rejected the request"
+            cleaned = _clean_message(upstream_msg)
+            raise InvalidRequest(f"{msg}: {cleaned}" if cleaned else msg + ".", code="upstream_bad_request")
+        raise UpstreamFailed(f"The model provider returned an error (HTTP {status}).")
+
+    async def chat(self, req: UpstreamRequest) -> dict[str, Any]:
+        """POST /messages and return the answer as an OpenAI chat.completion."""
+        resp = await self._send(req, stream=False)
+        await self._raise_for_status(resp)
+        raw = await self._read_capped(resp)
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise UpstreamFailed("The model provider's answer is not valid JSON.",
+                                 code="upstream_invalid_response") from None
+        if not isinstance(data, dict):
+            raise UpstreamFailed("The model provider's answer is not a JSON object.", code="upstream_invalid_response")
+        return to_chat_completion(data)
+
+    async def chat_stream(self, req: UpstreamRequest) -> AsyncIterator[dict[str, Any]]:
+        """POST /messages with stream=true and yield OpenAI chunks translated from its events."""
+        resp = await self._send(req, stream=True)
+        await self._raise_for_status(resp)
+        if "text/event-stream" not in resp.headers.get("content-type", ""):
+            await resp.aclose()
+            raise UpstreamFailed("The model provider did not answer with a stream.", code="upstream_invalid_response")
+        include_usage = bool((req.body.get("stream_options") or {}).get("include_usage"))
+        translator = StreamTranslator(req.upstream_model, include_usage)
+        try:
+            async for line in resp.aiter_lines():
+                if len(line) > MAX_SSE_LINE_CHARS:
+                    raise UpstreamFailed("The model provider sent an oversized event.",
+                                         code="upstream_invalid_response")
+                if not line.startswith("data:"):
+                    continue  # event names (the data repeats them), comments and blank separators
+                try:
+                    event = json.loads(line[5:])
+                except ValueError:
+                    raise UpstreamFailed("The model provider sent an invalid stream event.",
+                                         code="upstream_invalid_response") from None
+                if not isinstance(event, dict):
+                    raise UpstreamFailed("The model provider sent an invalid stream event.",
+                                         code="upstream_invalid_response")
+                for chunk in translator.feed(event):
+                    yield chunk
+                if translator.done:
+                    return
+            # The connection closed without message_stop: the answer may be cut short.
+            raise UpstreamFailed("The model provider ended the stream early.", code="upstream_incomplete")
+        except httpx.TimeoutException:
+            raise UpstreamTimeout() from None
+        except httpx.HTTPError:
+            raise UpstreamFailed("The connection to the model provider failed.", code="upstream_unreachable") from None
+        finally:
+            await resp.aclose()
+
+    async def embeddings(self, req: UpstreamRequest) -> dict[str, Any]:
+        """Refuse: the Messages API has no embeddings."""
+        raise InvalidRequest(f"Provider {self.name!r} (Anthropic) offers no embeddings; use an embedding model "
+                             "from another provider.", code="unsupported_for_provider", param="model")
+
+    async def aclose(self) -> None:
+        """Close the pooled connections."""
+        await self._client.aclose()
