@@ -118,7 +118,8 @@ def main() -> None:
     results: dict[str, Any] = {
         "benchmark": "audit_commit",
         "seconds_per_run": args.seconds,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        # The load average says how much else ran: on a shared machine, figures move with it.
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "loadavg_before": os.getloadavg()},
         "backends": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
