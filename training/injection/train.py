@@ -49,8 +49,9 @@ def samples(rows: list[dict[str, object]]) -> tuple[list[dict[str, float]], list
             feats = features_of_words(win)
             if not feats:
                 continue
+            # A bag of features, each occurrence worth 1/sqrt(n): exactly what inference computes.
             v = 1.0 / len(feats) ** 0.5
-            xs.append(dict.fromkeys(feats, v))
+            xs.append({f: c * v for f, c in Counter(feats).items()})
             ys.append(int(row["label"]))  # type: ignore[call-overload]
     return xs, ys
 

@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import json
 import math
+from itertools import accumulate, repeat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bastion.errors import ConfigError
-from bastion.protect.injection.features import features_of_words, windows, words_of
+from bastion.protect.injection.features import (
+    CHAR_N,
+    WINDOW_WORDS,
+    char_grams,
+    features_of_words,
+    joined_words,
+    pair_features,
+    window_bounds,
+    word_features,
+    words_of,
+)
 
 #: The artefact format this code reads.
 ARTEFACT_FORMAT = "bastion-injection-linear/1"
@@ -51,7 +62,25 @@ class LinearClassifier:
     def probability(self, folded: str) -> float:
         """The highest window probability over the folded text."""
         words = words_of(folded)
-        return max(self.window_probability(w) for w in windows(words))
+        if len(words) <= WINDOW_WORDS:
+            return self.window_probability(words)
+        # Long text: weigh every feature once, then each window is three prefix-sum differences.
+        get = self.weights.get
+        zero = repeat(0.0)
+        joined = joined_words(words)
+        grams = list(accumulate(map(get, char_grams(joined), zero), initial=0.0))
+        singles = list(accumulate(map(get, word_features(words), zero), initial=0.0))
+        pairs = list(accumulate(map(get, pair_features(words), zero), initial=0.0))
+        # starts[i]: index in ``joined`` where word i begins (after the leading space).
+        starts = list(accumulate((len(w) + 1 for w in words), initial=1))
+        best = 0.0
+        for s, e in window_bounds(len(words)):
+            g_first = starts[s] - 1
+            g_last = starts[e - 1] + len(words[e - 1]) - CHAR_N + 1
+            n = (e - s) + (e - s - 1) + (g_last - g_first + 1)
+            total = (singles[e] - singles[s]) + (pairs[e - 1] - pairs[s]) + (grams[g_last + 1] - grams[g_first])
+            best = max(best, _sigmoid(self.bias + total / math.sqrt(n)))
+        return best
 
 
 def load_classifier(path: str | Path = DEFAULT_ARTEFACT) -> LinearClassifier:

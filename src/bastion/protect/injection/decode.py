@@ -27,7 +27,9 @@ _HEX = re.compile(r"(?<![0-9A-Fa-f])(?:[0-9A-Fa-f]{2}[ :]?){8,}(?![0-9A-Fa-f])")
 _SPACED_HEX_CUE = re.compile(r"[0-9a-fA-F]{2}[ :][0-9a-fA-F]{2}[ :][0-9a-fA-F]{2}[ :][0-9a-fA-F]{2}[ :]")
 _HEX_ESCAPED = re.compile(r"(?:\\x[0-9A-Fa-f]{2}){6,}")
 _URL_ENCODED = re.compile(r"(?:%[0-9A-Fa-f]{2}[^%\s]{0,3}){4,}")
-_ROT13_CUE = re.compile(r"rot[ -]?13|caesar|cipher|rotate|rotated|rot-thirteen", re.IGNORECASE)
+#: Words that suggest a rot13 or reversed payload; checked as substrings of the lower-cased text first.
+_ROT13_WORDS = ("rot13", "rot-13", "rot 13", "caesar", "cipher", "rotat", "rot-thirteen")
+_REVERSE_WORDS = ("revers", "backward", "right to left", "mirror")
 _REVERSE_CUE = re.compile(
     r"\b(?:reversed|backwards|right to left|mirrored)\b"
     r"|\breverse (?:this|it|the following|the text|the message|the order of the letters)",
@@ -107,9 +109,10 @@ def decoded_payloads(text: str) -> list[tuple[str, str]]:
         for m in _URL_ENCODED.finditer(text):
             if not add("url-encoding", unquote(m.group(0)[:MAX_CANDIDATE_CHARS])):
                 return out
-    if _ROT13_CUE.search(text):
+    low = text.lower()
+    if any(map(low.__contains__, _ROT13_WORDS)):
         if not add("rot13", codecs.decode(text[:MAX_CANDIDATE_CHARS], "rot13")):
             return out
-    if _REVERSE_CUE.search(text):
+    if any(map(low.__contains__, _REVERSE_WORDS)) and _REVERSE_CUE.search(text):
         add("reversed", text[:MAX_CANDIDATE_CHARS][::-1])
     return out

@@ -1,7 +1,10 @@
 """Features of the linear classifier: words, word pairs and character 4-grams of folded text.
 
-Training (``training/injection/train.py``) and inference both call these
-functions, so the model sees the same features in both places.
+A window of words is a bag (multiset) of these features, each worth
+``1/sqrt(n)`` for a bag of ``n``. Training (``training/injection/train.py``)
+builds bags with ``features_of_words``; inference scores every window of a
+long text at once from prefix sums of per-position weights, which gives the
+same numbers without building a bag per window.
 """
 
 from __future__ import annotations
@@ -25,22 +28,43 @@ def words_of(folded: str) -> list[str]:
     return _WORD.findall(folded)
 
 
-def features_of_words(words: list[str]) -> set[str]:
-    """The feature set of one run of words."""
-    joined = " " + " ".join(words) + " "
+def joined_words(words: list[str]) -> str:
+    """Words joined by single spaces, padded with one space on each side (the character n-gram source)."""
+    return " " + " ".join(words) + " "
+
+
+def char_grams(joined: str) -> list[str]:
+    """Every character n-gram of a joined string, in order."""
     n = CHAR_N
-    # Set comprehensions and map keep the loops in C; this runs for every window of every text.
-    feats = {joined[i : i + n] for i in range(len(joined) - n + 1)}
-    feats.update(map("w:".__add__, words))
-    feats.update(map("b:{} {}".format, words, words[1:]))
-    return feats
+    return [joined[i : i + n] for i in range(len(joined) - n + 1)]
+
+
+def word_features(words: list[str]) -> list[str]:
+    """Word features, one per word, in order."""
+    return list(map("w:".__add__, words))
+
+
+def pair_features(words: list[str]) -> list[str]:
+    """Word-pair features, one per adjacent pair, in order."""
+    return list(map("b:{} {}".format, words, words[1:]))
+
+
+def features_of_words(words: list[str]) -> list[str]:
+    """The bag of features of one window of words (repeats kept)."""
+    return char_grams(joined_words(words)) + word_features(words) + pair_features(words)
+
+
+def window_bounds(count: int) -> Iterator[tuple[int, int]]:
+    """(start, end) word indices of the overlapping windows covering ``count`` words."""
+    if count <= WINDOW_WORDS:
+        yield 0, count
+        return
+    step = WINDOW_WORDS - WINDOW_OVERLAP
+    for start in range(0, count - WINDOW_OVERLAP, step):
+        yield start, min(count, start + WINDOW_WORDS)
 
 
 def windows(words: list[str]) -> Iterator[list[str]]:
     """Overlapping windows of words covering the whole text."""
-    if len(words) <= WINDOW_WORDS:
-        yield words
-        return
-    step = WINDOW_WORDS - WINDOW_OVERLAP
-    for start in range(0, len(words) - WINDOW_OVERLAP, step):
-        yield words[start : start + WINDOW_WORDS]
+    for start, end in window_bounds(len(words)):
+        yield words[start:end]

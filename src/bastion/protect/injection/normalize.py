@@ -84,11 +84,17 @@ def _join_spaced(match: re.Match[str]) -> str:
     return _SPACED_SEP.sub("", match.group(0))
 
 
+#: One pass that says whether any evasion variant could apply (most texts: none).
+_ANY_EVASION = re.compile(f"{_LEET_WORD.pattern}|{_SPACED_LETTERS.pattern}")
+
+
 def variants(folded: str) -> list[tuple[str, str]]:
     """Alternative readings of folded text worth scanning, each with the evasion it undoes."""
     out: list[tuple[str, str]] = []
-    if _MIXED_SCRIPT.search(folded):
+    if not folded.isascii() and _MIXED_SCRIPT.search(folded):
         out.append(("homoglyphs", folded.translate(_CONFUSABLES)))
+    if _ANY_EVASION.search(folded) is None:
+        return out
     if _LEET_WORD.search(folded):
         out.append(("leetspeak", folded.translate(_LEET)))
     if _SPACED_LETTERS.search(folded):
