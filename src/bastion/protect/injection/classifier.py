@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from itertools import accumulate, repeat
 from dataclasses import dataclass
+from itertools import accumulate, repeat
 from pathlib import Path
 from typing import Any
 
