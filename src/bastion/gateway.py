@@ -138,7 +138,8 @@ class Gateway:
 
     async def _record(self, ctx: RequestContext, kind: str) -> None:
         """Commit the request's event, then any alerts the request raised."""
-        event = build_request_event(ctx, self.settings.audit.content)
+        event = build_request_event(ctx, self.settings.audit.content,
+                                    max_content_chars=self.settings.audit.max_content_chars)
         event["kind"] = kind
         await self._append(event)
         alerts = ctx.state.pop(ALERTS_STATE_KEY, None) or []
