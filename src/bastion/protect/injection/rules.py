@@ -123,7 +123,38 @@ def _english() -> list[Rule]:
     ign = (
         r"(?:ignore|disregard|forget|skip|override|overrule|bypass|neglect|abandon|discard|drop|"
         r"set aside|throw away|pay no attention to|do not follow|don't follow|dont follow|stop following|"
-        r"no longer follow|do not obey|don't obey|stop obeying|erase|delete|clear|reset)"
+        r"no longer follow|do not obey|don't obey|stop obeying|erase|delete|clear|reset|scrap|ditch|toss|nuke|junk|shelve)"
+    )
+    # Every verb of ``ign`` starts with one of these (the prefilter relies on it; a test checks).
+    ign_anchors = (
+        "ignor",
+        "disregard",
+        "forget",
+        "skip",
+        "overr",
+        "bypass",
+        "neglect",
+        "abandon",
+        "discard",
+        "drop",
+        "set aside",
+        "throw",
+        "pay no",
+        "do not",
+        "don't",
+        "dont",
+        "stop",
+        "no longer",
+        "erase",
+        "delete",
+        "clear",
+        "reset",
+        "scrap",
+        "ditch",
+        "toss",
+        "nuke",
+        "junk",
+        "shelve",
     )
     prior = (
         r"(?:previous|prior|above|earlier|preceding|original|initial|old|former|foregoing|system|all|any|your|every)"
@@ -151,7 +182,7 @@ def _english() -> list[Rule]:
         r"original instructions|original prompt|starting instructions|first instructions|pre-?prompt|meta ?prompt|"
         r"hidden (?:instructions|prompt|configuration|rules|text|message)|secret (?:instructions|prompt|rules)|"
         r"internal (?:instructions|prompt|rules|guidelines|configuration)|developer (?:message|prompt|instructions)|"
-        r"(?:instructions|rules|guidelines|directives|prompt) (?:you were|you've been|you have been|that you were) (?:given|told|provided)|"
+        r"(?:instructions|rules|guidelines|directives|prompt|text|message) (?:you were|you've been|you have been|that you were) (?:given|told|provided|configured|initiali[sz]ed|programmed|set up|started|primed|loaded)|"
         r"(?:instructions|rules|prompt) you (?:received|got|have)|initiali[sz]ation|confidential (?:instructions|configuration))"
     )
     danger = r"(?:delete|drop|remove|destroy|wipe|purge|erase|truncate|transfer|wire|pay|refund|grant|revoke|disable|reset|exec|execute|shell|run_command|send|forward|export|share|approve|create_admin|make_admin|elevate|shutdown|kill)"
@@ -162,27 +193,7 @@ def _english() -> list[Rule]:
             "direct",
             0.92,
             rf"\b{ign} (?:{gap(3)}){prior} {gap(3)}{obj}\b",
-            (
-                "ignor",
-                "disregard",
-                "forget",
-                "skip",
-                "overr",
-                "bypass",
-                "neglect",
-                "abandon",
-                "discard",
-                "drop",
-                "set aside",
-                "throw",
-                "attention",
-                "follow",
-                "obey",
-                "erase",
-                "delete",
-                "clear",
-                "reset",
-            ),
+            ign_anchors,
         ),
         compile_rule(
             "ignore-the-rules",
@@ -190,6 +201,13 @@ def _english() -> list[Rule]:
             0.55,
             rf"\b{ign} (?:the |these |those |my |its )?(?:rules|instructions|guidelines|directives|restrictions|safety (?:rules|guidelines|filters?)|content (?:policy|filter))\b",
             ("ignor", "disregard", "forget", "overr", "bypass", "follow", "obey"),
+        ),
+        compile_rule(
+            "ignore-configured",
+            "direct",
+            0.9,
+            rf"\b{ign} {gap(3)}{obj} (?:that |which )?you(?: were|'ve been| have been| got| had been) (?:given|configured|programmed|set up|initiali[sz]ed|provided|trained|instructed|loaded|primed|told)\b",
+            ign_anchors,
         ),
         compile_rule(
             "forget-everything",
@@ -836,8 +854,20 @@ def _multilingual() -> list[Rule]:
             "es-ignore-instructions",
             "direct",
             0.9,
-            rf"\b(?:ignora|ignore|ignoren|ignorar|olvida|olvide|olviden|olvidar|omite|omita|descarta|descarte|haz caso omiso (?:a|de)|hagan caso omiso (?:a|de)|no sigas|no siga|pasa por alto|anula|anule|salta(?:te)?) {gap(3)}(?:instrucciones|indicaciones|reglas|ordenes|directrices|normas|directivas|restricciones|pautas|todo lo anterior|lo anterior|todo lo que te)\b",
-            ("ignor", "olvid", "omit", "descart", "caso omiso", "no sig", "por alto", "anul", "salta"),
+            rf"\b(?:ignora|ignore|ignoren|ignorar|ignora|olvida|olvide|olviden|olvidar|omite|omita|descarta|descarte|deja de lado|deja a un lado|deja atras|no hagas caso (?:a|de)|haz caso omiso (?:a|de)|hagan caso omiso (?:a|de)|no sigas|no siga|pasa por alto|anula|anule|salta(?:te)?) {gap(3)}(?:instrucciones|indicaciones|reglas|ordenes|directrices|normas|directivas|restricciones|pautas|todo lo anterior|lo anterior|todo lo que te)\b",
+            (
+                "ignor",
+                "olvid",
+                "omit",
+                "descart",
+                "caso omiso",
+                "no sig",
+                "por alto",
+                "anul",
+                "salta",
+                "deja",
+                "no hagas",
+            ),
         ),
         compile_rule(
             "es-reveal-prompt",
@@ -1052,6 +1082,39 @@ def _multilingual() -> list[Rule]:
                 "regel",
                 "instructies",
             ),
+        ),
+        compile_rule(
+            "xx-repeat-above",
+            "extraction",
+            0.8,
+            rf"\b(?:wiederhole|wiederholen sie|gib|zeige|zeig|repete[zs]?|recopie[zs]?|affiche[zs]?|repite|repita|muestra|copia|ripeti|ripeta|mostra|copia|repete|mostre|herhaal|toon|kopieer) {gap(4)}"
+            r"(?:(?:den |die |das )?(?:text |nachricht |inhalt )?(?:uber (?:dieser|meiner|der) (?:nachricht|frage)|obigen|oben|davor)|(?:le )?(?:texte |message |contenu )?(?:ci-dessus|au-dessus|precedent)|(?:el )?(?:texto |mensaje )?(?:de arriba|anterior|previo)|(?:il )?(?:testo |messaggio )?(?:sopra|precedente)|(?:o )?(?:texto |mensagem )?(?:acima|anterior)|(?:de )?(?:tekst |bericht )?(?:hierboven|boven dit|hiervoor))\b"
+            r".{0,60}\b(?:beginnend mit|beginne mit|fang an mit|commencant par|commence par|en commencant par|empezando (?:con|por)|comenzando (?:con|por)|iniziando (?:con|da)|a partire da|comecando (?:com|por)|beginnend met|te beginnen met)\b",
+            (
+                "wiederhol",
+                "gib",
+                "zeig",
+                "repete",
+                "recopie",
+                "affiche",
+                "repite",
+                "repita",
+                "muestra",
+                "copia",
+                "ripet",
+                "mostra",
+                "mostre",
+                "herhaal",
+                "toon",
+                "kopieer",
+            ),
+        ),
+        compile_rule(
+            "xx-starting-with-you-are",
+            "extraction",
+            0.8,
+            r"\b(?:beginnend mit|beginne mit|fang an mit|commencant par|commence par|en commencant par|empezando (?:con|por)|comenzando (?:con|por)|iniziando (?:con|da)|comecando (?:com|por)|beginnend met|te beginnen met) [\"'“‘`«„]? ?(?:du bist|sie sind|tu es|vous etes|eres|tu eres|usted es|sei|tu sei|voce e|tu es|je bent|jij bent|u bent)\b",
+            ("beginn", "fang", "commen", "empez", "comenz", "inizi", "comec", "te beginnen"),
         ),
         # Polish and Turkish (common in red-team sets)
         compile_rule(
