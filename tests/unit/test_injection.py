@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import codecs
+import json
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,8 @@ from bastion.protect.injection import InjectionDetector, InjectionSettings, load
 from bastion.protect.injection.decode import decoded_payloads
 from bastion.protect.injection.normalize import fold, variants
 from bastion.protect.injection.rules import RuleSet, compile_rule, default_rules
+
+HELDOUT_DIR = Path(__file__).resolve().parents[2] / "training" / "injection"
 
 ATTACKS: list[tuple[str, str]] = [
     # direct
@@ -209,7 +213,10 @@ def test_rule_definitions_are_checked() -> None:
 def test_every_rule_fires_on_its_own_anchor_path() -> None:
     """The prefilter never hides a match: scanning with and without it agrees on a mixed corpus."""
     rules = default_rules()
-    texts = [t for _, t in ATTACKS] + [t for _, t in MULTILINGUAL] + BENIGN
+    texts = [t for _, t in ATTACKS] + [t for _, t in MULTILINGUAL] + BENIGN + ENCODED
+    for path in sorted(HELDOUT_DIR.glob("heldout*.jsonl")):
+        texts += [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert len(texts) > 200
     for text in texts:
         folded = fold(text)
         filtered = {h.rule.name for h in rules.scan(folded)}
