@@ -199,11 +199,61 @@ class ToolTokenSettings(_Section):
         return self
 
 
+class ToolProxySettings(_Section):
+    """How the MCP and REST tool proxy serves calls (docs/tool-proxy.md)."""
+
+    #: The gateway's URL as clients reach it; ``None``: ``http://{server.host}:{server.port}``.
+    public_url: str | None = None
+    #: Scopes a user holds by group or role name (added to the scopes of their OIDC token).
+    role_scopes: dict[str, list[str]] = Field(default_factory=dict)
+    #: Id of the acting client when the caller names none (the ``act`` claim of minted tokens).
+    default_actor: str = Field(default="bastion-tool-proxy", pattern=_NAME_PATTERN)
+    #: Action classes held for approval whatever policy says (the issue's default: writes and deletes).
+    approval_actions: list[ActionClass] = Field(default_factory=lambda: ["write", "delete"])
+    #: ``spotlight`` wraps a result that looks like an injection as data; ``block`` withholds it.
+    result_injection: Literal["spotlight", "block"] = "spotlight"
+    #: Largest JSON body of a REST invoke or MCP message, in bytes.
+    max_request_bytes: int = Field(default=1024 * 1024, gt=0, le=16 * 1024 * 1024)
+    #: Tool calls one workflow (``X-Bastion-Workflow-Id``) may make.
+    workflow_max_calls: int = Field(default=50, ge=1, le=100_000)
+    #: Seconds a workflow may run from its first call.
+    workflow_max_seconds: float = Field(default=900.0, gt=0, le=86_400)
+    #: Workflows remembered at once (oldest forgotten first).
+    workflow_max_tracked: int = Field(default=100_000, ge=100, le=10_000_000)
+    #: Seconds one MCP client connection to an upstream server may take, end to end.
+    mcp_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
+
+
+class ApprovalSettings(_Section):
+    """Human approval of held tool calls."""
+
+    #: Roles whose holders may approve or deny (never their own requests).
+    reviewer_roles: list[str] = Field(default_factory=lambda: ["approver", "admin"])
+    #: Seconds a request stays open before it expires.
+    ttl_seconds: int = Field(default=3600, ge=10, le=30 * 86_400)
+    #: Seconds an MCP call waits for a decision before answering that it is still pending.
+    mcp_wait_seconds: float = Field(default=60.0, ge=0, le=3600)
+    #: Seconds between two looks at the database while an MCP call waits.
+    poll_seconds: float = Field(default=0.5, gt=0, le=30)
+    #: Run an approved REST call as soon as it is approved (else on ``POST .../execute``).
+    auto_execute: bool = False
+    #: URL notified (POST JSON) of new and decided requests; failures are logged, never block.
+    webhook_url: str | None = None
+    webhook_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, v: str | None) -> str | None:
+        return _check_url(v, "webhook_url")
+
+
 class ToolsSettings(_Section):
     """The ``tools:`` section: token settings and the registered tools."""
 
     tokens: ToolTokenSettings = ToolTokenSettings()
     registry: list[ToolSettings] = Field(default_factory=list)
+    proxy: ToolProxySettings = ToolProxySettings()
+    approvals: ApprovalSettings = ApprovalSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> ToolsSettings:

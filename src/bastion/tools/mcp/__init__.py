@@ -1,0 +1,1 @@
+"""MCP for the tool proxy: the server Bastion offers at ``/mcp`` and the client it uses for upstream servers."""

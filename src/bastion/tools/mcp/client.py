@@ -1,0 +1,77 @@
+"""Calling a tool on a registered MCP server with the official SDK, one short session per call.
+
+Each HTTP request of the session (initialize, the call, the closing DELETE)
+carries its own freshly minted token, bound to that request's exact body, so a
+token captured from one message is useless for any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+import anyio
+import httpx2
+from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from bastion.errors import UpstreamFailed, UpstreamTimeout
+from bastion.tools.config import ToolSettings
+
+#: Makes the bearer token for one exact HTTP body.
+BearerFor = Callable[[bytes], Awaitable[str]]
+#: Seconds to connect to an upstream MCP server.
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+class BodyBoundAuth(httpx2.Auth):
+    """Sets, on every request of an MCP session, a token minted for that request's body."""
+
+    requires_request_body = True
+
+    def __init__(self, bearer_for: BearerFor, request_id: str) -> None:
+        self._bearer_for = bearer_for
+        self._request_id = request_id
+
+    async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        """Mint for exactly the bytes about to be sent, then send them."""
+        token = await self._bearer_for(bytes(request.content))
+        request.headers["Authorization"] = f"Bearer {token}"
+        request.headers["X-Request-Id"] = self._request_id
+        yield request
+
+
+class McpToolClient:
+    """Calls ``tools/call`` on an upstream MCP server over Streamable HTTP, with a deadline."""
+
+    def __init__(self, *, timeout_seconds: float) -> None:
+        self._timeout = timeout_seconds
+
+    async def call(
+        self, tool: ToolSettings, arguments: dict[str, Any], *, bearer_for: BearerFor, request_id: str
+    ) -> dict[str, Any]:
+        """The upstream ``CallToolResult`` in its wire form (``content``, ``isError``, ...)."""
+        assert tool.mcp_url is not None
+        limit = min(self._timeout, tool.timeout_seconds)
+        timeout = httpx2.Timeout(limit, connect=min(CONNECT_TIMEOUT_SECONDS, limit))
+        auth = BodyBoundAuth(bearer_for, request_id)
+        try:
+            with anyio.fail_after(limit):
+                async with (
+                    httpx2.AsyncClient(auth=auth, timeout=timeout, trust_env=False) as http,
+                    streamable_http_client(tool.mcp_url, http_client=http) as (read, write),
+                    ClientSession(read, write, read_timeout_seconds=limit) as session,
+                ):
+                    await session.initialize()
+                    result = await session.call_tool(tool.remote_name, arguments)
+        except TimeoutError:
+            raise UpstreamTimeout("The MCP tool did not answer in time.", code="tool_timeout") from None
+        except MCPError as exc:
+            raise UpstreamFailed(f"The MCP server refused the call ({exc.error.code}).", code="tool_error") from None
+        except Exception as exc:  # noqa: BLE001 - SDK, transport and task-group errors all mean one thing here
+            raise UpstreamFailed(
+                f"The MCP server could not be reached ({type(exc).__name__}).", code="tool_unreachable"
+            ) from None
+        wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return wire
