@@ -8,6 +8,7 @@ from bastion.errors import ConfigError, UnknownModel
 from bastion.providers.anthropic import AnthropicProvider
 from bastion.providers.base import Provider
 from bastion.providers.echo import EchoProvider
+from bastion.providers.fallback import with_fallbacks
 from bastion.providers.openai_compat import OpenAICompatibleProvider
 from bastion.providers.secrets import SecretResolver
 from bastion.settings import ModelSettings, Settings
@@ -51,7 +52,8 @@ class ProviderRegistry:
                 providers[p.name] = AnthropicProvider(p, key, max_response_bytes=settings.server.max_response_bytes)
                 continue
             providers[p.name] = OpenAICompatibleProvider(p, key, max_response_bytes=settings.server.max_response_bytes)
-        return cls(providers, list(settings.models))
+        # Providers serving a model with fallbacks are wrapped, so a failure can go on to a fallback.
+        return cls(with_fallbacks(providers, settings.models), list(settings.models))
 
     def route(self, model: str, kind: str) -> Route:
         """The route for ``model``, which must serve ``kind`` requests."""
