@@ -15,10 +15,12 @@ MAX_ENCODED_CHARS = 64 * 1024
 #: Share of printable characters a decoded run needs to count as text.
 MIN_PRINTABLE_SHARE = 0.9
 
-_BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}", re.ASCII)
+#: Runs start only where the previous character is outside the alphabet, so a short word is
+#: rejected once, not once per letter.
+_BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}", re.ASCII)
 _HEX = re.compile(r"\b(?:0x)?[0-9A-Fa-f]{16,}\b", re.ASCII)
 _PCT = re.compile(r"%[0-9A-Fa-f]{2}")
-_URLENC = re.compile(r"[^\s%]{0,256}(?:%[0-9A-Fa-f]{2}[^\s%]{0,256})+", re.ASCII)
+_URLENC = re.compile(r"(?<![^\s%])[^\s%]{0,256}(?:%[0-9A-Fa-f]{2}[^\s%]{0,256})+", re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,7 +117,7 @@ class HyperscanEngine:
         expressions: list[bytes] = []
         flags: list[int] = []
         for s in specs:
-            expr = hyperscan_expression(s.regex)
+            expr = hyperscan_expression(s.prefilter or s.regex)
             try:
                 expressions.append(expr.encode("latin-1"))
             except UnicodeEncodeError:
@@ -179,10 +179,16 @@ def _merged(ranges: list[list[int]]) -> list[tuple[int, int]]:
 
 def _confirm(idx: int, rx: re.Pattern[str], text: str, ranges: list[tuple[int, int]]) -> Iterator[Candidate]:
     pos = 0
+    n = len(text)
     for start, end in ranges:
         pos = max(pos, start)
         while pos <= end:
-            m = rx.search(text, pos)
+            # Every Python match lies inside a reported range, so the search can stop one
+            # character past it (that character keeps \b right). A match running past the
+            # range can only be an artefact of the cut, so that one is searched again in full.
+            m = rx.search(text, pos, min(n, end + 1))
+            if m is not None and m.end() > end:
+                m = rx.search(text, pos)
             if m is None or m.start() > end:
                 break
             yield _emit(idx, m)

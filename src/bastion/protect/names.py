@@ -159,34 +159,48 @@ def _is_cap(tok: str) -> bool:
     return len(tok) == 1 or not tok.isupper() or len(tok) <= 3 and tok.endswith(".") or tok.lower() in _SUFFIXES
 
 
+@lru_cache(maxsize=1)
+def _cap_region() -> re.Pattern[str]:
+    """Stretches of capitalised words (and particles between them) joined by single spaces."""
+    upper: list[str] = []
+    start = prev = -2
+    for code in range(0x10000):
+        if chr(code).isupper():
+            if code != prev + 1:
+                if start >= 0:
+                    upper.append(_class_range(start, prev))
+                start = code
+            prev = code
+    upper.append(_class_range(start, prev))
+    word = rf"[{''.join(upper)}][^\W\d_]*(?:['’-][^\W\d_]+)*\.?"
+    particle = "(?:" + "|".join(sorted(_PARTICLES, key=len, reverse=True)) + ")"
+    return re.compile(rf"{word}(?:[ \u00a0](?:{particle}[ \u00a0]){{0,3}}{word})*")
+
+
+def _class_range(a: int, b: int) -> str:
+    return re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+
+
 def _runs(text: str) -> list[list[tuple[int, int, str]]]:
     """Runs of capitalised words (with particles and initials) separated by single spaces."""
     runs: list[list[tuple[int, int, str]]] = []
-    cur: list[tuple[int, int, str]] = []
-    for m in _TOKEN.finditer(text):
-        tok = m.group(0)
-        s, e = m.span()
-        joined = bool(cur) and text[cur[-1][1] : s] in (" ", "\u00a0") and not cur[-1][2].endswith(".") or (
-            bool(cur) and cur[-1][2].endswith(".") and text[cur[-1][1] : s] == " "
-        )
-        if cur and not joined:
-            runs.append(cur)
-            cur = []
-        # A word glued to digits, '_' or '@' is part of an identifier or a key, not a name.
-        glued = s > 0 and (text[s - 1].isdigit() or text[s - 1] in "_@/") or e < len(text) and (
-            text[e].isdigit() or text[e] in "_@")
-        if glued:
-            if cur:
-                runs.append(cur)
-                cur = []
-            continue
-        if _is_cap(tok) or (cur and tok.lower() in _PARTICLES):
+    for region in _cap_region().finditer(text):
+        cur: list[tuple[int, int, str]] = []
+        base = region.start()
+        for m in _TOKEN.finditer(region.group(0)):
+            tok = m.group(0)
+            s, e = base + m.start(), base + m.end()
+            # A word glued to digits, '_' or '@' is part of an identifier or a key, not a name.
+            glued = s > 0 and (text[s - 1].isdigit() or text[s - 1] in "_@/") or e < len(text) and (
+                text[e].isdigit() or text[e] in "_@")
+            if glued or not (_is_cap(tok) or (cur and tok.lower() in _PARTICLES)):
+                if cur:
+                    runs.append(cur)
+                    cur = []
+                continue
             cur.append((s, e, tok))
-        elif cur:
+        if cur:
             runs.append(cur)
-            cur = []
-    if cur:
-        runs.append(cur)
     return runs
 
 

@@ -52,6 +52,9 @@ class PatternSpec:
     data_classes: tuple[str, ...] = ()
     detector: str = "pattern"
     tenants: tuple[str, ...] = field(default=())
+    #: A looser expression hyperscan compiles instead (it must match everything ``regex`` matches);
+    #: for patterns whose exact form is slow to compile with start-of-match tracking.
+    prefilter: str = ""
 
 
 def _jwt(value: str) -> bool:
@@ -213,7 +216,7 @@ BUILTIN: tuple[PatternSpec, ...] = (
     # --- payment and banking ---------------------------------------------------------
     PatternSpec("credit_card", "CREDIT_CARD", r"\b\d(?:[ .-]?\d){12,18}\b", 0.9, validator=v.credit_card,
                 validator_name="Luhn and card prefix", context=_CARD_CTX, negative=NUMBER_NEGATIVE,
-                trim=True, standalone=True),
+                trim=True, standalone=True, prefilter=r"\b\d[\d .-]{11,}\d\b"),
     PatternSpec("iban", "IBAN_CODE", r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?\b", 0.95,
                 validator=v.iban, validator_name="IBAN mod 97", trim=True,
                 context=("iban", "account", "bank", "beneficiary")),
