@@ -21,7 +21,7 @@ KINDS = ("direct", "jailbreak", "extraction", "indirect", "exfiltration", "tool"
 
 
 #: Length of the word prefixes the prefilter compares (anchors are cut to this length).
-PREFIX_LEN = 4
+PREFIX_LEN = 6
 _WORD = re.compile(r"\w+")
 #: Scripts written without spaces between words: their anchors are found as substrings.
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
@@ -42,6 +42,9 @@ class Rule:
     substrings: tuple[str, ...]
     #: A second condition: one of these must also occur (every match contains one of them).
     requires: tuple[str, ...] = ()
+    #: Every anchor is one word of at most PREFIX_LEN characters, so the prefix test is exact
+    #: and the substring test can be skipped.
+    exact: bool = False
 
 
 def _split_anchors(anchors: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -86,8 +89,9 @@ def compile_rule(name: str, kind: str, weight: float, pattern: str, anchors: Ite
         raise ValueError("a rule weight lies in (0, 1]")
     folded_anchors = tuple(strip_marks(a).lower() for a in anchors)
     prefixes, substrings = _split_anchors(folded_anchors)
+    exact = not substrings and all(_WORD.fullmatch(a) and len(a) <= PREFIX_LEN for a in folded_anchors)
     # Patterns are written in lower case, like the folded text, so no IGNORECASE (it is slow).
-    return Rule(name, kind, weight, re.compile(strip_marks(pattern)), folded_anchors, prefixes, substrings)
+    return Rule(name, kind, weight, re.compile(strip_marks(pattern)), folded_anchors, prefixes, substrings, exact=exact)
 
 
 class RuleSet:
@@ -107,7 +111,10 @@ class RuleSet:
             # Cheap necessary condition first (a set lookup), then the exact anchor test.
             if (
                 rule.anchors
-                and (rule.prefixes.isdisjoint(present) or not any(map(folded.__contains__, rule.anchors)))
+                and (
+                    rule.prefixes.isdisjoint(present)
+                    or (not rule.exact and not any(map(folded.__contains__, rule.anchors)))
+                )
                 and not any(map(folded.__contains__, rule.substrings))
             ):
                 continue
