@@ -1123,6 +1123,67 @@ def _multilingual() -> list[Rule]:
             r"\b(?:beginnend mit|beginne mit|fang an mit|commencant par|commence par|en commencant par|empezando (?:con|por)|comenzando (?:con|por)|iniziando (?:con|da)|comecando (?:com|por)|beginnend met|te beginnen met) [\"'“‘`«„]? ?(?:du bist|sie sind|tu es|vous etes|eres|tu eres|usted es|sei|tu sei|voce e|tu es|je bent|jij bent|u bent)\b",
             ("beginn", "fang", "commen", "empez", "comenz", "inizi", "comec", "te beginnen"),
         ),
+        # Further languages: the two commonest attacks (override, reveal the system prompt)
+        compile_rule(
+            "sv-da-no-ignore-instructions",
+            "direct",
+            0.9,
+            rf"\b(?:ignorera|strunta i|glom|bortse fra|ignorer|glem|se bort fra) {gap(3)}(?:instruktioner|instruktioner|instruktionerna|instruktionerne|instruksjoner|instruksjonene|regler|reglerna|reglene|reglerne|anvisningar|anvisningarna|direktiv)\b",
+            ("ignorer", "strunta", "glom", "bortse", "glem", "se bort"),
+        ),
+        compile_rule(
+            "id-ms-ignore-instructions",
+            "direct",
+            0.9,
+            rf"\b(?:abaikan|lupakan|jangan ikuti|acuhkan|hiraukan) {gap(3)}(?:instruksi|perintah|aturan|arahan|petunjuk)\b",
+            ("abaikan", "lupakan", "jangan", "acuhkan", "hiraukan"),
+        ),
+        compile_rule(
+            "vi-ignore-instructions",
+            "direct",
+            0.9,
+            rf"\b(?:bo qua|phot lo|quen|khong lam theo|dung lam theo) {gap(4)}(?:huong dan|chi dan|chi thi|lenh|quy tac)\b",
+            ("bo qua", "phot lo", "quen", "khong lam", "dung lam"),
+        ),
+        compile_rule(
+            "uk-ignore-instructions",
+            "direct",
+            0.9,
+            rf"(?:ігноруи(?:те)?|проігноруи(?:те)?|забудь(?:те)?|не зважаи(?:те)? на) {gap(3)}(?:інструкці|вказівк|правил|команд)",
+            ("ігнор", "проігнор", "забудь", "не зважа"),
+        ),
+        compile_rule(
+            "ko-ignore-instructions",
+            "direct",
+            0.9,
+            r"(?:이전|앞의|위의|모든|기존)[^.!?\n]{0,12}(?:지시|지침|명령|규칙|instructions)[^.!?\n]{0,6}(?:무시|잊어)",
+            ("무시", "잊어"),
+        ),
+        compile_rule(
+            "hi-ignore-instructions",
+            "direct",
+            0.9,
+            r"(?:पिछले|पिछली|पहले के|सभी|ऊपर के|ऊपर दिए)[^।!?\n]{0,20}(?:निर्देशों|निर्देश|नियमों|आदेशों)[^।!?\n]{0,12}(?:अनदेखा|नज़रअंदाज़|नजरअंदाज|भूल)",
+            ("अनदेखा", "नज़रअंदाज़", "नजरअंदाज", "भूल"),
+        ),
+        compile_rule(
+            "xx-more-reveal-prompt",
+            "extraction",
+            # A mention of the system prompt alone is weak evidence; with an override it is strong.
+            0.45,
+            r"(?:systemprompt|systemmeddelande|systeminstruktioner|prompt sistem|instruksi sistem|loi nhac he thong|huong dan he thong|системнии промпт|системні інструкці|시스템 프롬프트|시스템 지침|सिस्टम प्रॉम्प्ट|सिस्टम निर्देश)",
+            (
+                "systemprompt",
+                "systemmeddelande",
+                "systeminstruktioner",
+                "prompt sistem",
+                "instruksi sistem",
+                "he thong",
+                "системн",
+                "시스템",
+                "सिस्टम",
+            ),
+        ),
         # Polish and Turkish (common in red-team sets)
         compile_rule(
             "pl-ignore-instructions",
