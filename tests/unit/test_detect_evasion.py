@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -11,7 +11,7 @@ from bastion.protect import ProtectionSettings, Scanner
 from bastion.protect.textmap import normalize
 
 
-@lru_cache(maxsize=None)
+@cache
 def scanner() -> Scanner:
     return Scanner(ProtectionSettings(engine="python", ner={"mode": "off"}))
 
@@ -25,7 +25,12 @@ B64_EMAIL = base64.b64encode(b"write to jane.doe@example.com").decode()
 HEX_SSN = b"ssn 536-22-1234".hex()
 
 EVASIONS = [
-    ("fullwidth digits", "card ４１１１ １１１１ １１１１ １１１１", "CREDIT_CARD", "４１１１ １１１１ １１１１ １１１１"),
+    (
+        "fullwidth digits",
+        "card ４１１１ １１１１ １１１１ １１１１",
+        "CREDIT_CARD",
+        "４１１１ １１１１ １１１１ １１１１",
+    ),
     ("zero-width inside a number", f"ssn 536{ZW}-22-{ZW}1234", "US_SSN", f"536{ZW}-22-{ZW}1234"),
     ("zero-width inside an email", f"j{ZW}a{ZW}ne@exa{ZW}mple.com", "EMAIL_ADDRESS", f"j{ZW}a{ZW}ne@exa{ZW}mple.com"),
     ("bidi controls", "ip \u202e10.0.12.7\u202c ok", "IP_ADDRESS", "10.0.12.7"),
@@ -34,7 +39,12 @@ EVASIONS = [
     ("dots inside a card", "card 4111.1111.1111.1111", "CREDIT_CARD", "4111.1111.1111.1111"),
     ("spaces in an ssn", "SSN 536 22 1234", "US_SSN", "536 22 1234"),
     ("unicode dashes", "SSN 536\u201322\u20131234", "US_SSN", "536\u201322\u20131234"),
-    ("non-breaking spaces", "card 4111\u00a01111\u00a01111\u00a01111", "CREDIT_CARD", "4111\u00a01111\u00a01111\u00a01111"),
+    (
+        "non-breaking spaces",
+        "card 4111\u00a01111\u00a01111\u00a01111",
+        "CREDIT_CARD",
+        "4111\u00a01111\u00a01111\u00a01111",
+    ),
     ("spelled email", "reach me: jane at example dot com", "EMAIL_ADDRESS", "jane at example dot com"),
     ("bracketed email", "jane [at] example [dot] com", "EMAIL_ADDRESS", "jane [at] example [dot] com"),
     ("parenthesised email", "jane(at)example(dot)org", "EMAIL_ADDRESS", "jane(at)example(dot)org"),
@@ -43,6 +53,15 @@ EVASIONS = [
     ("hex payload", f"blob {HEX_SSN} end", "US_SSN", HEX_SSN),
     ("url-encoded email", "GET /?to=jane%40example.com&x=1", "EMAIL_ADDRESS", "jane%40example.com"),
     ("ligature and superscripts", "ssn ⁵³⁶-²²-¹²³⁴", "US_SSN", "⁵³⁶-²²-¹²³⁴"),
+    ("spelled local part", "reach jane dot doe at example dot com today", "EMAIL_ADDRESS",
+     "jane dot doe at example dot com"),
+    ("bracketed symbols", "mail: jane.doe [@] example [.] com", "EMAIL_ADDRESS", "jane.doe [@] example [.] com"),
+    ("shouted email", "JANE AT EXAMPLE DOT COM", "EMAIL_ADDRESS", "JANE AT EXAMPLE DOT COM"),
+    ("spaced email", "a.kowalczyk @ firma . pl", "EMAIL_ADDRESS", "a.kowalczyk @ firma . pl"),
+    ("spaced dashes in a card", "card 4111 - 1111 - 1111 - 1111", "CREDIT_CARD", "4111 - 1111 - 1111 - 1111"),
+    ("double spaces in a card", "4111  1111  1111  1111", "CREDIT_CARD", "4111  1111  1111  1111"),
+    ("spaced dashes in an ssn", "ssn 536 - 22 - 1234", "US_SSN", "536 - 22 - 1234"),
+    ("base64 key", "here: QUtJQUlPU0ZPRE5ON0VYQU1QTEU=", "SECRET", "QUtJQUlPU0ZPRE5ON0VYQU1QTEU="),
     ("combining marks nearby", "Zoë's card 4111111111111111", "CREDIT_CARD", "4111111111111111"),
 ]
 
@@ -50,6 +69,11 @@ EVASIONS = [
 @pytest.mark.parametrize(("label", "text", "etype", "value"), EVASIONS, ids=[e[0] for e in EVASIONS])
 def test_evasion_is_detected_at_original_offsets(label: str, text: str, etype: str, value: str) -> None:
     assert (etype, value) in spans(text)
+
+
+@pytest.mark.parametrize("text", ["I looked at the example dot com site", "meet at noon", "look at this dot"])
+def test_ordinary_words_are_not_spelled_emails(text: str) -> None:
+    assert spans(text) == []
 
 
 def test_offset_map_round_trips() -> None:

@@ -99,15 +99,17 @@ _TLD = (
 _SPACE = r"[ \t]"
 #: "[at]", "(at)", "{at}", "<at>" with optional spaces, or " at " between spaces.
 _SPELLED_AT = (
-    rf"(?:{_SPACE}{{0,3}}[\[\(\{{<]{_SPACE}{{0,2}}(?:at|AT|At){_SPACE}{{0,2}}[\]\)\}}>]{_SPACE}{{0,3}}"
+    rf"(?:{_SPACE}{{0,3}}[\[\(\{{<]{_SPACE}{{0,2}}(?:at|AT|At|@){_SPACE}{{0,2}}[\]\)\}}>]{_SPACE}{{0,3}}"
     rf"|{_SPACE}{{1,3}}(?:at|AT){_SPACE}{{1,3}})"
 )
 _SPELLED_DOT = (
-    rf"(?:{_SPACE}{{0,3}}[\[\(\{{<]{_SPACE}{{0,2}}(?:dot|DOT|Dot){_SPACE}{{0,2}}[\]\)\}}>]{_SPACE}{{0,3}}"
+    rf"(?:{_SPACE}{{0,3}}[\[\(\{{<]{_SPACE}{{0,2}}(?:dot|DOT|Dot|\.){_SPACE}{{0,2}}[\]\)\}}>]{_SPACE}{{0,3}}"
     rf"|{_SPACE}{{1,3}}(?:dot|DOT){_SPACE}{{1,3}})"
 )
 _AT = rf"(?:{_SPELLED_AT[3:-1]}|{_SPACE}{{0,3}}@{_SPACE}{{0,3}})"
 _DOT = rf"(?:{_SPELLED_DOT[3:-1]}|\.)"
+#: A local part that may itself be spelled out: "jane dot doe".
+_LOCAL = rf"[A-Za-z0-9._+-]{{1,40}}(?:{_SPELLED_DOT}[A-Za-z0-9_+-]{{1,40}}){{0,3}}"
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 
 _SSN_CTX = ("ssn", "social security", "social sec", "ss#", "ss #", "ssn#")
@@ -121,14 +123,14 @@ BUILTIN: tuple[PatternSpec, ...] = (
     PatternSpec("email", "EMAIL_ADDRESS",
                 r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}\b", 0.95),
     PatternSpec("email_spelled_at", "EMAIL_ADDRESS",
-                rf"\b[A-Za-z0-9._+-]{{1,40}}{_SPELLED_AT}[A-Za-z0-9-]{{1,63}}(?:{_DOT}[A-Za-z0-9-]{{1,63}}){{0,3}}{_DOT}{_TLD}\b",
-                0.8, validator=_spelled_email, validator_name="spelled-out address"),
+                rf"\b{_LOCAL}{_SPELLED_AT}[A-Za-z0-9-]{{1,63}}(?:{_DOT}[A-Za-z0-9-]{{1,63}}){{0,3}}{_DOT}{_TLD}\b",
+                0.8, validator=_spelled_email, validator_name="spelled-out address", caseless=True),
     PatternSpec("email_spelled_dot", "EMAIL_ADDRESS",
-                rf"\b[A-Za-z0-9._+-]{{1,40}}{_AT}[A-Za-z0-9-]{{1,63}}(?:{_DOT}[A-Za-z0-9-]{{1,63}}){{0,3}}{_SPELLED_DOT}{_TLD}\b",
-                0.8, validator=_spelled_email, validator_name="spelled-out address"),
+                rf"\b{_LOCAL}{_AT}[A-Za-z0-9-]{{1,63}}(?:{_DOT}[A-Za-z0-9-]{{1,63}}){{0,3}}{_SPELLED_DOT}{_TLD}\b",
+                0.8, validator=_spelled_email, validator_name="spelled-out address", caseless=True),
     PatternSpec("email_spaced", "EMAIL_ADDRESS",
                 rf"\b[A-Za-z0-9._+-]{{1,40}}[ \t]{{0,3}}@[ \t]{{0,3}}[A-Za-z0-9-]{{1,63}}"
-                rf"(?:[ \t]{{0,3}}\.[ \t]{{0,3}}[A-Za-z0-9-]{{1,63}}){{0,3}}[ \t]{{0,3}}\.[ \t]{{0,3}}{_TLD}\b", 0.85),
+                rf"(?:[ \t]{{0,3}}\.[ \t]{{0,3}}[A-Za-z0-9-]{{1,63}}){{0,3}}[ \t]{{0,3}}\.[ \t]{{0,3}}{_TLD}\b", 0.85, caseless=True),
     PatternSpec("phone_intl", "PHONE_NUMBER",
                 r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{2,5}){1,4}\b", 0.75,
                 validator=v.phone, validator_name="phonenumbers", context=_PHONE_CTX, trim=True),
@@ -150,7 +152,7 @@ BUILTIN: tuple[PatternSpec, ...] = (
     PatternSpec("ipv6", "IP_ADDRESS", r"\b[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{0,4}){2,7}\b", 0.75,
                 validator=v.ipv6, validator_name="ipaddress"),
     # --- government ids ----------------------------------------------------------
-    PatternSpec("us_ssn", "US_SSN", r"\b\d{3}[ .-]\d{2}[ .-]\d{4}\b", 0.65, validator=v.us_ssn,
+    PatternSpec("us_ssn", "US_SSN", r"\b\d{3}[ .-]{1,3}\d{2}[ .-]{1,3}\d{4}\b", 0.65, validator=v.us_ssn,
                 validator_name="SSA rules", context=_SSN_CTX, negative=NUMBER_NEGATIVE, standalone=True),
     PatternSpec("us_ssn_bare", "US_SSN", r"\b\d{9}\b", 0.3, validator=v.us_ssn, validator_name="SSA rules",
                 context=_SSN_CTX, require_context=True, standalone=True),
@@ -214,7 +216,7 @@ BUILTIN: tuple[PatternSpec, ...] = (
                 validator=v.stdnum_validator("eu.vat"), validator_name="stdnum eu.vat", trim=True,
                 context=("vat", "ust-idnr", "tva", "iva", "btw")),
     # --- payment and banking ---------------------------------------------------------
-    PatternSpec("credit_card", "CREDIT_CARD", r"\b\d(?:[ .-]?\d){12,18}\b", 0.9, validator=v.credit_card,
+    PatternSpec("credit_card", "CREDIT_CARD", r"\b\d(?:[ .-]{0,3}\d){12,18}\b", 0.9, validator=v.credit_card,
                 validator_name="Luhn and card prefix", context=_CARD_CTX, negative=NUMBER_NEGATIVE,
                 trim=True, standalone=True, prefilter=r"\b\d[\d .-]{11,}\d\b"),
     PatternSpec("iban", "IBAN_CODE", r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,4})?\b", 0.95,
