@@ -85,7 +85,7 @@ def tool_registry(mcp_url: str, hr_url: str) -> list[dict[str, Any]]:
             "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
         _mcp_tool("leak", mcp_url, arguments_schema={
             "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
-        _mcp_tool("delete_record", mcp_url, action="delete", enabled=True, arguments_schema={
+        _mcp_tool("delete_record", mcp_url, action="delete", enabled=True, data_classes=["pii"], arguments_schema={
             "type": "object", "properties": {"record_id": {"type": "string"}}, "required": ["record_id"]}),
         _mcp_tool("wipe_everything", mcp_url, mcp_tool="delete_record", risk="not_recommended", action="delete",
                   enabled=True),
