@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
 from bastion.protect import ProtectionSettings, Scanner
 
 
-@lru_cache(maxsize=None)
+@cache
 def scanner(ner: str) -> Scanner:
     return Scanner.from_settings(ProtectionSettings(engine="python", ner={"mode": ner}))
 
@@ -38,6 +38,12 @@ NAMES = [
     ("Approved by Prof. Jean-Baptiste Dufresne.", ["Prof. Jean-Baptiste Dufresne"]),
     ("Cardholder Mei-Ling Chua disputed the charge.", ["Mei-Ling Chua"]),
     ("Beneficiary: Abdulrahman bin Khalid Al-Farsi", ["Abdulrahman bin Khalid Al-Farsi"]),
+    ("Customer 王伟 wrote in about a refund.", ["王伟"]),
+    ("Patient: 김민준, admitted on Monday.", ["김민준"]),
+    ("Dear محمد علي, thank you.", ["محمد علي"]),
+    ("name,email\njohn smith,js@example.com\nmaría lópez,ml@example.com\n", ["john smith", "maría lópez"]),
+    ("Bonjour, je m'appelle Élodie Marchand.", ["Élodie Marchand"]),
+    ("Notes from the 1:1 with Priscila Gonçalves: she's doing great.", ["Priscila Gonçalves"]),
 ]
 
 NOT_NAMES = [

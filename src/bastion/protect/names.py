@@ -47,7 +47,8 @@ _STRONG_CUES = frozenset(
     talked to|my name is|i am|i'm|this is|m'appelle|je suis|me llamo|soy|mi chiamo|sono|ich bin|ich heiße|
     ich heisse|mein name ist|nazywam się|jestem|mijn naam is|ik ben|jag heter|nombre|paciente|cliente|señor|
     señora|sr|sra|nom|prénom|monsieur|madame|kunde|kundin|patientin|herr|frau|nome|paziente|signor|signora|
-    naam|klant|imię|nazwisko|pan|pani""".replace("\n", "").replace("    ", "").split("|")
+    naam|klant|imię|nazwisko|pan|pani|thanks to|thank you|on behalf of|according to|courtesy of|
+    introduce|introducing|meet|welcome|congratulations|congrats|condolences to""".replace("\n", "").replace("    ", "").split("|")
 )
 #: Greetings: a single word after one is a name ("Hi Siobhán,", "Sehr geehrter Herr Dietrich").
 _GREETINGS = frozenset(
@@ -353,6 +354,43 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
             score += 0.25
             reasons.append("listed with another name")
         out.append(NameSpan(span_start, end, min(1.0, score), reasons, core_start, core_end))
+    out.extend(_uncased_names(text))
+    out.extend(_csv_only_names(text, csv_cells, out))
+    return out
+
+
+#: Scripts without letter case (Arabic, Hebrew, Devanagari, Thai, kana, Han, Hangul): a name
+#: in them is only recognisable by a cue.
+_UNCASED_WORD = (
+    "[\u0590-\u05ff\u0600-\u06ff\u0900-\u097f\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\uac00-\ud7af]{1,12}"
+)
+_UNCASED = re.compile(rf"{_UNCASED_WORD}(?: {_UNCASED_WORD}){{0,2}}")
+_CELL_NAME = re.compile(r"[^\W\d_]+(?:['’.-][^\W\d_]*)*(?: [^\W\d_]+(?:['’.-][^\W\d_]*)*){0,4}")
+
+
+def _uncased_names(text: str) -> list[NameSpan]:
+    out: list[NameSpan] = []
+    if text.isascii():
+        return out
+    for m in _UNCASED.finditer(text):
+        cue = _cue_before(text[max(0, m.start() - 40) : m.start()])
+        after = _AFTER_CUE.search(text[m.end() : m.end() + 40]) is not None
+        if (cue is None or cue[0] < 0.4) and not after:
+            continue
+        score = 0.3 + (cue[0] if cue else 0.0) + (0.3 if after else 0.0)
+        out.append(NameSpan(m.start(), m.end(), min(1.0, score), ["name in an uncased script after a cue"],
+                            m.start(), m.end()))
+    return out
+
+
+def _csv_only_names(text: str, cells: list[tuple[int, int]], found: list[NameSpan]) -> list[NameSpan]:
+    """Name cells no capitalised run covered (lower-case or uncased-script names in a name column)."""
+    out: list[NameSpan] = []
+    for a, b in cells:
+        if any(f.start < b and a < f.end for f in found) or not _CELL_NAME.fullmatch(text, a, b):
+            continue
+        out.append(NameSpan(a, b, 0.7, ["column headed as names"], a, b))
     return out
 
 
