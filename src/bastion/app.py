@@ -66,7 +66,8 @@ def build_runtime(settings: Settings, config_path: str | Path | None = None) -> 
     """Open storage, load keys, policies and detectors, build providers and the pipeline; start nothing yet."""
     settings.data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = open_database(settings.storage_url, pool_size=settings.storage.pool_size,
-                       timeout=settings.storage.timeout_seconds)
+                       timeout=settings.storage.timeout_seconds,
+                       sqlite_synchronous=settings.storage.sqlite_synchronous)
     metrics = Metrics()
     keys = KeyStore(db, refresh_seconds=settings.identity.api_keys.refresh_seconds)
     http = httpx.AsyncClient(trust_env=False, follow_redirects=False)

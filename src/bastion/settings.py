@@ -53,6 +53,8 @@ class StorageSettings(_Section):
     pool_size: int = Field(5, ge=1, le=100)
     #: Seconds to wait for a database connection or statement.
     timeout_seconds: float = Field(5.0, gt=0)
+    #: SQLite only: ``normal`` survives a killed process; ``full`` also survives a power cut, slower.
+    sqlite_synchronous: Literal["normal", "full"] = "normal"
 
     @field_validator("url")
     @classmethod

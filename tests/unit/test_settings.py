@@ -15,21 +15,26 @@ from bastion.settings import Settings, embedded_defaults, load_settings, parse_s
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("audit:\n  contnt: full\n", "cfg.yaml:2: audit.contnt: unknown key"),
-    ("server:\n  port: 80\n  bogus: 1\n", "cfg.yaml:3: server.bogus: unknown key"),
-    ("providers:\n  - name: a\n    base_url: http://x\n  - name: b\n    base_url: http://y\n    extra: 1\n",
-     "cfg.yaml:6: providers.1.extra: unknown key"),
-    ("audit:\n  content: everything\n", "cfg.yaml:2: audit.content:"),
-    ("server:\n  port: -1\n", "cfg.yaml:2: server.port:"),
-    ("storage:\n  url: mysql://x\n", "cfg.yaml:2: storage.url:"),
-    ("models:\n  - name: m\n    provider: nowhere\n", "model 'm' names provider 'nowhere'"),
-    ("providers:\n  - name: a\n    type: azure_openai\n    base_url: https://x\n", "needs api_version"),
-    ("providers:\n  - name: a\n    base_url: ftp://x\n", "http:// or https://"),
-    ("providers:\n  - name: a\n    base_url: http://x\n    headers: {X-A: \"a\\r\\nb\"}\n", "CR, LF"),
-    ("- just\n- a list\n", "must be a mapping"),
-    ("a: [unclosed\n", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("audit:\n  contnt: full\n", "cfg.yaml:2: audit.contnt: unknown key"),
+        ("server:\n  port: 80\n  bogus: 1\n", "cfg.yaml:3: server.bogus: unknown key"),
+        (
+            "providers:\n  - name: a\n    base_url: http://x\n  - name: b\n    base_url: http://y\n    extra: 1\n",
+            "cfg.yaml:6: providers.1.extra: unknown key",
+        ),
+        ("audit:\n  content: everything\n", "cfg.yaml:2: audit.content:"),
+        ("server:\n  port: -1\n", "cfg.yaml:2: server.port:"),
+        ("storage:\n  url: mysql://x\n", "cfg.yaml:2: storage.url:"),
+        ("models:\n  - name: m\n    provider: nowhere\n", "model 'm' names provider 'nowhere'"),
+        ("providers:\n  - name: a\n    type: azure_openai\n    base_url: https://x\n", "needs api_version"),
+        ("providers:\n  - name: a\n    base_url: ftp://x\n", "http:// or https://"),
+        ('providers:\n  - name: a\n    base_url: http://x\n    headers: {X-A: "a\\r\\nb"}\n', "CR, LF"),
+        ("- just\n- a list\n", "must be a mapping"),
+        ("a: [unclosed\n", "not valid YAML"),
+    ],
+)
 def test_bad_configuration_is_reported_with_its_line(text, expected):
     with pytest.raises(ConfigError) as err:
         parse_settings(text, "cfg.yaml")

@@ -50,17 +50,29 @@ class Database:
 _migrate_lock = threading.Lock()
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL lets readers run beside the audit writer; FULL makes every commit reach the disk.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")
-    cur.execute("PRAGMA busy_timeout=5000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+def _sqlite_pragmas(synchronous: str) -> Any:
+    def apply(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        # WAL lets readers run beside the audit writer. With NORMAL a commit is in the WAL file
+        # (the operating system's cache) before it returns: a killed process loses nothing, a power
+        # cut may lose the last commits. FULL also waits for the disk on every commit.
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+        cur.execute("PRAGMA busy_timeout=5000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return apply
 
 
-def open_database(url: str, *, pool_size: int = 5, timeout: float = 5.0, migrate: bool = True) -> Database:
+def open_database(
+    url: str,
+    *,
+    pool_size: int = 5,
+    timeout: float = 5.0,
+    migrate: bool = True,
+    sqlite_synchronous: str = "full",
+) -> Database:
     """Open the database at ``url`` and, unless told not to, apply pending migrations."""
     url = normalise_url(url)
     if url.startswith("sqlite:"):
@@ -72,7 +84,7 @@ def open_database(url: str, *, pool_size: int = 5, timeout: float = 5.0, migrate
             poolclass=NullPool,
             connect_args={"timeout": timeout, "check_same_thread": False},
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(sqlite_synchronous))
     elif url.startswith("postgresql+psycopg:"):
         engine = create_engine(
             url,
