@@ -67,14 +67,14 @@ def _problem(request: Request, body: Any) -> str | None:
             return f"messages.{i}.role: must be user or assistant"
         content = m.get("content")
         blocks = content if isinstance(content, list) else [{"type": "text", "text": content}]
-        uses = set()
+        uses: set[str] = set()
         for b in blocks:
             if b.get("type") == "tool_result" and b.get("tool_use_id") not in previous_tools:
                 return f"messages.{i}: tool_result without a matching tool_use"
             if b.get("type") == "tool_use":
                 if not isinstance(b.get("input"), dict):
                     return f"messages.{i}: tool_use.input must be an object"
-                uses.add(b.get("id"))
+                uses.add(str(b.get("id")))
         previous_tools = uses
     for t in body.get("tools") or []:
         if "input_schema" not in t or "name" not in t:

@@ -11,12 +11,12 @@ import pytest
 from tests.support.fake_anthropic import API_KEY, FakeAnthropic
 
 from bastion.errors import BastionError, InvalidRequest, RateLimited, UpstreamFailed, UpstreamTimeout
-from bastion.providers.anthropic import AnthropicProvider, to_messages_request
+from bastion.providers.anthropic import MAX_STREAM_BLOCKS, AnthropicProvider, StreamTranslator, to_messages_request
 from bastion.providers.base import UpstreamRequest
 from bastion.providers.secrets import Secret
 from bastion.settings import ProviderSettings, UpstreamTimeouts
 
-TOOLS = [{"type": "function", "function": {"name": "lookup", "description": "Find a record.",
+TOOLS: list[dict[str, Any]] = [{"type": "function", "function": {"name": "lookup", "description": "Find a record.",
                                              "parameters": {"type": "object",
                                                             "properties": {"query": {"type": "string"}}}}}]
 
@@ -156,6 +156,8 @@ def test_images_and_merged_turns() -> None:
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/a.png"}}]}]},
      "messages[0].content[0]"),
     ({"stop": ["a"] * 17}, "stop"),
+    ({"messages": [{"role": "system", "content": "only rules"}]}, "messages"),
+    ({"messages": [{"role": "assistant", "content": "I start"}, {"role": "user", "content": "x"}]}, "messages"),
     ({"tool_choice": "sometimes", "tools": TOOLS}, "tool_choice"),
 ])
 def test_unsupported_requests_are_refused_clearly(body: dict[str, Any], param: str) -> None:
@@ -163,6 +165,48 @@ def test_unsupported_requests_are_refused_clearly(body: dict[str, Any], param: s
     with pytest.raises(InvalidRequest) as info:
         to_messages_request(full, "m", 10)
     assert info.value.param == param
+
+
+def test_empty_turns_do_not_break_alternation() -> None:
+    body = {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": None},
+                         {"role": "user", "content": "b"}, {"role": "assistant", "content": ""}]}
+    out = to_messages_request(body, "m", 10)
+    assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "a"},
+                                                            {"type": "text", "text": "b"}]}]
+
+
+@pytest.mark.parametrize("events, expected", [
+    ([{"type": "content_block_start", "index": 0, "content_block": "oops"}], []),
+    ([{"type": "content_block_delta", "index": "x", "delta": None}], []),
+    ([{"type": "ping"}, {"type": "content_block_stop", "index": 0}, {"type": "some_future_event"}], []),
+    ([{"type": "message_delta", "delta": {"stop_reason": "refusal"}}], ["content_filter"]),
+    ([{"type": "message_delta", "delta": {"stop_reason": "something_new"}}], ["stop"]),
+])
+def test_stream_translator_tolerates_odd_events(events: list[dict[str, Any]], expected: list[str]) -> None:
+    translator = StreamTranslator("m", include_usage=False)
+    chunks = [c for e in events for c in translator.feed(e)]
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == expected
+
+
+@pytest.mark.parametrize("event, code", [
+    ({"type": "content_block_delta", "index": 5, "delta": {"type": "input_json_delta", "partial_json": "{"}},
+     "upstream_invalid_response"),
+    ({"type": "error", "error": {"type": "api_error"}}, "upstream_error"),
+    ({"type": "error", "error": {"type": "overloaded_error"}}, "upstream_overloaded"),
+])
+def test_stream_translator_refuses_broken_events(event: dict[str, Any], code: str) -> None:
+    with pytest.raises(UpstreamFailed) as info:
+        StreamTranslator("m", include_usage=False).feed(event)
+    assert info.value.code == code
+
+
+def test_stream_translator_limits_blocks() -> None:
+    translator = StreamTranslator("m", include_usage=False)
+    start = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    for _ in range(MAX_STREAM_BLOCKS):
+        translator.feed(start)
+    with pytest.raises(UpstreamFailed):
+        translator.feed(start)
 
 
 def test_stream_text(fake: FakeAnthropic) -> None:

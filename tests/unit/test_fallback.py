@@ -29,7 +29,7 @@ from bastion.providers.fallback import (
 )
 from bastion.providers.registry import ProviderRegistry
 from bastion.providers.secrets import SecretResolver
-from bastion.settings import ModelSettings, ProviderSettings, Settings
+from bastion.settings import ModelSettings, ProviderSettings, Settings, UpstreamTimeouts
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def make_registry(
     monkeypatch.setenv("TEST_OPENAI_KEY", "sk-test-" + "o" * 24)
 
     def make(models: list[dict[str, Any]]) -> ProviderRegistry:
-        fast = {"read_seconds": 0.5}
+        fast = UpstreamTimeouts(read_seconds=0.5)
         settings = Settings(
             providers=[
                 ProviderSettings(name="claude", type="anthropic", base_url=claude.base_url,
@@ -217,7 +217,7 @@ def test_a_stream_that_fails_after_its_first_chunk_is_not_retried(
 
 
 def test_policy_decides_which_fallbacks_a_request_may_use(make_registry: Any, servers: Any) -> None:
-    models = [
+    models: list[dict[str, Any]] = [
         {"name": "main", "provider": "claude", "upstream_model": "error500", "fallbacks": ["cheap", "second"]},
         {"name": "cheap", "provider": "consumer", "upstream_model": "toolcall"},
         {"name": "second", "provider": "openai", "upstream_model": "normal"},

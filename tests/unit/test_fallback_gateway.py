@@ -74,7 +74,8 @@ def _event(events: Path) -> dict[str, Any]:
         lines = [json.loads(x) for x in events.read_text().splitlines()] if events.exists() else []
         found = [e for e in lines if e.get("kind") == "request" and e.get("status") == 200]
         if found:
-            return found[-1]
+            event: dict[str, Any] = found[-1]
+            return event
         time.sleep(0.05)
     raise AssertionError("no audit event for the request")
 

@@ -140,6 +140,8 @@ def _messages(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
     turns: list[dict[str, Any]] = []
 
     def add(role: str, blocks: list[dict[str, Any]]) -> None:
+        if not blocks:
+            return  # an empty turn would leave its neighbours adjacent
         # Anthropic wants user and assistant turns to alternate: consecutive ones are merged.
         if turns and turns[-1]["role"] == role:
             turns[-1]["content"].extend(blocks)
@@ -172,10 +174,9 @@ def _messages(messages: list[Any]) -> tuple[str, list[dict[str, Any]]]:
             add("user", [result])
         else:
             raise _invalid(f"{where}: role {str(role)[:32]!r} is not supported for this model.", where)
-    turns = [t for t in turns if t["content"]]
     if not turns or turns[0]["role"] != "user":
-        # The Messages API must open with a user turn.
-        turns.insert(0, {"role": "user", "content": [{"type": "text", "text": "(continue)"}]})
+        # The Messages API must open with a user turn; inventing one would put words in the caller's mouth.
+        raise _invalid("For this model the conversation must open with a non-empty user message.", "messages")
     return "\n\n".join(system), turns
 
 
