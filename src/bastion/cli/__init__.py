@@ -22,6 +22,8 @@ def _register() -> None:
     __import__("bastion.cli.keys", fromlist=["register"]).register(app)
     __import__("bastion.cli.policy", fromlist=["register"]).register(app)
     __import__("bastion.cli.scan", fromlist=["register"]).register(app)
+    __import__("bastion.cli.tools", fromlist=["register"]).register(app)
+    __import__("bastion.cli.approvals", fromlist=["register"]).register(app)
 
 
 def main() -> None:
