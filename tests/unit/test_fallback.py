@@ -203,6 +203,20 @@ def test_a_rejected_request_is_not_retried(make_registry: Any, servers: Any, str
     assert isinstance(err, InvalidRequest) and servers[1].received == [] and _effects(ctx) == []
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_fallback_that_rejects_the_request_is_passed_over(make_registry: Any, servers: Any, stream: bool) -> None:
+    registry = make_registry([
+        {"name": "main", "provider": "openai", "upstream_model": "error500", "fallbacks": ["picky", "last"]},
+        {"name": "picky", "provider": "claude", "upstream_model": "error400"},
+        {"name": "last", "provider": "claude", "upstream_model": "error529"},
+    ])
+    _, err, ctx = _run(registry, stream)
+    assert isinstance(err, UpstreamFailed) and err.code == "upstream_error"  # the first failure, not a 400
+    assert _effects(ctx) == [("upstream_failed", "main", "upstream_error"),
+                             ("upstream_failed", "picky", "upstream_bad_request"),
+                             ("upstream_failed", "last", "upstream_overloaded")]
+
+
 @pytest.mark.parametrize("failing", ["midstream-error", "cutoff"])
 def test_a_stream_that_fails_after_its_first_chunk_is_not_retried(
     make_registry: Any, servers: Any, failing: str

@@ -11,7 +11,9 @@ could send data where it must not go.
 
 Only failures of the provider are retried (timeouts, 5xx, 429, unreachable,
 overloaded, rejected credentials, unreadable answers), and a stream only
-until its first chunk: after that, bytes may have reached the client.
+until its first chunk: after that, bytes may have reached the client. A
+fallback that rejects the request is passed over; when nothing answers, the
+caller gets the first failure.
 Embeddings never fall back: vectors of two models do not mix.
 """
 
@@ -181,7 +183,9 @@ class FallbackProvider:
             try:
                 answer = await target.provider.chat(dataclasses.replace(req, upstream_model=target.upstream_model))
             except BastionError as exc:
-                if not is_retryable(exc):
+                # The model asked for refusing the request is the caller's to fix; a fallback refusing
+                # it (e.g. a feature its API lacks) only means that fallback cannot help.
+                if i == 0 and not is_retryable(exc):
                     raise
                 self._failed(scope, target, exc)
                 last, failed = last or exc, failed + 1
@@ -215,7 +219,9 @@ class FallbackProvider:
                 first = None
             except BastionError as exc:
                 await _close(stream)
-                if not is_retryable(exc):
+                # The model asked for refusing the request is the caller's to fix; a fallback refusing
+                # it (e.g. a feature its API lacks) only means that fallback cannot help.
+                if i == 0 and not is_retryable(exc):
                     raise
                 self._failed(scope, target, exc)
                 last, failed = last or exc, failed + 1
