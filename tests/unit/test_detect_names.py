@@ -44,6 +44,7 @@ NAMES = [
     ("name,email\njohn smith,js@example.com\nmaría lópez,ml@example.com\n", ["john smith", "maría lópez"]),
     ("Bonjour, je m'appelle Élodie Marchand.", ["Élodie Marchand"]),
     ("Notes from the 1:1 with Priscila Gonçalves: she's doing great.", ["Priscila Gonçalves"]),
+    ("Patient: Min-jun Park, seen by Dr. Park.", ["Min-jun Park", "Park"]),
 ]
 
 NOT_NAMES = [
@@ -53,6 +54,9 @@ NOT_NAMES = [
     "Explain the difference between TCP and UDP in Plain English.",
     "Deploy the Payment Service to Kubernetes on Monday.",
     "Write a Python function that validates ISBN-13 numbers.",
+    "Plan a trip to Rio de Janeiro and Buenos Aires.",
+    "Our new Customer Success Manager starts Monday.",
+    "Explain the difference between UUIDv4 and ULIDs. Ref 4611609284025074, build 2.19.50.",
 ]
 
 

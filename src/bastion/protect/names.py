@@ -130,7 +130,12 @@ _ORG_WORDS = frozenset(
     clinic institute foundation department ministry agency council committee board office center centre
     services cloud platform project airport station street avenue road lane drive boulevard city county
     province region church museum hotel restaurant cafe market store shop labs technologies solutions
-    systems partners holdings capital ventures consulting association society union federation""".split()
+    systems partners holdings capital ventures consulting association society union federation league cup
+    championship streams stream framework engine server database bridge tower festival conference summit
+    awards prize tournament stadium arena cathedral palace castle temple mosque canyon mountains valley
+    island islands peninsula ocean sea bay gulf coast desert forest national international global
+    manager director engineer officer president analyst specialist consultant coordinator assistant
+    representative executive administrator developer architect designer scientist success""".split()
 )
 
 
@@ -139,6 +144,13 @@ def first_names() -> frozenset[str]:
     """The given-name list shipped with Bastion (lower case)."""
     text = resources.files("bastion.protect").joinpath("data/first_names.txt").read_text(encoding="utf-8")
     return frozenset(w for line in text.splitlines() if not line.startswith("#") for w in line.split())
+
+
+@lru_cache(maxsize=1)
+def place_names() -> frozenset[str]:
+    """Multi-word place names shipped with Bastion (lower case), which look like names but are not."""
+    text = resources.files("bastion.protect").joinpath("data/places.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
 @dataclass(slots=True)
@@ -200,6 +212,10 @@ def _runs(text: str) -> list[list[tuple[int, int, str]]]:
                     cur = []
                 continue
             cur.append((s, e, tok))
+            # A full stop after a word (not an initial, title or suffix) ends the sentence and the run.
+            if tok.endswith(".") and len(tok) > 2 and _norm(tok) not in _TITLES and tok.lower() not in _SUFFIXES:
+                runs.append(cur)
+                cur = []
         if cur:
             runs.append(cur)
     return runs
@@ -230,11 +246,9 @@ def _split_run(run: list[tuple[int, int, str]]) -> tuple[list[tuple[int, int, st
             break
         i += 1
     words = run[i:]
-    # Trailing particles and common words are not part of a name, unless a known given
-    # name leads the run ("Alex English", "Amy Key").
-    keep_common = bool(words) and _norm(words[0][2]) in first_names()
-    while words and (_norm(words[-1][2]) in _PARTICLES or _norm(words[-1][2]) in _COMMON and
-                     _norm(words[-1][2]) not in _SUFFIXES and not (keep_common and len(words) > 1)):
+    # Trailing particles are not part of a name; trailing ordinary words may be surnames
+    # ("Min-jun Park", "Alex English", "Dr. King"), so they stay and are weighed instead.
+    while words and _norm(words[-1][2]) in _PARTICLES:
         words = words[:-1]
     return titles, words[: MAX_NAME_TOKENS + 1]
 
@@ -336,10 +350,17 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
         if (core_start, core_end) in csv_set or (span_start, end) in csv_set:
             score += 0.6
             reasons.append("column headed as names")
+        if " ".join(lows) in place_names():
+            score -= 0.8
+            reasons.append("a place")
         if any(lw in _ORG_WORDS for lw in lows):
             score -= 0.6
             reasons.append("organisation or place word")
-        common = sum(1 for lw in lows if lw in _COMMON)
+        # An ordinary word counts against a name, except in last place where surnames such
+        # as Park, Brown or English sit.
+        common = sum(1 for lw in lows[:-1] if lw in _COMMON)
+        if len(lows) == 1 and lows[0] in _COMMON:
+            common = 1
         if common and not titles:
             score -= 0.25 * common
             reasons.append("common word inside")
