@@ -12,6 +12,7 @@ The model name picks the behaviour:
   error400|401|429|500|529   the matching error (401 quotes the key it was sent)
   midstream-error    stream: a first text delta, then an ``error`` event (overloaded)
   cutoff             stream: a first text delta, then the connection ends without message_stop
+  hugeevent          stream: a first text delta, then a 2 MiB event
 Every request is kept in ``received``.
 """
 
@@ -180,6 +181,10 @@ class FakeAnthropic:
                                                                           "message": "Overloaded"}})
                         return
                     if model == "cutoff":
+                        return
+                    if model == "hugeevent":
+                        yield _event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                             "delta": {"type": "text_delta", "text": "x" * 2**21}})
                         return
             else:
                 start = {**block, "input": {}}

@@ -242,6 +242,7 @@ def test_stream_tool_call_arguments_arrive_as_deltas(fake: FakeAnthropic) -> Non
 @pytest.mark.parametrize("model, code", [
     ("midstream-error", "upstream_overloaded"),
     ("cutoff", "upstream_incomplete"),
+    ("hugeevent", "upstream_invalid_response"),
 ])
 def test_stream_failures_after_first_chunk(fake: FakeAnthropic, model: str, code: str) -> None:
     chunks, err = _stream(_provider(fake), _req(model, stream=True))

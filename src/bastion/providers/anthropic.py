@@ -9,14 +9,16 @@ server-sent event of a stream, back into ``chat.completion`` objects and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
+import aiohttp
 
+from bastion import __version__
 from bastion.errors import InvalidRequest, RateLimited, UpstreamFailed, UpstreamTimeout
 from bastion.providers.base import UpstreamRequest
 from bastion.providers.secrets import Secret
@@ -24,8 +26,12 @@ from bastion.settings import ProviderSettings
 
 #: Longest upstream error message passed on to a client, in characters.
 MAX_UPSTREAM_MESSAGE_CHARS = 300
-#: Longest single SSE line accepted from the provider, in characters.
-MAX_SSE_LINE_CHARS = 1024 * 1024
+#: Longest single SSE line accepted from the provider, in bytes.
+MAX_SSE_LINE_BYTES = 1024 * 1024
+#: Longest single response header accepted from the provider, in bytes.
+MAX_HEADER_FIELD_BYTES = 16 * 1024
+#: Bytes read from the provider's answer at a time.
+READ_CHUNK_BYTES = 64 * 1024
 #: Most content blocks one streamed answer may open (each costs a little state here).
 MAX_STREAM_BLOCKS = 1024
 #: Longest stop sequence list Anthropic accepts from one request.
@@ -376,60 +382,78 @@ class StreamTranslator:
 
 
 class AnthropicProvider:
-    """A provider speaking Anthropic's Messages API, over one pooled HTTP client."""
+    """A provider speaking Anthropic's Messages API, over one pooled aiohttp session."""
 
     def __init__(self, settings: ProviderSettings, api_key: Secret | None, *, max_response_bytes: int) -> None:
         self.name = settings.name
         self.type: str = settings.type
+        self._settings = settings
         self._default_max_tokens = settings.default_max_tokens
         self._max_response_bytes = max_response_bytes
-        headers = dict(settings.headers)
+        self._url = settings.base_url.rstrip("/") + "/messages"
+        headers = {"Content-Type": "application/json", "User-Agent": f"bastion/{__version__}", **settings.headers}
         headers["anthropic-version"] = settings.anthropic_version
         if api_key is not None:
             headers["x-api-key"] = api_key.reveal()
+        self._headers = headers
         t = settings.timeouts
-        self._client = httpx.AsyncClient(
-            base_url=settings.base_url.rstrip("/"),
-            headers=headers,
-            timeout=httpx.Timeout(connect=t.connect_seconds, read=t.read_seconds, write=t.write_seconds,
-                                  pool=t.pool_seconds),
-            limits=httpx.Limits(max_connections=settings.max_connections,
-                                max_keepalive_connections=settings.max_connections),
-            follow_redirects=False,
-            trust_env=False,
+        # Waiting for a pooled connection counts against connect; reading against sock_read.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=t.pool_seconds + t.connect_seconds, sock_connect=t.connect_seconds,
+            sock_read=t.read_seconds,
         )
+        #: Bound on sending the request and receiving the answer's headers.
+        self._head_deadline = t.pool_seconds + t.connect_seconds + t.write_seconds + t.read_seconds
+        self._session: aiohttp.ClientSession | None = None
 
-    async def _send(self, req: UpstreamRequest, *, stream: bool) -> httpx.Response:
+    def _client(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running event loop, as aiohttp requires.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._settings.max_connections, ttl_dns_cache=300,
+                                               enable_cleanup_closed=True),
+                headers=self._headers,
+                timeout=self._timeout,
+                trust_env=False,
+                read_bufsize=MAX_SSE_LINE_BYTES,
+                max_line_size=MAX_SSE_LINE_BYTES,
+                max_field_size=MAX_HEADER_FIELD_BYTES,
+                raise_for_status=False,
+            )
+        return self._session
+
+    async def _send(self, req: UpstreamRequest, *, stream: bool) -> aiohttp.ClientResponse:
         body = to_messages_request({**req.body, "stream": stream}, req.upstream_model, self._default_max_tokens)
+        data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
         try:
-            request = self._client.build_request("POST", "/messages", json=body,
+            async with asyncio.timeout(self._head_deadline):
+                return await self._client().post(self._url, data=data, allow_redirects=False,
                                                  headers={"X-Request-Id": req.request_id})
-            return await self._client.send(request, stream=True)
-        except httpx.TimeoutException:
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout() from None
-        except httpx.HTTPError:
+        except aiohttp.ClientError:
             raise UpstreamFailed("The model provider could not be reached.", code="upstream_unreachable") from None
 
-    async def _read_capped(self, resp: httpx.Response) -> bytes:
+    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
         chunks: list[bytes] = []
         size = 0
         try:
-            async for chunk in resp.aiter_bytes():
+            async for chunk in resp.content.iter_chunked(READ_CHUNK_BYTES):
                 size += len(chunk)
                 if size > self._max_response_bytes:
                     raise UpstreamFailed("The model provider's answer is too large.",
                                          code="upstream_response_too_large")
                 chunks.append(chunk)
-        except httpx.TimeoutException:
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout() from None
-        except httpx.HTTPError:
+        except aiohttp.ClientError:
             raise UpstreamFailed("The connection to the model provider failed.", code="upstream_unreachable") from None
         finally:
-            await resp.aclose()
+            resp.release()
         return b"".join(chunks)
 
-    async def _raise_for_status(self, resp: httpx.Response) -> None:
-        status = resp.status_code
+    async def _raise_for_status(self, resp: aiohttp.ClientResponse) -> None:
+        status = resp.status
         if status < 400:
             return
         raw = await self._read_capped(resp)
@@ -476,15 +500,16 @@ class AnthropicProvider:
         resp = await self._send(req, stream=True)
         await self._raise_for_status(resp)
         if "text/event-stream" not in resp.headers.get("content-type", ""):
-            await resp.aclose()
+            resp.release()
             raise UpstreamFailed("The model provider did not answer with a stream.", code="upstream_invalid_response")
         include_usage = bool((req.body.get("stream_options") or {}).get("include_usage"))
         translator = StreamTranslator(req.upstream_model, include_usage)
         try:
-            async for line in resp.aiter_lines():
-                if len(line) > MAX_SSE_LINE_CHARS:
+            async for raw in resp.content:
+                if len(raw) > MAX_SSE_LINE_BYTES:
                     raise UpstreamFailed("The model provider sent an oversized event.",
                                          code="upstream_invalid_response")
+                line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if not line.startswith("data:"):
                     continue  # event names (the data repeats them), comments and blank separators
                 try:
@@ -501,12 +526,16 @@ class AnthropicProvider:
                     return
             # The connection closed without message_stop: the answer may be cut short.
             raise UpstreamFailed("The model provider ended the stream early.", code="upstream_incomplete")
-        except httpx.TimeoutException:
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout() from None
-        except httpx.HTTPError:
+        except (ValueError, aiohttp.http_exceptions.HttpProcessingError):
+            # aiohttp's reader refuses a line far beyond its buffer (LineTooLong) before we can measure it.
+            raise UpstreamFailed("The model provider sent an oversized event.",
+                                 code="upstream_invalid_response") from None
+        except aiohttp.ClientError:
             raise UpstreamFailed("The connection to the model provider failed.", code="upstream_unreachable") from None
         finally:
-            await resp.aclose()
+            resp.release()
 
     async def embeddings(self, req: UpstreamRequest) -> dict[str, Any]:
         """Refuse: the Messages API has no embeddings."""
@@ -515,4 +544,5 @@ class AnthropicProvider:
 
     async def aclose(self) -> None:
         """Close the pooled connections."""
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
