@@ -155,3 +155,32 @@ def test_denied_request_never_runs_and_redacts_its_arguments(gw: ToolGateway) ->
     assert run.json()["error"]["code"] == "approval_not_approved"
     # Non-reviewers see no queue.
     assert gw.http.get("/admin/approvals", headers=gw.headers(MANAGER)).status_code == 403
+
+
+def test_cli_lists_and_decides_against_the_running_gateway(gw: ToolGateway) -> None:
+    from typer.testing import CliRunner
+
+    from bastion.cli import _register
+    from bastion.cli import app as cli_app
+
+    _register()
+    runner = CliRunner()
+    held = invoke(gw, MANAGER, "delete_record", {"record_id": "r-cli"})
+    apr = held.json()["approval"]["id"]
+    common = ["--url", gw.url, "--key", gw.keys[APPROVER]]
+    listed = runner.invoke(cli_app, ["approvals", "list", *common, "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert apr in {a["id"] for a in json.loads(listed.output)}
+    not_reviewer = runner.invoke(cli_app, ["approvals", "approve", apr, "--url", gw.url, "--key", gw.keys[MANAGER]])
+    assert not_reviewer.exit_code == 1 and "not_a_reviewer" in not_reviewer.output
+    # A reviewer's own request needs another reviewer (separation of duties).
+    own = invoke(gw, APPROVER, "delete_record", {"record_id": "r-own"}).json()["approval"]["id"]
+    mine = runner.invoke(cli_app, ["approvals", "approve", own, *common])
+    assert mine.exit_code == 1 and "separation_of_duties" in mine.output
+    ok = runner.invoke(cli_app, ["approvals", "approve", apr, "-m", "CHG-9", *common])
+    assert ok.exit_code == 0 and f"{apr} approved by {APPROVER}" in ok.output
+    no_key = runner.invoke(cli_app, ["approvals", "list", "--url", gw.url], env={"BASTION_API_KEY": ""})
+    assert no_key.exit_code == 2
+    held2 = invoke(gw, MANAGER, "delete_record", {"record_id": "r-cli-2"}).json()["approval"]["id"]
+    denied = runner.invoke(cli_app, ["approvals", "deny", held2, "-m", "no", *common])
+    assert denied.exit_code == 0 and "denied" in denied.output
