@@ -30,7 +30,7 @@ from bastion.settings import Settings
 from bastion.storage.tables import audit_events
 from bastion.tools.service import ToolService
 from tests.support.idp import FakeIdP
-from tests.support.mcp_server import INJECTION_TEXT, LEAKED_EMAIL, LEAKED_SECRET, BastionGuard, build_app
+from tests.support.mcp_server import LEAKED_EMAIL, LEAKED_SECRET, build_app
 
 TOOLS_AUDIENCE = "https://tools.example.internal"
 HR_AUDIENCE = "https://hr.example.internal"

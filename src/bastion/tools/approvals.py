@@ -349,7 +349,9 @@ class ApprovalStore:
         record = await self.get(approval_id)
         if sealed is None or record is None:
             state = record.state if record is not None else "unknown"
-            raise InvalidRequest(f"The request is {state}; only an approved request runs.", code="approval_not_approved")
+            raise InvalidRequest(
+                f"The request is {state}; only an approved request runs.", code="approval_not_approved"
+            )
         arguments = json.loads(self._sealer.open(sealed, approval_id))["arguments"]
         return record, arguments
 

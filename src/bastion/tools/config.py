@@ -209,7 +209,7 @@ class ToolProxySettings(_Section):
     #: Id of the acting client when the caller names none (the ``act`` claim of minted tokens).
     default_actor: str = Field(default="bastion-tool-proxy", pattern=_NAME_PATTERN)
     #: Action classes held for approval whatever policy says (the issue's default: writes and deletes).
-    approval_actions: list[ActionClass] = Field(default_factory=lambda: ["write", "delete"])
+    approval_actions: list[ActionClass] = Field(default_factory=lambda: list[ActionClass](["write", "delete"]))
     #: ``spotlight`` wraps a result that looks like an injection as data; ``block`` withholds it.
     result_injection: Literal["spotlight", "block"] = "spotlight"
     #: Largest JSON body of a REST invoke or MCP message, in bytes.

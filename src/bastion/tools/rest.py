@@ -157,13 +157,17 @@ class HttpToolClient:
                 async for chunk in resp.aiter_bytes():
                     size += len(chunk)
                     if size > tool.max_response_bytes:
-                        raise UpstreamFailed("The tool's answer is larger than allowed.", code="tool_response_too_large")
+                        raise UpstreamFailed(
+                            "The tool's answer is larger than allowed.", code="tool_response_too_large"
+                        )
                     chunks.append(chunk)
             finally:
                 await resp.aclose()
         except httpx.TimeoutException:
             raise UpstreamTimeout("The tool did not answer in time.", code="tool_timeout") from None
         except httpx.HTTPError as exc:
-            raise UpstreamFailed(f"The tool could not be reached ({type(exc).__name__}).", code="tool_unreachable") from None
+            raise UpstreamFailed(
+                f"The tool could not be reached ({type(exc).__name__}).", code="tool_unreachable"
+            ) from None
         text = b"".join(chunks).decode("utf-8", errors="replace")
         return ToolResult(resp.status_code, resp.headers.get("content-type", ""), text)
