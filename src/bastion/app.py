@@ -34,6 +34,7 @@ from bastion.pipeline.output import OutputStage
 from bastion.pipeline.route import ModelAccessStage, RouteStage
 from bastion.policy.stage import PolicyStage
 from bastion.policy.store import PolicyStore
+from bastion.providers.fallback import FallbackStage
 from bastion.providers.registry import ProviderRegistry
 from bastion.providers.secrets import SecretResolver
 from bastion.settings import Settings
@@ -87,7 +88,7 @@ def build_runtime(settings: Settings, config_path: str | Path | None = None) -> 
     if limit_stage is not None:
         chat_stages.append(limit_stage)
         embedding_stages.append(limit_stage)
-    chat_stages += [decide, RouteStage(registry, "chat")]
+    chat_stages += [decide, RouteStage(registry, "chat"), FallbackStage(settings.models, policies)]
     embedding_stages += [decide, RouteStage(registry, "embedding")]
     output_stages: list[OutputStage] = []
     gateway = Gateway(

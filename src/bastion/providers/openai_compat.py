@@ -198,7 +198,8 @@ class OpenAICompatibleProvider:
                 yield chunk
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout() from None
-        except ValueError:
+        except (ValueError, aiohttp.http_exceptions.HttpProcessingError):
+            # aiohttp refuses a line far beyond its buffer (LineTooLong) before it reaches us.
             raise UpstreamFailed("The model provider sent an oversized event.",
                                  code="upstream_invalid_response") from None
         except aiohttp.ClientError:
