@@ -45,6 +45,9 @@ NAMES = [
     ("Bonjour, je m'appelle Élodie Marchand.", ["Élodie Marchand"]),
     ("Notes from the 1:1 with Priscila Gonçalves: she's doing great.", ["Priscila Gonçalves"]),
     ("Patient: Min-jun Park, seen by Dr. Park.", ["Min-jun Park", "Park"]),
+    ("Pt. Name: Okafor, Chidi; DOB: 1980-02-29", ["Okafor, Chidi"]),
+    ("Attendees: Haruka Nishimura (PM), Björn Eriksson (Eng), Fatima Zahra El Idrissi (Design)",
+     ["Haruka Nishimura", "Björn Eriksson", "Fatima Zahra El Idrissi"]),
 ]
 
 NOT_NAMES = [

@@ -306,7 +306,10 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
     names = first_names()
     out: list[NameSpan] = []
     csv_set = set(csv_cells)
+    consumed = 0
     for run in _runs(text):
+        if run[0][0] < consumed:
+            continue
         titles, words = _split_run(run)
         suffix: list[tuple[int, int, str]] = []
         while words and _norm(words[-1][2]) in _SUFFIXES and len(words) > 1:
@@ -370,6 +373,12 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
             # A run at the start of a sentence may just be a capitalised ordinary word.
             if n_name_words == 1 and not titles:
                 score -= 0.2
+        inverted = _inverted_name(text, words, end, cue)
+        if inverted is not None:
+            # "Okafor, Chidi" after a cue: surname, comma, given name(s).
+            end = consumed = inverted
+            score = max(score + 0.3, 0.8)
+            reasons.append("surname, given name")
         prev = out[-1] if out else None
         if prev is not None and prev.score >= NAME_THRESHOLD and _JOINER.match(text[prev.end : span_start]):
             score += 0.25
@@ -378,6 +387,20 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
     out.extend(_uncased_names(text))
     out.extend(_csv_only_names(text, csv_cells, out))
     return out
+
+
+_INVERTED_TAIL = re.compile(r", ((?:[^\W\d_]+(?:['’-][^\W\d_]+)*\.?)(?: [^\W\d_]+(?:['’-][^\W\d_]+)*\.?)?)(?=[;|)\n]|$| \()")
+
+
+def _inverted_name(text: str, words: list[tuple[int, int, str]], end: int,
+                   cue: tuple[float, str] | None) -> int | None:
+    """Where "Surname, Given" ends, when a one-word run after a strong cue is followed by one."""
+    if len(words) != 1 or cue is None or cue[0] < 0.4:
+        return None
+    m = _INVERTED_TAIL.match(text, end)
+    if m is None or not all(w[0].isupper() for w in m.group(1).split()):
+        return None
+    return m.end(1)
 
 
 #: Scripts without letter case (Arabic, Hebrew, Devanagari, Thai, kana, Han, Hangul): a name

@@ -67,6 +67,10 @@ def _jwt(value: str) -> bool:
     return isinstance(obj, dict) and ("alg" in obj or "typ" in obj)
 
 
+def _mrn(value: str) -> bool:
+    return sum(c.isdigit() for c in value) >= 5
+
+
 _PLACEHOLDER = re.compile(
     r"^(?:\$\{?[A-Za-z_]|<|\{\{|%\(|\*{3}|x{4}|\.\.\.|true$|false$|null$|none$|required$|optional$|string$|"
     r"password$|secret$|token$|your[_-]|example|changeme$|env\.|os\.environ|process\.env|getenv)",
@@ -132,7 +136,7 @@ BUILTIN: tuple[PatternSpec, ...] = (
                 rf"\b[A-Za-z0-9._+-]{{1,40}}[ \t]{{0,3}}@[ \t]{{0,3}}[A-Za-z0-9-]{{1,63}}"
                 rf"(?:[ \t]{{0,3}}\.[ \t]{{0,3}}[A-Za-z0-9-]{{1,63}}){{0,3}}[ \t]{{0,3}}\.[ \t]{{0,3}}{_TLD}\b", 0.85, caseless=True),
     PatternSpec("phone_intl", "PHONE_NUMBER",
-                r"\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{2,5}){1,4}\b", 0.75,
+                r"(?:\+\d{1,3}|\(\+\d{1,3}\))[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{2,5}){1,4}\b", 0.75,
                 validator=v.phone, validator_name="phonenumbers", context=_PHONE_CTX, trim=True),
     PatternSpec("phone_nanp", "PHONE_NUMBER",
                 r"(?:\b1[ .-])?(?:\(\d{3}\)[ .-]?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b", 0.65,
@@ -165,7 +169,8 @@ BUILTIN: tuple[PatternSpec, ...] = (
                 context=("npi", "provider", "prescriber", "national provider"), standalone=True),
     PatternSpec("uk_nhs", "UK_NHS", r"\b\d{3}[ -]?\d{3}[ -]?\d{4}\b", 0.4, validator=v.uk_nhs,
                 validator_name="NHS mod 11", context=("nhs", "nhs number", "nhs no"), standalone=True),
-    PatternSpec("mrn", "MEDICAL_RECORD_NUMBER", r"\b[A-Z]{0,3}-?\d{5,12}\b", 0.3,
+    PatternSpec("mrn", "MEDICAL_RECORD_NUMBER", r"\b[A-Z0-9]{0,4}-?\d[A-Z0-9]{4,12}\b", 0.3,
+                validator=_mrn, validator_name="five or more digits",
                 context=("mrn", "medical record", "mr#", "mr #", "mr no", "chart", "patient id",
                          "record number", "record no", "hospital number", "mrn#"),
                 require_context=True, window_before=28, window_after=0, standalone=True),
@@ -226,7 +231,7 @@ BUILTIN: tuple[PatternSpec, ...] = (
                 validator_name="ABA checksum", context=("routing", "aba", "rtn", "transit", "routing number"),
                 require_context=True, standalone=True),
     PatternSpec("us_bank", "US_BANK_NUMBER", r"\b\d{8,17}\b", 0.3,
-                context=("account number", "account no", "acct", "bank account", "checking", "savings",
+                context=("account number", "account no", "acct", "bank account", "checking", "savings", "account",
                          "account #", "a/c"),
                 require_context=True, window_before=36, standalone=True),
     PatternSpec("btc_base58", "CRYPTO", r"\b[13][1-9A-HJ-NP-Za-km-z]{25,34}\b", 0.9,

@@ -163,6 +163,8 @@ def phone(value: str) -> bool:
     if not 7 <= len(d) <= 15 or len(set(d)) == 1:
         return False
     value = value.strip()
+    if value.startswith("(+"):
+        value = "+" + value[2:].replace(")", " ", 1)
     if value[0] in "(123456789":
         # NANP (no country code, no trunk 0): ten digits, or eleven after a leading 1, is
         # exactly what phonenumbers calls a possible US number; skip its parser.
