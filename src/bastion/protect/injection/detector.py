@@ -123,10 +123,13 @@ class InjectionDetector:
                 found.setdefault(hit.rule.name, (hit, variant, evasion))
         return list(found.values())
 
-    def _score(self, text: str, source: str, depth: int) -> tuple[float, list[str], str | None]:
+    def _score(
+        self, text: str, source: str, depth: int, *, use_classifier: bool = True
+    ) -> tuple[float, list[str], str | None]:
         folded = fold(text)
         discussing = bool(_ATTACK_TOPIC.search(folded) and _META.search(folded))
         weighted: list[tuple[float, str, str]] = []
+        quoted_best = 0.0
         for hit, where, evasion in self._rule_hits(folded):
             w = hit.rule.weight
             if source != "user" and hit.rule.kind in UNTRUSTED_KINDS:
@@ -139,19 +142,24 @@ class InjectionDetector:
             ):
                 w *= DISCUSSION_DAMPING
                 note += " (quoted in a discussion of attacks)"
+                # Examples quoted in one discussion are one piece of evidence, however many.
+                quoted_best = max(quoted_best, w)
+                weighted.append((w, hit.rule.kind, note))
+                continue
             weighted.append((w, hit.rule.kind, note))
         weighted.sort(reverse=True)
         # Several rules of one kind are one piece of evidence (often the same words in two
         # languages); different kinds are independent evidence.
         best_of_kind: dict[str, float] = {}
-        for w, k, _ in weighted:
-            best_of_kind.setdefault(k, w)
-        rule_score = _noisy_or(list(best_of_kind.values()))
+        for w, k, note in weighted:
+            if not note.endswith("(quoted in a discussion of attacks)"):
+                best_of_kind.setdefault(k, w)
+        rule_score = _noisy_or([*best_of_kind.values(), quoted_best])
         reasons = [f"{note}: {w:.2f}" for w, _, note in weighted]
         kind = weighted[0][1] if weighted else None
 
         clf = 0.0
-        if self.classifier is not None:
+        if self.classifier is not None and use_classifier:
             p = self.classifier.probability(folded)
             if discussing:
                 p *= DISCUSSION_CLASSIFIER_DAMPING
@@ -165,7 +173,9 @@ class InjectionDetector:
 
         if depth > 0:
             for encoding, decoded in decoded_payloads(text):
-                inner, inner_reasons, _ = self._score(decoded, source, depth - 1)
+                # Rules only: a decoding of ordinary text (rot13 of prose, reversed prose) is
+                # gibberish, which the classifier has no business judging.
+                inner, inner_reasons, _ = self._score(decoded, source, depth - 1, use_classifier=False)
                 if inner >= self.threshold:
                     reasons.append(f"{encoding} payload decoded: " + "; ".join(inner_reasons[:3]))
                     if kind is None or kind == "classifier" or score < self.threshold:

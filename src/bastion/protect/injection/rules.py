@@ -174,6 +174,12 @@ def _english() -> list[Rule]:
     ai = (
         r"(?:ai|a\.i\.|assistant|chatbot|chat bot|llm|language model|model|agent|bot|gpt|chatgpt|copilot|claude|gemini)"
     )
+    # Bare "model", "agent" and "bot" name many things in code and docs; addressed to directly,
+    # they need a qualifier.
+    ai_addressed = (
+        r"(?:ai|a\.i\.|assistant|chatbot|chat bot|llm|language model|ai model|ai agent|gpt|chatgpt|copilot|claude|gemini|"
+        r"the model|the agent|the bot|dear model|hey model)"
+    )
     leak_obj = (
         r"(?:api ?keys?|keys|passwords?|passwds?|tokens?|secrets?|credentials|conversation|chat(?: history| log)?|"
         r"history|system prompt|prompt|data|emails?|e-mails?|messages|personal (?:data|information)|session|cookies?|"
@@ -404,8 +410,8 @@ def _english() -> list[Rule]:
         compile_rule(
             "never-refuse",
             "jailbreak",
-            0.6,
-            r"\b(?:never|will not|won't|cannot|can't|must not|mustn't|shouldn't|should not|do not|don't|doesn't|does not) (?:ever )?(?:refuse|decline|reject|say no|apologi[sz]e|warn|add (?:any )?(?:warnings|disclaimers))\b|\bno matter (?:how|what) (?:immoral|unethical|illegal|harmful|dangerous|inappropriate|offensive)\b",
+            0.45,
+            r"\b(?:never|will not|won't|cannot|can't|must not|mustn't|do not|don't) (?:ever )?(?:refuse|decline|reject|say no|apologi[sz]e|warn|add (?:any )?(?:warnings|disclaimers))\b|\bno matter (?:how|what) (?:immoral|unethical|illegal|harmful|dangerous|inappropriate|offensive)\b",
             ("refuse", "decline", "reject", "say no", "apologi", "warn", "disclaimer", "no matter"),
         ),
         compile_rule(
@@ -551,7 +557,7 @@ def _english() -> list[Rule]:
             "reveal-your-rules",
             "extraction",
             0.75,
-            rf"\b{verb_reveal} (?:me |us )?(?:back )?(?:all |all of )?your (?:rules|instructions|guidelines|directives|constraints|configuration|setup|programming)\b",
+            rf"\b(?:{verb_reveal}|put|place|format|convert|wrap|encode) (?:me |us )?(?:back )?(?:all |all of )?your(?: complete| full| entire| exact| original| initial| hidden| secret| whole| current)* (?:rules|instructions|guidelines|directives|constraints|configuration|setup|programming)\b",
             (
                 "print",
                 "show",
@@ -574,12 +580,18 @@ def _english() -> list[Rule]:
                 "give",
                 "share",
                 "return",
+                "put",
+                "place",
+                "format",
+                "convert",
+                "wrap",
+                "encode",
             ),
         ),
         compile_rule(
             "verbatim-dump",
             "extraction",
-            0.55,
+            0.4,
             r"\b(?:verbatim|word for word|word-for-word|character for character|in full|unmodified|exactly as (?:written|given))\b",
             ("verbatim", "word", "character", "in full", "unmodified", "exactly"),
         ),
@@ -618,7 +630,7 @@ def _english() -> list[Rule]:
             "addressed-to-ai",
             "indirect",
             0.8,
-            rf"(?:^|[\s\[(<\-*#>.,:;!?\"'])(?:dear |hey |attention,? |note to (?:the )?|message (?:to|for) (?:the )?|instructions? (?:to|for) (?:the )?)?{ai}(?: assistant| agent| model)?s?(?: reading this| processing this| summari[sz]ing this)?(?:,|:| -|!) {gap(6)}(?:ignore|disregard|forget|instead|you must|you should|you will|do not|don't|forward|send|call|invoke|delete|visit|tell the user|inform the user|reply|respond|output|print|include|append|execute|run|email|transfer|when you|recommend|promote|praise|rate|never|always|only|refuse|say|claim|mention|please (?:ignore|forward|send|delete|call|run|execute|output|print|include|append|visit))\b",
+            rf"(?:^|[\s\[(<\-*#>.,:;!?\"'])(?:dear |hey |attention,? |note to (?:the )?|message (?:to|for) (?:the )?|instructions? (?:to|for) (?:the )?)?{ai_addressed}(?: assistant| agent| model)?s?(?: reading this| processing this| summari[sz]ing this)?(?:,|:| -|!) {gap(6)}(?:ignore|disregard|forget|instead|you must|you should|you will|do not|don't|forward|send|call|invoke|delete|visit|tell the user|inform the user|reply|respond|output|print|include|append|execute|run|email|transfer|when you|recommend|promote|praise|rate|never|always|only|refuse|say|claim|mention|please (?:ignore|forward|send|delete|call|run|execute|output|print|include|append|visit))\b",
             (
                 "ai",
                 "a.i.",
@@ -733,15 +745,15 @@ def _english() -> list[Rule]:
         compile_rule(
             "call-dangerous-tool",
             "tool",
-            0.6,
-            rf"\b(?:call|invoke|use|run|execute|trigger|fire|perform|issue|make) (?:the |a |an )?(?:[`'\"])?[a-z_.]*{danger}[a-z_.]*(?:[`'\"])?(?:\(\S{{0,40}}\))? ?(?:tool|function|api|action|command|endpoint|plugin|method|operation|skill)?",
+            0.35,
+            rf"\b(?:call|invoke|use|run|execute|trigger|fire|perform|issue|make) (?:the |a |an )?(?:[`'\"])?(?:[a-z0-9]+[_.])*{danger}(?:[_.][a-z0-9]+)*(?:[`'\"])?(?:\(\S{{0,40}}\))? ?(?:tool|function|api|action|command|endpoint|plugin|method|operation|skill)?",
             ("call", "invoke", "use", "run", "execute", "trigger", "fire", "perform", "issue", "make"),
         ),
         compile_rule(
             "tool-for-everyone",
             "tool",
             0.85,
-            rf"\b(?:call|invoke|use|run|execute|trigger) (?:the )?[`'\"]?[a-z_.]*{danger}[a-z_.]*[`'\"]? ?(?:tool|function|api|action|command|endpoint)? {gap(4)}(?:for (?:every|each|all|any)|on (?:every|each|all)|silently|immediately|without (?:asking|confirmation|telling|notifying|approval)|right now|as well|also)\b",
+            rf"\b(?:call|invoke|use|run|execute|trigger) (?:the )?[`'\"]?(?:[a-z0-9]+[_.])*{danger}(?:[_.][a-z0-9]+)*[`'\"]? ?(?:tool|function|api|action|command|endpoint)? {gap(4)}(?:for (?:every|each|all|any)|on (?:every|each|all)|to (?:every|each|all)|silently|immediately|without (?:asking|confirmation|telling|notifying|approval)|right now|as well|also)\b",
             ("call", "invoke", "use", "run", "execute", "trigger"),
         ),
         compile_rule(
@@ -750,6 +762,20 @@ def _english() -> list[Rule]:
             0.85,
             r"\b(?:must|should|will|need to|have to|are required to) (?:also |now |then |immediately |silently |first )?(?:call|invoke|use|run|execute|trigger) (?:the )?[`'\"]?[a-z_]+[`'\"]? ?(?:tool|function|api|action|command|endpoint|plugin)\b",
             ("must", "should", "will", "need to", "have to", "required"),
+        ),
+        compile_rule(
+            "use-your-code-tool",
+            "tool",
+            0.45,
+            r"\b(?:using|with|via|through|in) (?:your|the) (?:code execution|code interpreter|shell|terminal|python|bash|command line|command-line|browser|file system|filesystem|email|e-mail)(?: access)? ?(?:tool|function|plugin|sandbox|access|capability)\b",
+            ("using", "with", "via", "through", "in"),
+        ),
+        compile_rule(
+            "destructive-command",
+            "tool",
+            0.35,
+            r"\brm -rf (?:/|~|\*|\.)|\bdrop (?:table|database|schema)\b|\btruncate table\b|\bmkfs\b|\bformat c:|\bdel /[fsq]|:\(\)\{ ?:\|:& ?\};:|\bshutdown -h\b|\bchmod -r 777 /",
+            ("rm -rf", "drop", "truncate", "mkfs", "format", "del /", ":(){", "shutdown", "chmod"),
         ),
         compile_rule(
             "mass-destructive-action",
