@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from bastion.context import Principal
 from bastion.errors import BastionError, InvalidRequest, PermissionDenied
-from bastion.http.tools_api import error_response, outcome_body
+from bastion.http.tools_api import error_response
 from bastion.tools.approvals import MAX_COMMENT_CHARS, MAX_LIST
 from bastion.tools.mcp.server import _read_limited
 
@@ -75,13 +75,8 @@ def routes(service: ToolService) -> list[BaseRoute]:
             raise InvalidRequest("Say why the request is denied (comment).", code="comment_required")
         record = await service.proxy.approvals.decide(approval_id, principal, approve=approve, comment=comment)
         await service.proxy.record_decision(record, principal)
-        # MCP callers are waiting and run their own call; only REST requests are run here.
-        if approve and service.settings.tools.approvals.auto_execute and record.requester_info.get("channel") == "rest":
-            # Auto-execution runs as the requester (their identity is in the stored principal), exactly once.
-            requester = Principal(**_principal_fields(record.requester_info))
-            requester = await _with_tool_scopes(service, requester)
-            outcome = await service.proxy.execute_approved(record.id, requester, request_id=record.request_id)
-            return JSONResponse({"approval": record.to_json(), "execution": outcome_body(outcome)})
+        # The call itself runs for the requester (execute, or their next poll with auto_execute),
+        # so its result goes to them and never to the reviewer.
         return JSONResponse({"approval": record.to_json()})
 
     async def approve(request: Request) -> Response:
@@ -107,17 +102,3 @@ def routes(service: ToolService) -> list[BaseRoute]:
         r("/admin/approvals/{approval_id}/deny", deny, ["POST"]),
     ]
 
-
-def _principal_fields(info: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "subject": info["subject"], "kind": info.get("kind", "user"), "email": info.get("email"),
-        "groups": tuple(info.get("groups") or ()), "roles": tuple(info.get("roles") or ()),
-        "tenant": info.get("tenant"), "auth_method": info.get("auth_method", "api_key"),
-        "issuer": info.get("issuer"), "attributes": {"scopes": list(info.get("scopes") or [])},
-    }
-
-
-async def _with_tool_scopes(service: ToolService, principal: Principal) -> Principal:
-    from bastion.tools.registry import scopes_with_roles
-
-    return scopes_with_roles(principal, service.settings.tools.proxy.role_scopes)
