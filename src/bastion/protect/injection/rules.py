@@ -254,6 +254,13 @@ def _english() -> list[Rule]:
             ("your",),
         ),
         compile_rule(
+            "rules-do-not-apply",
+            "direct",
+            0.8,
+            r"\b(?:your |the |these |those |any |all |my )?(?:rules|instructions|guidelines|restrictions|policies|filters|guardrails|limits)(?: (?:above|before|you were given|you have|you follow))? (?:don't|do not|no longer|doesn't|does not|won't|will not|shall not) apply(?: (?:to me|to us|here|anymore|any more|now|in this (?:chat|conversation|case)))?\b",
+            ("rules", "instructions", "guidelines", "restrictions", "policies", "filters", "guardrails", "limits"),
+        ),
+        compile_rule(
             "follow-only-mine",
             "direct",
             0.85,
@@ -410,7 +417,7 @@ def _english() -> list[Rule]:
         compile_rule(
             "never-refuse",
             "jailbreak",
-            0.45,
+            0.35,
             r"\b(?:never|will not|won't|cannot|can't|must not|mustn't|do not|don't) (?:ever )?(?:refuse|decline|reject|say no|apologi[sz]e|warn|add (?:any )?(?:warnings|disclaimers))\b|\bno matter (?:how|what) (?:immoral|unethical|illegal|harmful|dangerous|inappropriate|offensive)\b",
             ("refuse", "decline", "reject", "say no", "apologi", "warn", "disclaimer", "no matter"),
         ),
