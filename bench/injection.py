@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -95,13 +96,19 @@ def main() -> None:
     start = time.perf_counter()
     load_default_detector()
     load_ms = (time.perf_counter() - start) * 1000
+    load_before = os.getloadavg()
     rows = measure(args.runs)
+    load_after = os.getloadavg()
     result = {
         "benchmark": "injection detector speed",
         "python": platform.python_version(),
         "machine": platform.machine(),
         "clock": "process CPU time, one core",
         "load_ms": round(load_ms, 1),
+        # The machine is shared: its load average says how much the figures are inflated.
+        "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in load_after],
         "runs": args.runs,
         "results": rows,
         "dev_set": quality(),

@@ -59,9 +59,10 @@ class LinearClassifier:
         total = sum(filter(None, map(self.weights.get, feats)))
         return _sigmoid(self.bias + total / math.sqrt(len(feats)))
 
-    def probability(self, folded: str) -> float:
-        """The highest window probability over the folded text."""
-        words = words_of(folded)
+    def probability(self, folded: str, words: list[str] | None = None) -> float:
+        """The highest window probability over the folded text (``words``: its words, if known)."""
+        if words is None:
+            words = words_of(folded)
         if len(words) <= WINDOW_WORDS:
             return self.window_probability(words)
         # Long text: weigh every feature once, then each window is three prefix-sum differences.

@@ -117,10 +117,10 @@ class InjectionDetector:
         flagged = score >= self.threshold
         return InjectionResult(flagged, round(score, 4), reasons if flagged else reasons[:3], kind if flagged else None)
 
-    def _rule_hits(self, folded: str) -> list[tuple[RuleHit, str, str]]:
+    def _rule_hits(self, folded: str, words: list[str]) -> list[tuple[RuleHit, str, str]]:
         """Rule hits on the folded text and on its evasion variants, with the text each was found in."""
         found: dict[str, tuple[RuleHit, str, str]] = {}
-        for hit in self.rules.scan(folded):
+        for hit in self.rules.scan(folded, words):
             found[hit.rule.name] = (hit, folded, "")
         for evasion, variant in variants(folded):
             for hit in self.rules.scan(variant):
@@ -134,7 +134,8 @@ class InjectionDetector:
         discussing = bool(_ATTACK_TOPIC.search(folded) and _META.search(folded))
         weighted: list[tuple[float, str, str]] = []
         quoted_best = 0.0
-        for hit, where, evasion in self._rule_hits(folded):
+        words = words_of(folded)
+        for hit, where, evasion in self._rule_hits(folded, words):
             w = hit.rule.weight
             if source != "user" and hit.rule.kind in UNTRUSTED_KINDS:
                 w = min(1.0, w + self.settings.untrusted_boost)
@@ -164,11 +165,11 @@ class InjectionDetector:
 
         clf = 0.0
         if self.classifier is not None and use_classifier:
-            p = self.classifier.probability(folded)
+            p = self.classifier.probability(folded, words)
             if discussing:
                 p *= DISCUSSION_CLASSIFIER_DAMPING
             # Map the probability so that CLASSIFIER_ALONE lands on the threshold.
-            alone = CLASSIFIER_ALONE_LONG if len(words_of(folded)) > WINDOW_WORDS else CLASSIFIER_ALONE
+            alone = CLASSIFIER_ALONE_LONG if len(words) > WINDOW_WORDS else CLASSIFIER_ALONE
             clf = min(1.0, max(0.0, (p - CLASSIFIER_FLOOR) / (alone - CLASSIFIER_FLOOR) * self.threshold))
             if clf > 0.0:
                 reasons.append(f"classifier: {p:.2f}")

@@ -59,12 +59,11 @@ def _split_anchors(anchors: tuple[str, ...]) -> tuple[frozenset[str], tuple[str,
     return frozenset(prefixes), tuple(substrings)
 
 
-def text_prefixes(folded: str) -> frozenset[str]:
+def text_prefixes(folded: str, words: list[str] | None = None) -> frozenset[str]:
     """Every prefix (up to PREFIX_LEN characters) of every word of the text: what the prefilter looks up."""
-    out: set[str] = set()
-    for w in set(_WORD.findall(folded)):
-        out.update(w[:k] for k in range(1, min(len(w), PREFIX_LEN) + 1))
-    return frozenset(out)
+    unique = set(_WORD.findall(folded) if words is None else words)
+    # Slicing past the end of a short word yields the word itself: harmless duplicates.
+    return frozenset({w[:k] for w in unique for k in range(1, PREFIX_LEN + 1)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +102,10 @@ class RuleSet:
             raise ValueError("rule names must be unique")
         self.rules: tuple[Rule, ...] = tuple(rules)
 
-    def scan(self, folded: str) -> list[RuleHit]:
-        """Every rule that matches, once each, at its first match."""
+    def scan(self, folded: str, words: list[str] | None = None) -> list[RuleHit]:
+        """Every rule that matches, once each, at its first match (``words``: the text's words, if known)."""
         hits: list[RuleHit] = []
-        present = text_prefixes(folded)
+        present = text_prefixes(folded, words)
         for rule in self.rules:
             # Cheap necessary condition first (a set lookup), then the exact anchor test.
             if (
