@@ -20,6 +20,9 @@ from bastion.protect.injection.normalize import strip_marks
 KINDS = ("direct", "jailbreak", "extraction", "indirect", "exfiltration", "tool", "encoded")
 
 
+#: Longest distance, in characters, between an anchor and either end of a match of its rule
+#: (patterns use bounded gaps of a few words, so real matches are far shorter).
+MATCH_REACH = 400
 #: Length of the word prefixes the prefilter compares (anchors are cut to this length).
 PREFIX_LEN = 6
 _WORD = re.compile(r"\w+")
@@ -42,9 +45,6 @@ class Rule:
     substrings: tuple[str, ...]
     #: A second condition: one of these must also occur (every match contains one of them).
     requires: tuple[str, ...] = ()
-    #: Every anchor is one word of at most PREFIX_LEN characters, so the prefix test is exact
-    #: and the substring test can be skipped.
-    exact: bool = False
 
 
 def _split_anchors(anchors: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
@@ -88,9 +88,8 @@ def compile_rule(name: str, kind: str, weight: float, pattern: str, anchors: Ite
         raise ValueError("a rule weight lies in (0, 1]")
     folded_anchors = tuple(strip_marks(a).lower() for a in anchors)
     prefixes, substrings = _split_anchors(folded_anchors)
-    exact = not substrings and all(_WORD.fullmatch(a) and len(a) <= PREFIX_LEN for a in folded_anchors)
     # Patterns are written in lower case, like the folded text, so no IGNORECASE (it is slow).
-    return Rule(name, kind, weight, re.compile(strip_marks(pattern)), folded_anchors, prefixes, substrings, exact=exact)
+    return Rule(name, kind, weight, re.compile(strip_marks(pattern)), folded_anchors, prefixes, substrings)
 
 
 class RuleSet:
@@ -107,19 +106,22 @@ class RuleSet:
         hits: list[RuleHit] = []
         present = text_prefixes(folded, words)
         for rule in self.rules:
-            # Cheap necessary condition first (a set lookup), then the exact anchor test.
-            if (
-                rule.anchors
-                and (
-                    rule.prefixes.isdisjoint(present)
-                    or (not rule.exact and not any(map(folded.__contains__, rule.anchors)))
-                )
-                and not any(map(folded.__contains__, rule.substrings))
-            ):
-                continue
-            if rule.requires and not any(map(folded.__contains__, rule.requires)):
-                continue
-            m = rule.pattern.search(folded)
+            if not rule.anchors:
+                m = rule.pattern.search(folded)
+            else:
+                # Cheap necessary condition first (a set lookup), then where the anchors are.
+                if not rule.substrings and rule.prefixes.isdisjoint(present):
+                    continue
+                firsts = [p for p in map(folded.find, rule.anchors) if p >= 0]
+                if not firsts:
+                    continue
+                if rule.requires and not any(map(folded.__contains__, rule.requires)):
+                    continue
+                # Every match contains an anchor, so it lies within MATCH_REACH of one:
+                # a long text is searched only around its anchors.
+                start = max(0, min(firsts) - MATCH_REACH)
+                end = max(map(folded.rfind, rule.anchors)) + MATCH_REACH
+                m = rule.pattern.search(folded, start, end)
             if m is not None:
                 hits.append(RuleHit(rule, m.start(), m.end()))
         return hits
