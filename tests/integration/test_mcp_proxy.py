@@ -237,6 +237,18 @@ def test_oidc_token_must_be_issued_for_the_mcp_resource(gw: ToolGateway) -> None
     assert ok.status_code == 200 and ok.json()["result"]["tools"]
 
 
+def test_oidc_scopes_come_from_the_token(gw: ToolGateway) -> None:
+    aud = gw.url + "/mcp"
+    with_scope = gw.idp.mint(sub="dana", aud=aud, scope="tools.use openid")
+    ok = gw.rpc(None, "tools/call", {"name": "whoami", "arguments": {}}, token=with_scope)
+    assert ok.status_code == 200, ok.text
+    who = json.loads(ok.json()["result"]["content"][0]["text"])
+    assert who["subject"] == "dana" and who["scopes"] == ["tools.use"]  # never wider than the tool needs
+    without = gw.idp.mint(sub="dana", aud=aud, scope="openid")
+    refused = gw.rpc(None, "tools/call", {"name": "whoami", "arguments": {}}, token=without)
+    assert refused.status_code == 403 and 'scope="tools.use"' in refused.headers["www-authenticate"]
+
+
 async def test_sdk_client_sees_only_the_tools_it_may_call(gw: ToolGateway) -> None:
     async with mcp_session(gw, gw.keys[MANAGER]) as session:
         names = {t.name for t in (await session.list_tools()).tools}

@@ -184,3 +184,24 @@ def test_cli_lists_and_decides_against_the_running_gateway(gw: ToolGateway) -> N
     held2 = invoke(gw, MANAGER, "delete_record", {"record_id": "r-cli-2"}).json()["approval"]["id"]
     denied = runner.invoke(cli_app, ["approvals", "deny", held2, "-m", "no", *common])
     assert denied.exit_code == 0 and "denied" in denied.output
+
+
+def test_auto_execute_runs_the_approved_call_on_the_requesters_poll(tmp_path_factory: pytest.TempPathFactory) -> None:
+    with FakeIdP() as idp:
+        idp.add_key("ES256")
+        g = ToolGateway(tmp_path_factory.mktemp("auto"), idp, approvals={"auto_execute": True})
+        try:
+            apr = invoke(g, MANAGER, "delete_record", {"record_id": "r-auto"}).json()["approval"]["id"]
+            pending = g.http.get(f"/v1/tools/approvals/{apr}", headers=g.headers(MANAGER)).json()
+            assert pending["approval"]["state"] == "pending"
+            approved = g.http.post(f"/admin/approvals/{apr}/approve", json={}, headers=g.headers(APPROVER)).json()
+            assert approved["approval"]["state"] == "approved" and "result" not in approved
+            # A reviewer's poll shows the request but never runs it.
+            seen = g.http.get(f"/v1/tools/approvals/{apr}", headers=g.headers(APPROVER)).json()
+            assert seen["approval"]["state"] == "approved"
+            ran = g.http.get(f"/v1/tools/approvals/{apr}", headers=g.headers(MANAGER)).json()
+            assert ran["status"] == "done" and ran["result"]["content"][0]["text"] == "deleted r-auto"
+            after = g.http.get(f"/v1/tools/approvals/{apr}", headers=g.headers(MANAGER)).json()
+            assert after["approval"]["state"] == "done"
+        finally:
+            g.close()
