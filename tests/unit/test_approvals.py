@@ -105,6 +105,23 @@ def test_pending_requests_expire(db: Database, tmp_path: Path) -> None:
     asyncio.run(run())
 
 
+def test_unused_approval_lapses(db: Database, tmp_path: Path) -> None:
+    clock = Clock()
+    store = make_store(db, tmp_path, clock)
+
+    async def run() -> None:
+        rec = await store.create(held())
+        await store.decide(rec.id, BOB, approve=True, comment="")
+        clock.now += 601
+        with pytest.raises(InvalidRequest) as exc:
+            await store.claim(rec.id)
+        assert "expired" in exc.value.message
+        got = await store.get(rec.id)
+        assert got is not None and got.state == "expired" and got.decided_by == "bob"
+
+    asyncio.run(run())
+
+
 def test_concurrent_claims_run_exactly_once(db: Database, tmp_path: Path) -> None:
     store = make_store(db, tmp_path)
 

@@ -256,6 +256,12 @@ class ApprovalStore:
                 .where(approvals.c.state == "pending", approvals.c.expires_at <= now)
                 .values(state="expired", decided_at=now)
             )
+            # An approval not used within the time-to-live lapses too (decided_at keeps the decision's time).
+            conn.execute(
+                update(approvals)
+                .where(approvals.c.state == "approved", approvals.c.decided_at <= now - self._ttl)
+                .values(state="expired")
+            )
 
     async def get(self, approval_id: str) -> ApprovalRecord | None:
         """The request ``approval_id`` (expired ones say so), or None."""
@@ -327,15 +333,21 @@ class ApprovalStore:
     async def claim(self, approval_id: str) -> tuple[ApprovalRecord, Any]:
         """Move an approved request to ``executing`` and return it with its exact arguments.
 
-        Exactly one caller wins; every other gets ``approval_not_approved``.
+        Exactly one caller wins; every other gets ``approval_not_approved``. An approval
+        left unused for ``ttl_seconds`` lapses: it was given for a moment, not forever.
         """
         now = self._clock()
+        lapsed_before = now - self._ttl
 
         def write() -> str | None:
             with self._db.engine.begin() as conn:
                 res = conn.execute(
                     update(approvals)
-                    .where(approvals.c.id == approval_id, approvals.c.state == "approved")
+                    .where(
+                        approvals.c.id == approval_id,
+                        approvals.c.state == "approved",
+                        approvals.c.decided_at > lapsed_before,
+                    )
                     .values(state="executing", executed_at=now)
                 )
                 if res.rowcount != 1:

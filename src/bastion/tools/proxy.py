@@ -170,7 +170,7 @@ class ToolProxy:
                 return await self._hold(call, tool, decision, findings, digest)
             outcome = await self._execute(call, tool)
         except BastionError as exc:
-            await self._record(call, digest, decision, outcome="refused", error=exc.code, started=started)
+            await self._record(call, digest, decision, outcome=_outcome_of(exc), error=exc.code, started=started)
             raise
         await self._record(call, digest, decision, outcome="error" if outcome.is_error else "ok",
                            flags=outcome.flags, started=started)
@@ -204,7 +204,7 @@ class ToolProxy:
             outcome = await self._execute(call, tool)
         except BastionError as exc:
             await self.approvals.finish(record.id, ok=False, outcome={"error": exc.code})
-            await self._record(call, digest, decision, outcome="refused", error=exc.code, started=started,
+            await self._record(call, digest, decision, outcome=_outcome_of(exc), error=exc.code, started=started,
                                approval=trail)
             raise
         final = await self.approvals.finish(
@@ -320,6 +320,11 @@ class ToolProxy:
             approval=approval, latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         await self._audit(event)
+
+
+def _outcome_of(exc: BastionError) -> str:
+    """``refused`` when Bastion or policy said no, ``failed`` when the backend or a dependency did."""
+    return "failed" if exc.status_code >= 500 else "refused"
 
 
 def _trail(record: ApprovalRecord) -> dict[str, Any]:
