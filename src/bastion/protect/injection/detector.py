@@ -23,6 +23,8 @@ UNTRUSTED_KINDS = frozenset({"indirect", "tool", "exfiltration"})
 DISCUSSION_DAMPING = 0.4
 #: Factor applied to the classifier in a text that discusses attacks.
 DISCUSSION_CLASSIFIER_DAMPING = 0.6
+#: Rule evidence at or above this settles the verdict; the rest of the work is skipped.
+CONCLUSIVE_RULE_SCORE = 0.95
 #: Classifier probabilities at or below this contribute nothing (keeps noise out of the combined score).
 CLASSIFIER_FLOOR = 0.3
 #: Classifier probability that flags a text on its own, without any rule: the classifier
@@ -164,7 +166,9 @@ class InjectionDetector:
         kind = weighted[0][1] if weighted else None
 
         clf = 0.0
-        if self.classifier is not None and use_classifier:
+        # Rules alone already conclusive: the classifier and decoding could only raise the score.
+        conclusive = rule_score >= CONCLUSIVE_RULE_SCORE
+        if self.classifier is not None and use_classifier and not conclusive:
             p = self.classifier.probability(folded, words)
             if discussing:
                 p *= DISCUSSION_CLASSIFIER_DAMPING
@@ -177,7 +181,7 @@ class InjectionDetector:
         if kind is None and clf >= self.threshold:
             kind = "classifier"
 
-        if depth > 0:
+        if depth > 0 and not conclusive:
             for encoding, decoded in decoded_payloads(text):
                 # Rules only: a decoding of ordinary text (rot13 of prose, reversed prose) is
                 # gibberish, which the classifier has no business judging.
