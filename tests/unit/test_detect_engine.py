@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
+from tests.unit.test_detect import MATCHING, NOT_MATCHING
 
 from bastion.protect import ProtectionSettings, Scanner
 from bastion.protect.engine import HyperscanEngine, PythonEngine, hyperscan_available
 from bastion.protect.patterns import BUILTIN, PatternSpec
-from tests.unit.test_detect import MATCHING, NOT_MATCHING
 
 DEV_SET = Path(__file__).resolve().parents[3] / "shared" / "data" / "pii-dev.jsonl"
 needs_hs = pytest.mark.skipif(not hyperscan_available(), reason="hyperscan is not installed")
@@ -22,12 +22,12 @@ needs_hs = pytest.mark.skipif(not hyperscan_available(), reason="hyperscan is no
 PATHOLOGICAL_SECONDS = 1.0
 
 
-@lru_cache(maxsize=None)
+@cache
 def engines() -> tuple[PythonEngine, HyperscanEngine]:
     return PythonEngine(BUILTIN), HyperscanEngine(BUILTIN)
 
 
-@lru_cache(maxsize=None)
+@cache
 def scanners() -> tuple[Scanner, Scanner]:
     py, hs = engines()
     settings = ProtectionSettings(ner={"mode": "off"})
@@ -38,11 +38,15 @@ def _key(c: object) -> tuple[int, int]:
     return (c.pattern, c.match_start)  # type: ignore[attr-defined]
 
 
-TEXTS = [t for t, *_ in MATCHING] + [t for t, _ in NOT_MATCHING] + [
-    "Ünïcödé naïve café 4111 1111 1111 1111 – ñ 536-22-1234 日本語 jane@example.com",
-    "x" * 50 + "@" + "y" * 70 + ".com",
-    "",
-]
+TEXTS = (
+    [t for t, *_ in MATCHING]
+    + [t for t, _ in NOT_MATCHING]
+    + [
+        "Ünïcödé naïve café 4111 1111 1111 1111 – ñ 536-22-1234 日本語 jane@example.com",
+        "x" * 50 + "@" + "y" * 70 + ".com",
+        "",
+    ]
+)
 
 
 def _dev_texts() -> list[str]:
@@ -73,10 +77,27 @@ def test_engines_identical_on_dev_set() -> None:
 def _adversarial() -> list[str]:
     n = 100_000
     return [
-        "1" * n, "1 " * (n // 2), "1-" * (n // 2), "a" * n, "a." * (n // 2), "A" * n, "a@" * (n // 2),
-        "a " * (n // 2), " " * n, "a at " * (n // 5), "a dot " * (n // 6), "eyJ" * (n // 3), "%41" * (n // 3),
-        "Aa " * (n // 3), "1." * (n // 2), "1:" * (n // 2), "-----BEGIN PRIVATE KEY-----" + "A" * n,
-        "password=" * (n // 9), "x://a:" * (n // 6), "Ab1" * (n // 3), "12 Main " * (n // 8),
+        "1" * n,
+        "1 " * (n // 2),
+        "1-" * (n // 2),
+        "a" * n,
+        "a." * (n // 2),
+        "A" * n,
+        "a@" * (n // 2),
+        "a " * (n // 2),
+        " " * n,
+        "a at " * (n // 5),
+        "a dot " * (n // 6),
+        "eyJ" * (n // 3),
+        "%41" * (n // 3),
+        "Aa " * (n // 3),
+        "1." * (n // 2),
+        "1:" * (n // 2),
+        "-----BEGIN PRIVATE KEY-----" + "A" * n,
+        "password=" * (n // 9),
+        "x://a:" * (n // 6),
+        "Ab1" * (n // 3),
+        "12 Main " * (n // 8),
     ]
 
 
@@ -99,3 +120,12 @@ def test_whole_scanner_time_bound_on_adversarial_input() -> None:
         s_py.scan(text)
         elapsed = time.perf_counter() - t0
         assert elapsed < 5.0, f"scan took {elapsed:.2f}s on {text[:12]!r}..."
+
+
+@needs_hs
+def test_auto_serves_at_once_and_switches_to_hyperscan() -> None:
+    sc = Scanner(ProtectionSettings(ner={"mode": "off"}))
+    text = "card 4111 1111 1111 1111, ssn 536-22-1234, jane@example.com"
+    before = sc.scan(text)
+    assert sc.wait_for_engine(timeout=120) == "hyperscan"
+    assert sc.scan(text) == before

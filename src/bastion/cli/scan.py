@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -126,15 +126,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def scan(
-        text: str = typer.Argument(None, help="Text to scan."),
-        file: Path = typer.Option(None, "--file", "-f", help="Scan the contents of this file.", exists=True,
-                                  dir_okay=False),
-        input: Path = typer.Option(None, "--input", "-i", help="JSON Lines of {id, text} to scan.",  # noqa: A002
-                                   exists=True, dir_okay=False),
-        output: Path = typer.Option(None, "--output", "-o", help="Where to write results (JSON Lines)."),
-        config: str = typer.Option(None, "--config", "-c", help="Configuration file (uses its protection section)."),
-        tenant: str = typer.Option(None, "--tenant", help="Apply this tenant's custom detectors and deny-lists."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+        text: Annotated[str | None, typer.Argument(help="Text to scan.")] = None,
+        file: Annotated[Path | None, typer.Option("--file", "-f", help="Scan the contents of this file.",
+                                                  exists=True, dir_okay=False)] = None,
+        input: Annotated[Path | None, typer.Option("--input", "-i", help="JSON Lines of {id, text} to scan.",  # noqa: A002
+                                                   exists=True, dir_okay=False)] = None,
+        output: Annotated[Path | None, typer.Option("--output", "-o", help="Results file (JSON Lines).")] = None,
+        config: Annotated[str | None, typer.Option("--config", "-c", help="Configuration file.")] = None,
+        tenant: Annotated[str | None, typer.Option("--tenant", help="Tenant for custom detectors.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     ) -> None:
         """Find sensitive data and prompt injection; offsets are indices into the original text."""
         if input is not None:

@@ -448,7 +448,7 @@ class ProtectedMessages:
 TextPath = tuple[str | int, ...]
 
 
-def _message_texts(body: Mapping[str, Any]) -> list[tuple[str, int, TextPath, str]]:
+def message_texts(body: Mapping[str, Any]) -> list[tuple[str, int, TextPath, str]]:
     """Every text of the chat messages: contents, text parts and tool-call arguments."""
     out: list[tuple[str, int, TextPath, str]] = []
     messages = body.get("messages")
@@ -494,7 +494,7 @@ async def protect_messages(
     conversation_id: str | None = None,
 ) -> ProtectedMessages:
     """Scan and protect every message text of a chat body; block lists the types of all texts."""
-    texts = _message_texts(body)
+    texts = message_texts(body)
     scanned: list[tuple[str, int, TextPath, str, list[Finding]]] = []
     blocked: set[str] = set()
     for location, i, path, text in texts:

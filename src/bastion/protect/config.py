@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from bastion.protect.actions import ActionSettings
 from bastion.protect.canary import CanarySettings
+from bastion.protect.injection.config import InjectionSettings
 from bastion.protect.outputscan import OutputScanSettings
 from bastion.protect.vault import VaultSettings
 
@@ -118,6 +119,8 @@ class ProtectionSettings(_Section):
     vault: VaultSettings = VaultSettings()
     output: OutputScanSettings = OutputScanSettings()
     canary: CanarySettings = CanarySettings()
+    #: Prompt-injection and jailbreak detection (docs/injection.md).
+    injection: InjectionSettings = InjectionSettings()
 
     @model_validator(mode="after")
     def _distinct_custom_types(self) -> ProtectionSettings:

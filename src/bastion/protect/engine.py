@@ -13,6 +13,8 @@ and on the development set.
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -23,6 +25,7 @@ from bastion.errors import ConfigError
 from bastion.protect.patterns import PatternSpec
 
 EngineName = Literal["hyperscan", "python"]
+log = logging.getLogger("bastion.protect")
 _NAMED_GROUP = re.compile(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>")
 _WIDE_REPEAT = re.compile(r"\{(\d+),(\d+)\}")
 #: Bounded repeats wider than this are opened up (``{1,64}`` -> ``{1,}``) for hyperscan only:
@@ -88,6 +91,36 @@ def hyperscan_expression(regex: str) -> str:
     )
 
 
+def hyperscan_inputs(specs: Sequence[PatternSpec]) -> list[tuple[bytes, int]]:
+    """Each pattern's hyperscan expression (Latin-1 bytes) and compile flags."""
+    import hyperscan
+
+    out: list[tuple[bytes, int]] = []
+    for s in specs:
+        try:
+            expr = hyperscan_expression(s.prefilter or s.regex).encode("latin-1")
+        except UnicodeEncodeError:
+            raise ConfigError(f"pattern {s.name!r} uses characters outside Latin-1") from None
+        flags = hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_ALLOWEMPTY
+        if s.caseless:
+            flags |= hyperscan.HS_FLAG_CASELESS
+        out.append((expr, flags))
+    return out
+
+
+def compile_database(inputs: list[tuple[bytes, int]]) -> bytes:
+    """Compile expressions into one block-mode database and return it serialised."""
+    import hyperscan
+
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    try:
+        db.compile(expressions=[e for e, _ in inputs], ids=list(range(len(inputs))), elements=len(inputs),
+                   flags=[f for _, f in inputs])
+    except hyperscan.error as exc:
+        raise ConfigError(f"a pattern does not compile for hyperscan: {exc}") from None
+    return bytes(hyperscan.dumpb(db))
+
+
 def hyperscan_available() -> bool:
     """Whether the hyperscan module imports on this machine."""
     try:
@@ -109,28 +142,13 @@ class HyperscanEngine:
 
     name: EngineName = "hyperscan"
 
-    def __init__(self, specs: Sequence[PatternSpec]) -> None:
+    def __init__(self, specs: Sequence[PatternSpec], serialized: bytes | None = None) -> None:
         import hyperscan
 
-        self._hs = hyperscan
         self._regexes = [compile_python(s) for s in specs]
-        expressions: list[bytes] = []
-        flags: list[int] = []
-        for s in specs:
-            expr = hyperscan_expression(s.prefilter or s.regex)
-            try:
-                expressions.append(expr.encode("latin-1"))
-            except UnicodeEncodeError:
-                raise ConfigError(f"pattern {s.name!r} uses characters outside Latin-1") from None
-            f = hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_ALLOWEMPTY
-            if s.caseless:
-                f |= hyperscan.HS_FLAG_CASELESS
-            flags.append(f)
-        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        try:
-            self._db.compile(expressions=expressions, ids=list(range(len(specs))), elements=len(specs), flags=flags)
-        except hyperscan.error as exc:
-            raise ConfigError(f"a pattern does not compile for hyperscan: {exc}") from None
+        if serialized is None:
+            serialized = compile_database(hyperscan_inputs(specs))
+        self._db = hyperscan.loadb(serialized, hyperscan.HS_MODE_BLOCK)
         # Hyperscan scratch space may not be shared by concurrent scans: one per thread.
         self._scratch = hyperscan.Scratch(self._db)
         self._local = threading.local()
@@ -202,3 +220,48 @@ def build_engine(specs: Sequence[PatternSpec], choice: str = "auto") -> Engine:
     if choice == "hyperscan" and not hyperscan_available():
         raise ConfigError("protection.engine is hyperscan, but hyperscan is not installed")
     return HyperscanEngine(specs)
+
+
+class SwappingEngine:
+    """The Python engine at once, replaced by hyperscan when its database has compiled.
+
+    Compiling every pattern into one hyperscan database takes seconds; the results of
+    the two engines are identical, so the scanner serves with Python meanwhile and
+    switches with one reference assignment (atomic for readers in other threads).
+    """
+
+    def __init__(self, specs: Sequence[PatternSpec]) -> None:
+        self._current: Engine = PythonEngine(specs)
+        self._specs = tuple(specs)
+        self._thread = threading.Thread(target=self._compile, name="bastion-hyperscan-compile", daemon=True)
+        self._thread.start()
+
+    @property
+    def name(self) -> EngineName:
+        """The engine serving right now."""
+        return self._current.name
+
+    def _compile(self) -> None:
+        # The hyperscan compiler holds the GIL for seconds, so it runs in a child process;
+        # this thread only waits, and the serialised database loads in milliseconds.
+        try:
+            inputs = hyperscan_inputs(self._specs)
+            try:
+                ctx = multiprocessing.get_context("spawn")
+                with ctx.Pool(1) as pool:
+                    serialized = pool.apply(compile_database, (inputs,))
+            except (OSError, RuntimeError) as exc:  # pragma: no cover - no child processes here
+                log.info("compiling hyperscan in-process (%s)", exc)
+                serialized = compile_database(inputs)
+            self._current = HyperscanEngine(self._specs, serialized)
+        except ConfigError as exc:  # pragma: no cover - the patterns are checked by the tests
+            log.warning("hyperscan could not compile the patterns; staying with the Python engine: %s", exc)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the compilation to end; whether hyperscan now serves."""
+        self._thread.join(timeout)
+        return self._current.name == "hyperscan"
+
+    def candidates(self, text: str) -> list[Candidate]:
+        """All matches of all patterns in ``text`` (from whichever engine serves now)."""
+        return self._current.candidates(text)

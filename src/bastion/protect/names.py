@@ -48,7 +48,8 @@ _STRONG_CUES = frozenset(
     ich heisse|mein name ist|nazywam się|jestem|mijn naam is|ik ben|jag heter|nombre|paciente|cliente|señor|
     señora|sr|sra|nom|prénom|monsieur|madame|kunde|kundin|patientin|herr|frau|nome|paziente|signor|signora|
     naam|klant|imię|nazwisko|pan|pani|thanks to|thank you|on behalf of|according to|courtesy of|
-    introduce|introducing|meet|welcome|congratulations|congrats|condolences to""".replace("\n", "").replace("    ", "").split("|")
+    introduce|introducing|meet|welcome|congratulations|congrats|condolences to"""
+    .replace("\n", "").replace("    ", "").split("|")
 )
 #: Greetings: a single word after one is a name ("Hi Siobhán,", "Sehr geehrter Herr Dietrich").
 _GREETINGS = frozenset(
@@ -389,7 +390,8 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
     return out
 
 
-_INVERTED_TAIL = re.compile(r", ((?:[^\W\d_]+(?:['’-][^\W\d_]+)*\.?)(?: [^\W\d_]+(?:['’-][^\W\d_]+)*\.?)?)(?=[;|)\n]|$| \()")
+_NAME_WORD = r"[^\W\d_]+(?:['’-][^\W\d_]+)*\.?"
+_INVERTED_TAIL = re.compile(rf", ({_NAME_WORD}(?: {_NAME_WORD})?)(?=[;|)\n]|$| \()")
 
 
 def _inverted_name(text: str, words: list[tuple[int, int, str]], end: int,

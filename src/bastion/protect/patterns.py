@@ -134,7 +134,8 @@ BUILTIN: tuple[PatternSpec, ...] = (
                 0.8, validator=_spelled_email, validator_name="spelled-out address", caseless=True),
     PatternSpec("email_spaced", "EMAIL_ADDRESS",
                 rf"\b[A-Za-z0-9._+-]{{1,40}}[ \t]{{0,3}}@[ \t]{{0,3}}[A-Za-z0-9-]{{1,63}}"
-                rf"(?:[ \t]{{0,3}}\.[ \t]{{0,3}}[A-Za-z0-9-]{{1,63}}){{0,3}}[ \t]{{0,3}}\.[ \t]{{0,3}}{_TLD}\b", 0.85, caseless=True),
+                rf"(?:[ \t]{{0,3}}\.[ \t]{{0,3}}[A-Za-z0-9-]{{1,63}}){{0,3}}[ \t]{{0,3}}\.[ \t]{{0,3}}{_TLD}\b",
+                0.85, caseless=True),
     PatternSpec("phone_intl", "PHONE_NUMBER",
                 r"(?:\+\d{1,3}|\(\+\d{1,3}\))[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{2,5}){1,4}\b", 0.75,
                 validator=v.phone, validator_name="phonenumbers", context=_PHONE_CTX, trim=True),

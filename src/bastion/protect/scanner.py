@@ -17,7 +17,7 @@ from bastion.context import Finding
 from bastion.protect import validators
 from bastion.protect.config import CustomPattern, DenyList, ProtectionSettings
 from bastion.protect.decode import find_encoded
-from bastion.protect.engine import Engine, build_engine
+from bastion.protect.engine import Engine, SwappingEngine, build_engine, hyperscan_available
 from bastion.protect.entities import data_classes_of
 from bastion.protect.names import NAME_THRESHOLD, apply_ner, csv_name_cells, score_names
 from bastion.protect.ner import NERModel, load_ner
@@ -85,7 +85,15 @@ class Scanner:
         specs = [s for s in BUILTIN if s.type not in disabled]
         specs.extend(_custom_spec(p) for p in settings.custom_patterns)
         self._specs = tuple(specs)
-        self._engine = engine or build_engine(self._specs, settings.engine)
+        if engine is not None:
+            self._engine: Engine | SwappingEngine = engine
+        elif settings.engine == "auto" and hyperscan_available():
+            # Custom regexes must compile for hyperscan too; checking them alone is quick.
+            if settings.custom_patterns:
+                build_engine([s for s in self._specs if s.detector == "custom"], "hyperscan")
+            self._engine = SwappingEngine(self._specs)
+        else:
+            self._engine = build_engine(self._specs, settings.engine)
         self._context = [_context_regex(s.context) for s in self._specs]
         self._negative = [_context_regex(s.negative) for s in self._specs]
         self._deny = [_deny_matcher(d) for d in settings.deny_lists]
@@ -102,6 +110,12 @@ class Scanner:
     def engine(self) -> str:
         """``hyperscan`` or ``python``: which engine matches patterns."""
         return self._engine.name
+
+    def wait_for_engine(self, timeout: float | None = None) -> str:
+        """Wait until hyperscan (compiling in the background under ``engine: auto``) serves."""
+        if isinstance(self._engine, SwappingEngine):
+            self._engine.wait(timeout)
+        return self.engine
 
     @property
     def ner_active(self) -> bool:
