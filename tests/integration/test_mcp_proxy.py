@@ -251,9 +251,15 @@ def test_oidc_scopes_come_from_the_token(gw: ToolGateway) -> None:
 
 async def test_sdk_client_sees_only_the_tools_it_may_call(gw: ToolGateway) -> None:
     async with mcp_session(gw, gw.keys[MANAGER]) as session:
-        names = {t.name for t in (await session.list_tools()).tools}
+        listed = {t.name: t for t in (await session.list_tools()).tools}
     async with mcp_session(gw, gw.keys["admin"]) as session:
-        admin_names = {t.name for t in (await session.list_tools()).tools}
+        admin_listed = {t.name: t for t in (await session.list_tools()).tools}
+    names, admin_names = set(listed), set(admin_listed)
+    # What the registry left out came from the MCP server at start-up; what it declared stays.
+    assert listed["read_document"].description == "A document with an injection planted in it."
+    assert listed["read_document"].input_schema["required"] == ["name"]
+    assert "record_id" in admin_listed["wipe_everything"].input_schema["properties"]
+    assert listed["whoami"].input_schema["additionalProperties"] is False
     assert {"whoami", "echo", "delete_record", "hr_team_reviews"} <= names
     assert "wipe_everything" not in names  # not_recommended: security administrators only
     assert "wipe_everything" in admin_names

@@ -207,3 +207,18 @@ def test_cli_lists_what_a_user_may_call(tmp_path: Path) -> None:
     admin = runner.invoke(cli_app, ["tools", "list", "--config", str(path), "--as-user", "root", "--roles",
                                     "security-admin", "--json"])
     assert "purge" in {r["name"] for r in json.loads(admin.output)}
+
+
+def test_what_the_registry_declares_beats_what_a_server_says() -> None:
+    declared = {"type": "object", "properties": {"q": {"type": "string"}}}
+    mcp = {"kind": "mcp", "owner": "it", "audience": "https://m", "mcp_url": "http://m/mcp"}
+    registry = ToolRegistry(ToolsSettings.model_validate({"registry": [
+        {"name": "open", **mcp}, {"name": "fixed", "description": "Ours", "arguments_schema": declared, **mcp}]}))
+    remote = {"description": "Theirs", "inputSchema": {"type": "object", "required": ["id"]}}
+    assert registry.needs_discovery(registry.get("open")) and not registry.needs_discovery(registry.get("fixed"))
+    assert registry.adopt_remote("open", remote) and not registry.adopt_remote("fixed", remote)
+    assert registry.get("open").settings.description == "Theirs"
+    with pytest.raises(InvalidRequest):
+        registry.get("open").validate({})  # the adopted schema is enforced
+    assert registry.get("fixed").settings.arguments_schema == declared
+    assert not registry.adopt_remote("open", {"inputSchema": {"type": "no-such-type"}})

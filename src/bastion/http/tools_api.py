@@ -75,6 +75,7 @@ def routes(service: ToolService) -> list[BaseRoute]:
 
     async def list_tools(request: Request) -> Response:
         principal = await service.authenticate(request)
+        await service.ensure_discovered()
         visible = service.proxy.registry.visible_to(principal, service.policy.engine)
         return JSONResponse({"object": "list", "data": [t.summary() for t in visible]})
 
@@ -91,6 +92,7 @@ def routes(service: ToolService) -> list[BaseRoute]:
             raise InvalidRequest("The body must be a JSON object of tool arguments.", code="invalid_arguments")
         workflow = request.headers.get(WORKFLOW_HEADER)
         service.workflows.admit(principal, workflow)
+        await service.ensure_discovered()
         call = ToolCall(
             principal=principal, tool=request.path_params["name"], arguments=arguments, request_id=_rid(request),
             channel="rest", actor=service.actor_of(request, principal), workflow_id=workflow,

@@ -113,7 +113,7 @@ class ToolProxy:
         self._engine = engine
         self._credentials = credentials
         self._http_tools = http_tools
-        self._mcp_tools = mcp_tools
+        self.mcp_tools = mcp_tools
         self._scan = scan
         self._injection = injection
         self.approvals = approvals
@@ -262,7 +262,7 @@ class ToolProxy:
             return ToolOutcome("done", tool.name, call.request_id, is_error=result.is_error, flags=guarded.flags,
                                result={"status": result.status, "content": content, "flags": guarded.flags,
                                        "findings": guarded.findings})
-        wire = await self._mcp_tools.call(tool.settings, call.arguments, bearer_for=bearer_for,
+        wire = await self.mcp_tools.call(tool.settings, call.arguments, bearer_for=bearer_for,
                                           request_id=call.request_id)
         protected, flags = self._guard_mcp(tool, wire)
         return ToolOutcome("done", tool.name, call.request_id, result=protected,

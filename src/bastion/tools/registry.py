@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
 
 from bastion.context import Principal
 from bastion.errors import InvalidRequest, PermissionDenied
@@ -20,6 +21,10 @@ from bastion.tools.tokens import PRINCIPAL_SCOPES_ATTRIBUTE, user_scopes
 MAX_SCHEMA_ERRORS = 5
 #: The policy action every tool call is decided under.
 CALL_TOOL = "call_tool"
+#: The schema a tool gets when the registry declares none.
+DEFAULT_SCHEMA: dict[str, Any] = {"type": "object"}
+#: Longest description taken from an MCP server, in characters.
+MAX_REMOTE_DESCRIPTION = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +151,35 @@ class ToolRegistry:
             if decision.allowed or decision.require_approval:
                 out.append(tool)
         return out
+
+    def needs_discovery(self, tool: RegisteredTool) -> bool:
+        """Whether an MCP tool left its description or schema to its server."""
+        s = tool.settings
+        return s.kind == "mcp" and (not s.description or s.arguments_schema == DEFAULT_SCHEMA)
+
+    def adopt_remote(self, name: str, remote: dict[str, Any]) -> bool:
+        """Take the description and input schema an MCP server gives, where the registry left them out.
+
+        What the registry declares always wins; a schema that is not valid JSON Schema is ignored.
+        """
+        tool = self._tools[name]
+        update: dict[str, Any] = {}
+        description = remote.get("description")
+        if not tool.settings.description and isinstance(description, str):
+            update["description"] = description[:MAX_REMOTE_DESCRIPTION]
+        schema = remote.get("inputSchema")
+        if tool.settings.arguments_schema == DEFAULT_SCHEMA and isinstance(schema, dict):
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError:
+                schema = None
+            if schema is not None:
+                update["arguments_schema"] = schema
+        if not update:
+            return False
+        settings = tool.settings.model_copy(update=update)
+        self._tools[name] = RegisteredTool(settings, Draft202012Validator(settings.arguments_schema))
+        return True
 
     def names(self) -> Iterable[str]:
         """Names of every registered tool."""

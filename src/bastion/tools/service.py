@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -18,8 +19,8 @@ import httpx
 import jwt
 from starlette.requests import Request
 
-from bastion.context import Principal
-from bastion.errors import AuthenticationFailed, PermissionDenied, RateLimited
+from bastion.context import Principal, new_request_id
+from bastion.errors import AuthenticationFailed, BastionError, PermissionDenied, RateLimited
 from bastion.identity import Authenticator
 from bastion.policy.store import PolicyStore
 from bastion.protect.injection import load_default_detector
@@ -52,6 +53,10 @@ MAX_WORKFLOW_ID_CHARS = 128
 WORKFLOW_HEADER = "x-bastion-workflow-id"
 #: Header naming the client or agent acting for the user (becomes the token's ``act``).
 ACTOR_HEADER = "x-bastion-actor"
+#: Subject of the tokens Bastion mints for itself to list an MCP server's tools.
+DISCOVERY_SUBJECT = "bastion:tool-discovery"
+#: Least seconds between two attempts at listing an unreachable MCP server's tools.
+DISCOVERY_RETRY_SECONDS = 30.0
 
 
 def public_url_of(settings: Settings) -> str:
@@ -142,6 +147,12 @@ class ToolService:
         self._http_tools = http_tools
         self.public_url = public_url_of(settings)
         proxy_settings = settings.tools.proxy
+        self._pending_discovery: dict[str, list[str]] = {}
+        for tool in proxy.registry:
+            if proxy.registry.needs_discovery(tool):
+                self._pending_discovery.setdefault(tool.settings.mcp_url or "", []).append(tool.name)
+        self._discovery_lock = asyncio.Lock()
+        self._next_discovery = 0.0
         self.workflows = WorkflowLimits(
             max_calls=proxy_settings.workflow_max_calls,
             max_seconds=proxy_settings.workflow_max_seconds,
@@ -204,6 +215,53 @@ class ToolService:
                     log.error("tool %s is unavailable: %s", tool.name, exc)
         if self._own_policy:
             self.policy.start()
+
+    async def ensure_discovered(self) -> None:
+        """Learn what the registry left to MCP servers, once, on first use.
+
+        Not at start-up: an MCP server that verifies Bastion's tokens fetches Bastion's
+        JWKS, which is not served until start-up is over. A server that could not be
+        reached is asked again on a later request, at most every DISCOVERY_RETRY_SECONDS.
+        """
+        if not self._pending_discovery:
+            return
+        now = time.monotonic()
+        if now < self._next_discovery:
+            return
+        async with self._discovery_lock:
+            if not self._pending_discovery or time.monotonic() < self._next_discovery:
+                return
+            self._next_discovery = time.monotonic() + DISCOVERY_RETRY_SECONDS
+            for server in list(self._pending_discovery):
+                if await self._discover_server(self._pending_discovery[server]):
+                    del self._pending_discovery[server]
+
+    async def _discover_server(self, names: list[str]) -> bool:
+        registry = self.proxy.registry
+        first = registry.get(names[0]).settings
+        # Bastion lists tools as itself, with only the scopes the tool needs: metadata, never user data.
+        service = Principal(subject=DISCOVERY_SUBJECT, kind="service", auth_method="none",
+                            attributes={PRINCIPAL_SCOPES_ATTRIBUTE: list(first.scopes)})
+        request_id = new_request_id()
+
+        async def bearer_for(body: bytes) -> str:
+            return self.minter.mint_tool_token(service, first, actor=self.settings.tools.proxy.default_actor,
+                                               scopes=None, request_id=request_id, body=body)
+
+        try:
+            offered = await self.proxy.mcp_tools.list_tools(first, bearer_for=bearer_for, request_id=request_id)
+        except BastionError as exc:
+            log.warning("cannot list the tools of %s's server (%s); keeping the registry's entries",
+                        first.name, exc.code)
+            return False
+        remote = {t.get("name"): t for t in offered}
+        for name in names:
+            found = remote.get(registry.get(name).settings.remote_name)
+            if found is None:
+                log.warning("MCP tool %s is not offered by its server", name)
+            elif registry.adopt_remote(name, found):
+                log.info("MCP tool %s: description and schema taken from its server", name)
+        return True
 
     async def stop(self) -> None:
         """Let webhook notes finish and stop the policy watcher."""

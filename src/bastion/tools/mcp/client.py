@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import httpx2
+import mcp_types as types
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -23,6 +24,8 @@ from bastion.tools.config import ToolSettings
 BearerFor = Callable[[bytes], Awaitable[str]]
 #: Seconds to connect to an upstream MCP server.
 CONNECT_TIMEOUT_SECONDS = 5.0
+#: Most pages of ``tools/list`` read from one server.
+MAX_LIST_PAGES = 20
 
 
 class BodyBoundAuth(httpx2.Auth):
@@ -52,6 +55,35 @@ class McpToolClient:
         self, tool: ToolSettings, arguments: dict[str, Any], *, bearer_for: BearerFor, request_id: str
     ) -> dict[str, Any]:
         """The upstream ``CallToolResult`` in its wire form (``content``, ``isError``, ...)."""
+
+        async def run(session: ClientSession) -> Any:
+            return await session.call_tool(tool.remote_name, arguments)
+
+        result = await self._session(tool, run, bearer_for=bearer_for, request_id=request_id)
+        wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return wire
+
+    async def list_tools(self, tool: ToolSettings, *, bearer_for: BearerFor, request_id: str) -> list[dict[str, Any]]:
+        """Every tool the server of ``tool`` offers, in wire form (``name``, ``description``, ``inputSchema``)."""
+
+        async def run(session: ClientSession) -> Any:
+            listed: list[dict[str, Any]] = []
+            params = None
+            for _ in range(MAX_LIST_PAGES):
+                page = await session.list_tools(params=params)
+                listed.extend(t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in page.tools)
+                if not page.next_cursor:
+                    break
+                params = types.PaginatedRequestParams(cursor=page.next_cursor)
+            return listed
+
+        result: list[dict[str, Any]] = await self._session(tool, run, bearer_for=bearer_for, request_id=request_id)
+        return result
+
+    async def _session(
+        self, tool: ToolSettings, run: Callable[[ClientSession], Awaitable[Any]], *, bearer_for: BearerFor,
+        request_id: str,
+    ) -> Any:
         assert tool.mcp_url is not None
         limit = min(self._timeout, tool.timeout_seconds)
         timeout = httpx2.Timeout(limit, connect=min(CONNECT_TIMEOUT_SECONDS, limit))
@@ -64,7 +96,7 @@ class McpToolClient:
                     ClientSession(read, write, read_timeout_seconds=limit) as session,
                 ):
                     await session.initialize()
-                    result = await session.call_tool(tool.remote_name, arguments)
+                    return await run(session)
         except TimeoutError:
             raise UpstreamTimeout("The MCP tool did not answer in time.", code="tool_timeout") from None
         except MCPError as exc:
@@ -73,5 +105,3 @@ class McpToolClient:
             raise UpstreamFailed(
                 f"The MCP server could not be reached ({type(exc).__name__}).", code="tool_unreachable"
             ) from None
-        wire: dict[str, Any] = result.model_dump(mode="json", by_alias=True, exclude_none=True)
-        return wire

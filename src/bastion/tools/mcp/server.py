@@ -131,6 +131,8 @@ class McpEndpoint:
             })
         if method == "ping":
             return _rpc_result(msg_id, {})
+        if method in ("tools/list", "tools/call"):
+            await self._service.ensure_discovered()
         if method == "tools/list":
             tools = self._service.proxy.registry.visible_to(principal, self._service.policy.engine)
             return _rpc_result(msg_id, {"tools": [t.mcp_descriptor() for t in tools]})
