@@ -182,7 +182,8 @@ def main() -> None:
         "target_added_p50_ms": 2.0,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_avg_1m": round(os.getloadavg()[0], 2)},
-        "notes": "client, gateway and backend share one process; audit commits to SQLite with synchronous=FULL",
+        "notes": "client, gateway and backend share one process; audit commits to SQLite with synchronous="
+                 + settings.storage.sqlite_synchronous,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
