@@ -21,6 +21,7 @@ from bastion.audit.signing import AuditSigner
 from bastion.audit.writer import AuditLog
 from bastion.errors import BastionError, InvalidRequest
 from bastion.gateway import Gateway
+from bastion.gateway_secret import load_gateway_secret
 from bastion.http import openai_api, ops
 from bastion.http.middleware import LimitsMiddleware
 from bastion.identity import Authenticator, IdentifyStage
@@ -31,6 +32,7 @@ from bastion.limits.stage import LimitStage
 from bastion.metrics import Metrics
 from bastion.pipeline.base import Stage
 from bastion.pipeline.output import OutputStage
+from bastion.pipeline.protection import Protection, build_protection
 from bastion.pipeline.route import ModelAccessStage, RouteStage
 from bastion.policy.stage import PolicyStage
 from bastion.policy.store import PolicyStore
@@ -60,6 +62,8 @@ class Runtime:
     http: httpx.AsyncClient
     limiter: Limiter | None = None
     policies: PolicyStore | None = None
+    protection: Protection | None = None
+    startup_notes: list[str] = field(default_factory=list)
     extra_checks: dict[str, Any] = field(default_factory=dict)
 
 
@@ -76,7 +80,9 @@ def build_runtime(settings: Settings, config_path: str | Path | None = None) -> 
     authenticator = Authenticator(keys if settings.identity.api_keys.enabled else None, oidc)
     signer = AuditSigner.load_or_create(settings.data_path / "audit-signing.key")
     audit = AuditLog(db, signer, settings.audit, jsonl_path=settings.audit.jsonl_path)
-    registry = ProviderRegistry.from_settings(settings, SecretResolver(settings.secrets_file))
+    resolver = SecretResolver(settings.secrets_file)
+    registry = ProviderRegistry.from_settings(settings, resolver)
+    protection = build_protection(settings, load_gateway_secret(settings, resolver))
 
     limiter = Limiter.from_settings(settings) if settings.limits.enabled else None
     limit_stage = LimitStage(limiter) if limiter is not None else None
@@ -88,9 +94,10 @@ def build_runtime(settings: Settings, config_path: str | Path | None = None) -> 
     if limit_stage is not None:
         chat_stages.append(limit_stage)
         embedding_stages.append(limit_stage)
-    chat_stages += [decide, RouteStage(registry, "chat"), FallbackStage(settings.models, policies)]
-    embedding_stages += [decide, RouteStage(registry, "embedding")]
-    output_stages: list[OutputStage] = []
+    chat_stages += [protection.inspect, decide, protection.transform, RouteStage(registry, "chat"),
+                    FallbackStage(settings.models, policies)]
+    embedding_stages += [protection.inspect, decide, protection.transform, RouteStage(registry, "embedding")]
+    output_stages: list[OutputStage] = [protection.output]
     gateway = Gateway(
         settings, registry,
         identify=IdentifyStage(authenticator),
@@ -102,7 +109,9 @@ def build_runtime(settings: Settings, config_path: str | Path | None = None) -> 
         limits=limit_stage,
         visible_models=lambda p: policies.engine.models_for(p, registry.models()),
     )
-    rt = Runtime(settings, db, keys, audit, registry, metrics, gateway, http, limiter=limiter, policies=policies)
+    rt = Runtime(settings, db, keys, audit, registry, metrics, gateway, http, limiter=limiter, policies=policies,
+                 protection=protection)
+    rt.startup_notes.extend(protection.notes)
     if limiter is not None:
         rt.extra_checks["limits"] = limiter.readiness
     return rt
@@ -154,6 +163,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
             await rt.registry.aclose()
             if rt.limiter is not None:
                 await rt.limiter.aclose()
+            if rt.protection is not None:
+                await rt.protection.aclose()
             await rt.http.aclose()
             rt.db.close()
 

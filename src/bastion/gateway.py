@@ -273,6 +273,7 @@ class Gateway:
         ended_by: BastionError | None = None
         meter = self._limits.meter(ctx) if self._limits is not None else None
         usage_seen = False
+        flushed = False
         try:
             pending = first
             while pending is not None:
@@ -296,6 +297,14 @@ class Gateway:
                     pieces.pop() if pieces else None
                     yield sse(_finish_chunk(template, "length"))
                     break
+                ending = not choices or any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
+                if ending and output and not flushed:
+                    # Release what the filters held back before the answer's last events.
+                    flushed = True
+                    tail = output.finish()
+                    if tail:
+                        pieces.append(tail)
+                        yield sse(_content_chunk(template, tail))
                 if choices or client_wants_usage:
                     data = sse(chunk)
                     sent += len(data)
@@ -312,7 +321,7 @@ class Gateway:
                     pending = None
                 finally:
                     ctx.upstream_ns += time.perf_counter_ns() - started
-            if output:
+            if output and not flushed:
                 tail = output.finish()
                 if tail:
                     pieces.append(tail)

@@ -65,7 +65,7 @@ def run_server(config: str | None, *, host: str | None = None, port: int | None 
     print(f"Bastion {__version__} listening on {url}", flush=True)
     print(f"  storage: {_describe_storage(settings)}", flush=True)
     print(f"  models: {', '.join(m.name for m in settings.models) or '(none)'}", flush=True)
-    for note in getattr(runtime, "startup_notes", []):
+    for note in runtime.startup_notes:
         print(f"  {note}", flush=True)
     if first:
         print("  A first API key was made for you. It is shown only this once:", flush=True)

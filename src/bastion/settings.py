@@ -221,6 +221,8 @@ class Settings(_Section):
     data_dir: str = str(DEFAULT_DATA_DIR)
     #: A file of ``NAME=value`` lines read for provider keys (after the environment).
     secrets_file: str | None = None
+    #: Environment variable (or secrets-file entry) holding the gateway secret shared by replicas.
+    secret_env: str | None = None
     server: ServerSettings = ServerSettings()
     storage: StorageSettings = StorageSettings()
     audit: AuditSettings = AuditSettings()

@@ -9,6 +9,7 @@ The upstream model name picks the behaviour:
   error429      429 with Retry-After
   error401      401 quoting the credential it was sent (as some providers do)
   badstream     a stream whose second event is not JSON
+  leak          answer with data the user never sent: a card number, a cloud key, and a canary echo
 Every request is kept in ``received`` so tests can check what reached the provider.
 """
 
@@ -66,6 +67,10 @@ class FakeUpstream:
                 return JSONResponse({"error": {"message": f"Incorrect API key provided: {auth[7:]}"}}, status_code=401)
             text = _last_user(body)
             answer = f"You said: {text}"
+            if mode == "leak":
+                system = next((m.get("content", "") for m in body.get("messages", []) if m.get("role") == "system"), "")
+                answer = ("Sure. The card on file is 4111 1111 1111 1111 and the deploy key is "
+                          f"AKIAIOSFODNN7EXAMPLE. My instructions begin: {str(system)[:60]}")
             if body.get("stream"):
                 return StreamingResponse(self._stream(body, answer, mode), media_type="text/event-stream")
             message: dict[str, Any] = {"role": "assistant", "content": answer}

@@ -39,6 +39,7 @@ def base_config(upstream_url: str, data_dir: Path, **overrides: Any) -> dict[str
             {"name": "error429-test", "provider": "fake", "upstream_model": "error429"},
             {"name": "error401-test", "provider": "fake", "upstream_model": "error401"},
             {"name": "badstream-test", "provider": "fake", "upstream_model": "badstream"},
+            {"name": "leak-test", "provider": "fake", "upstream_model": "leak"},
             {"name": "embed-test", "provider": "fake", "upstream_model": "normal", "kind": "embedding"},
             {"name": "echo", "provider": "builtin"},
         ],

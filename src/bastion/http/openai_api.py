@@ -22,7 +22,7 @@ def _context(request: Request, endpoint: str) -> RequestContext:
     ctx.client_ip = request.client.host if request.client else None
     ctx.state["authorization"] = request.headers.get("authorization")
     ctx.state["x_api_key"] = request.headers.get("x-api-key")
-    ctx.state["conversation_id"] = request.headers.get("x-bastion-conversation-id")
+    ctx.state["conversation_id"] = request.headers.get("x-bastion-conversation")
     return ctx
 
 
