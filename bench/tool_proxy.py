@@ -129,7 +129,8 @@ def main() -> None:
         })
         rt = build_runtime(settings)
         service = ToolService.build(settings, db=rt.db, audit=rt.audit.append,
-                                    authenticator=Authenticator(rt.keys), http=rt.http)
+                                    authenticator=Authenticator(rt.keys), http=rt.http, policy=rt.policies,
+                                    scan=rt.protection.scanner.scan if rt.protection else None)
         app = create_app(settings, rt)
         app.router.routes.extend(service.routes())
         inner = app.router.lifespan_context

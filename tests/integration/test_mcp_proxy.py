@@ -133,8 +133,11 @@ class ToolGateway:
         rt = build_runtime(self.settings)
         self.runtime = rt
         oidc = OIDCVerifier(list(self.settings.identity.oidc), rt.http)
-        self.service = ToolService.build(self.settings, db=rt.db, audit=rt.audit.append,
-                                         authenticator=Authenticator(rt.keys, oidc), http=rt.http)
+        # Wired as the gateway wires it: its policy store and its scanner are shared.
+        self.service = ToolService.build(
+            self.settings, db=rt.db, audit=rt.audit.append, authenticator=Authenticator(rt.keys, oidc),
+            http=rt.http, policy=rt.policies, scan=rt.protection.scanner.scan if rt.protection else None,
+        )
         app = create_app(self.settings, rt)
         app.router.routes.extend(self.service.routes())
         inner = app.router.lifespan_context

@@ -23,7 +23,7 @@ from bastion.context import Principal, new_request_id
 from bastion.errors import AuthenticationFailed, BastionError, PermissionDenied, RateLimited
 from bastion.identity import Authenticator
 from bastion.policy.store import PolicyStore
-from bastion.protect.injection import load_default_detector
+from bastion.protect.injection import InjectionDetector, build_detector
 from bastion.providers.secrets import SecretResolver
 from bastion.tools.approvals import ApprovalStore, Sealer, WebhookNotifier
 from bastion.tools.config import ToolsSettings
@@ -170,9 +170,10 @@ class ToolService:
         http: httpx.AsyncClient,
         policy: PolicyStore | None = None,
         scan: Callable[[str], Any] | None = None,
+        injection: InjectionDetector | None = None,
         config_path: str | None = None,
     ) -> ToolService:
-        """Build the proxy from settings; pass the gateway's policy store and scanner to share them."""
+        """Build the proxy from settings; pass the gateway's policy store, scanner and detector to share them."""
         tools: ToolsSettings = settings.tools
         minter = build_minter(tools.tokens, data_dir=settings.data_path, public_url=public_url_of(settings))
         exchange = None
@@ -195,7 +196,8 @@ class ToolService:
             http_tools=http_tools,
             mcp_tools=McpToolClient(timeout_seconds=tools.proxy.mcp_timeout_seconds),
             scan=scan,
-            injection=load_default_detector(),
+            # Tool results are always untrusted: they are scored even where prompts are not.
+            injection=injection or build_detector(settings.protection.injection),
             approvals=ApprovalStore(db, Sealer.load_or_create(settings.data_path / "approvals-seal.key"),
                                     ttl_seconds=tools.approvals.ttl_seconds),
             notifier=notifier,
