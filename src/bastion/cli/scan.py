@@ -31,11 +31,18 @@ def _build_scanner(config: str | None) -> Any:
 
 def _injection_scorer() -> Any:
     """The prompt-injection detector, or None when that module is not part of this build."""
+    from bastion.errors import ConfigError
+
     try:
         from bastion.protect.injection import load_default_detector
     except ImportError:
         return None
-    return load_default_detector()
+    try:
+        return load_default_detector()
+    except ConfigError as exc:
+        # Fail closed: without its injection verdict a result line would be incomplete.
+        typer.echo(f"the prompt-injection detector could not be loaded: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _injection(detector: Any, text: str) -> dict[str, Any]:

@@ -14,7 +14,6 @@ and on the development set.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -242,20 +241,15 @@ class SwappingEngine:
         return self._current.name
 
     def _compile(self) -> None:
-        # The hyperscan compiler holds the GIL for seconds, so it runs in a child process;
+        # The hyperscan compiler holds the GIL for seconds, so it runs in a child interpreter;
         # this thread only waits, and the serialised database loads in milliseconds.
+        from bastion.protect.hscompile import compile_in_child
+
         try:
-            inputs = hyperscan_inputs(self._specs)
-            try:
-                ctx = multiprocessing.get_context("spawn")
-                with ctx.Pool(1) as pool:
-                    serialized = pool.apply(compile_database, (inputs,))
-            except (OSError, RuntimeError) as exc:  # pragma: no cover - no child processes here
-                log.info("compiling hyperscan in-process (%s)", exc)
-                serialized = compile_database(inputs)
+            serialized = compile_in_child(hyperscan_inputs(self._specs))
             self._current = HyperscanEngine(self._specs, serialized)
-        except ConfigError as exc:  # pragma: no cover - the patterns are checked by the tests
-            log.warning("hyperscan could not compile the patterns; staying with the Python engine: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the (identical) Python engine
+            log.warning("hyperscan is not used; the Python engine keeps serving: %s", exc)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the compilation to end; whether hyperscan now serves."""
