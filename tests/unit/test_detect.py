@@ -69,6 +69,9 @@ MATCHING = [
     ("AIzaSmo7XRk3ByFE3GQfUbTMcwx10WMQUK4pqLm", "SECRET", "AIzaSmo7XRk3ByFE3GQfUbTMcwx10WMQUK4pqLm"),
     ("postgres://admin:S3cr3tPass!@db.internal:5432/app", "SECRET", "S3cr3tPass!"),
     ('password = "hunter2hunter2"', "SECRET", "hunter2hunter2"),
+    ("DATABASE_URL=postgresql://app:pass@db.internal:5432/prod", "SECRET", "pass"),
+    ("redis://:s3cretRedis@cache:6379/0", "SECRET", "s3cretRedis"),
+    ("The API key is 4f7c2e9a1b8d3f6e0a5c7b9d2e4f6a8c (keep it safe)", "SECRET", "4f7c2e9a1b8d3f6e0a5c7b9d2e4f6a8c"),
     (
         "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
         "SECRET",
@@ -103,6 +106,8 @@ NOT_MATCHING = [
     ("Sort these order numbers: 100234, 998812, 443201.", "PHONE_NUMBER"),
     ("commit 87c8df95247f2866028de71159b42b4ea410fb91 broke it", "SECRET"),
     ("password = ${DB_PASSWORD}", "SECRET"),
+    ("postgres://user:${DB_PASSWORD}@db:5432/app and https://user:****@host/x", "SECRET"),
+    ("the token is expired and the secret is out", "SECRET"),
     ("send to 1BoatSLRHtKNngkdXEeobR76b53LETtpyA", "CRYPTO"),
     ("What is the capital of Jordan, and how far is it from Paris?", "PERSON"),
     ("The Golden Gate Bridge is in San Francisco.", "PERSON"),

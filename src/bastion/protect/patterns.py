@@ -85,6 +85,11 @@ def _secret_value(value: str) -> bool:
     return not value.replace("_", "").isalpha() or len(value) >= 12 and not value.islower()
 
 
+def _url_password(value: str) -> bool:
+    """A password in a URL's user-info part: anything but a template or a mask."""
+    return len(value) >= 3 and not _PLACEHOLDER.search(value) and len(set(value)) > 1
+
+
 def _spelled_email(value: str) -> bool:
     local = re.split(r"[\s\[\(\{<@]", value, maxsplit=1)[0].lower()
     return local not in _EMAIL_STOP_LOCALS
@@ -308,15 +313,16 @@ BUILTIN: tuple[PatternSpec, ...] = (
                 context=("authorization",), detector="secret", validator=_secret_value,
                 validator_name="not a placeholder"),
     PatternSpec("connection_string_password", "SECRET",
-                r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@\"']{1,64}:(?P<v>[^\s@/\"']{1,128})@[A-Za-z0-9.\[\]-]{1,253}",
-                0.95, detector="secret", validator=_secret_value, validator_name="not a placeholder"),
+                r"\b[a-zA-Z][a-zA-Z0-9+.-]{1,20}://[^\s:/@\"']{0,64}:(?P<v>[^\s@/\"']{1,128})@[A-Za-z0-9.\[\]-]{1,253}",
+                0.95, detector="secret", validator=_url_password, validator_name="not a placeholder"),
     PatternSpec("password_assignment", "SECRET",
                 r"(?:[A-Za-z0-9]{1,30}[_.-])?(?:pass|passwd|password|pwd|passphrase|secret|token|api[_-]?key|apikey|"
                 r"access[_-]?key|private[_-]?key|client[_-]?secret|auth[_-]?token|credentials?)"
                 r"(?:[_.-][A-Za-z0-9]{1,30})?[\"']?[ \t]{0,3}(?:=|:|:=|=>)[ \t]{0,3}[\"']?(?P<v>[^\s\"'`,;)]{6,200})",
                 0.8, caseless=True, detector="secret", validator=_secret_value, validator_name="not a placeholder"),
     PatternSpec("password_words", "SECRET",
-                r"\b(?:password|passwort|mot de passe|contraseña|passcode|pwd)(?: is| ist| est| es)?"
+                r"\b(?:password|passwort|mot de passe|contraseña|passcode|pwd|api[ _-]?key|access key|token|secret)"
+                r"(?: is| ist| est| es)?"
                 r"[ \t]{0,3}:?[ \t]{1,3}"
                 r"(?P<v>[^\s\"'`,;]{6,128})", 0.75, caseless=True, detector="secret", validator=_secret_value,
                 validator_name="not a placeholder"),
