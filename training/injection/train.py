@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from bastion.protect.injection.classifier import ARTEFACT_FORMAT, DEFAULT_ARTEFACT  # noqa: E402
+from bastion.protect.injection.entities import mask_entities  # noqa: E402
 from bastion.protect.injection.features import features_of_words, windows, words_of  # noqa: E402
 from bastion.protect.injection.normalize import fold  # noqa: E402
 
@@ -42,7 +43,8 @@ def samples(rows: list[dict[str, object]]) -> tuple[list[dict[str, float]], list
     xs: list[dict[str, float]] = []
     ys: list[int] = []
     for row in rows:
-        words = words_of(fold(str(row["text"])))
+        # Entities masked exactly as at inference (LinearClassifier.probability).
+        words = words_of(mask_entities(fold(str(row["text"]))))
         for i, win in enumerate(windows(words)):
             if i >= MAX_WINDOWS_PER_TEXT:
                 break
@@ -75,7 +77,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=str(Path(tempfile.gettempdir()) / "injection-corpus" / "corpus.jsonl"))
     ap.add_argument("--out", default=str(DEFAULT_ARTEFACT))
-    ap.add_argument("--C", type=float, default=4.0)
+    ap.add_argument("--C", type=float, default=8.0)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
 

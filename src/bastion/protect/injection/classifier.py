@@ -2,7 +2,8 @@
 
 The weights live in a JSON artefact written by ``training/injection/train.py``.
 Inference is a dictionary lookup per feature and one sigmoid per window; it
-needs nothing beyond the standard library.
+needs nothing beyond the standard library. Identifiers, addresses and numbers
+are masked to class tokens first (``entities.py``), as they were at training.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.errors import ConfigError
+from bastion.protect.injection.entities import mask_entities
 from bastion.protect.injection.features import (
     CHAR_N,
     WINDOW_WORDS,
@@ -27,8 +29,9 @@ from bastion.protect.injection.features import (
     words_of,
 )
 
-#: The artefact format this code reads.
-ARTEFACT_FORMAT = "bastion-injection-linear/1"
+#: The artefact format this code reads (2: features of entity-masked text; weights of
+#: format 1 were learnt on unmasked text and would be misread).
+ARTEFACT_FORMAT = "bastion-injection-linear/2"
 #: The artefact shipped with the package.
 DEFAULT_ARTEFACT = Path(__file__).with_name("classifier.json")
 #: Largest artefact accepted, in bytes (a corrupt or hostile file must not exhaust memory).
@@ -61,8 +64,9 @@ class LinearClassifier:
 
     def probability(self, folded: str, words: list[str] | None = None) -> float:
         """The highest window probability over the folded text (``words``: its words, if known)."""
-        if words is None:
-            words = words_of(folded)
+        masked = mask_entities(folded)
+        if words is None or masked != folded:
+            words = words_of(masked)
         if len(words) <= WINDOW_WORDS:
             return self.window_probability(words)
         # Long text: weigh every feature once, then each window is three prefix-sum differences.

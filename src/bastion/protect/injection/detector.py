@@ -30,6 +30,11 @@ CLASSIFIER_FLOOR = 0.3
 #: Classifier probability that flags a text on its own, without any rule: the classifier
 #: generalises to new wording but is less precise than the rules, so it must be surer.
 CLASSIFIER_ALONE = 0.75
+#: The same for texts of at most SHORT_TEXT_WORDS words: a handful of features gives a noisy
+#: probability (a one-line "cc these two addresses" once looked like an attack), and short
+#: attacks are nearly always worded closely enough for a rule to fire too.
+CLASSIFIER_ALONE_SHORT = 0.85
+SHORT_TEXT_WORDS = 8
 #: The same for texts longer than one window: the highest of many windows is more often
 #: high by chance, and in a long document an attack is usually also caught by a rule.
 CLASSIFIER_ALONE_LONG = 0.85
@@ -173,7 +178,12 @@ class InjectionDetector:
             if discussing:
                 p *= DISCUSSION_CLASSIFIER_DAMPING
             # Map the probability so that CLASSIFIER_ALONE lands on the threshold.
-            alone = CLASSIFIER_ALONE_LONG if len(words) > WINDOW_WORDS else CLASSIFIER_ALONE
+            if len(words) > WINDOW_WORDS:
+                alone = CLASSIFIER_ALONE_LONG
+            elif len(words) <= SHORT_TEXT_WORDS:
+                alone = CLASSIFIER_ALONE_SHORT
+            else:
+                alone = CLASSIFIER_ALONE
             clf = min(1.0, max(0.0, (p - CLASSIFIER_FLOOR) / (alone - CLASSIFIER_FLOOR) * self.threshold))
             if clf > 0.0:
                 reasons.append(f"classifier: {p:.2f}")
