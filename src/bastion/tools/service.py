@@ -188,7 +188,7 @@ class ToolService:
             scan = Scanner.from_settings(settings.protection).scan
         notifier = WebhookNotifier(tools.approvals.webhook_url, http,
                                    timeout_seconds=tools.approvals.webhook_timeout_seconds)
-        http_tools = HttpToolClient(http)
+        http_tools = HttpToolClient()
         proxy = ToolProxy(
             ToolRegistry(tools),
             engine=lambda: store.engine,
@@ -266,8 +266,9 @@ class ToolService:
         return True
 
     async def stop(self) -> None:
-        """Let webhook notes finish and stop the policy watcher."""
+        """Let webhook notes finish, close backend connections and stop the policy watcher."""
         await self.notifier.drain()
+        await self._http_tools.aclose()
         if self._own_policy:
             await self.policy.stop()
 
