@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from bastion.protect.injection.classifier import ARTEFACT_FORMAT, DEFAULT_ARTEFACT  # noqa: E402
-from bastion.protect.injection.entities import mask_entities  # noqa: E402
-from bastion.protect.injection.features import features_of_words, windows, words_of  # noqa: E402
+from bastion.protect.injection.entities import entity_words  # noqa: E402
+from bastion.protect.injection.features import features_of_words, windows  # noqa: E402
 from bastion.protect.injection.normalize import fold  # noqa: E402
 
 #: Windows taken from one long text (long jailbreaks would otherwise dominate the corpus).
@@ -44,7 +44,7 @@ def samples(rows: list[dict[str, object]]) -> tuple[list[dict[str, float]], list
     ys: list[int] = []
     for row in rows:
         # Entities masked exactly as at inference (LinearClassifier.probability).
-        words = words_of(mask_entities(fold(str(row["text"]))))
+        words = entity_words(fold(str(row["text"])))
         for i, win in enumerate(windows(words)):
             if i >= MAX_WINDOWS_PER_TEXT:
                 break

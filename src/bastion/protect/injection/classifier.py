@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.errors import ConfigError
-from bastion.protect.injection.entities import mask_entities
+from bastion.protect.injection.entities import entity_words
 from bastion.protect.injection.features import (
     CHAR_N,
     WINDOW_WORDS,
@@ -26,7 +26,6 @@ from bastion.protect.injection.features import (
     pair_features,
     window_bounds,
     word_features,
-    words_of,
 )
 
 #: The artefact format this code reads (2: features of entity-masked text; weights of
@@ -54,7 +53,7 @@ class LinearClassifier:
     meta: dict[str, Any]
 
     def window_probability(self, words: list[str]) -> float:
-        """Probability that one window of words is an injection."""
+        """Probability that one window of words (already entity-masked) is an injection."""
         feats = features_of_words(words)
         if not feats:
             return _sigmoid(self.bias)
@@ -63,10 +62,8 @@ class LinearClassifier:
         return _sigmoid(self.bias + total / math.sqrt(len(feats)))
 
     def probability(self, folded: str, words: list[str] | None = None) -> float:
-        """The highest window probability over the folded text (``words``: its words, if known)."""
-        masked = mask_entities(folded)
-        if words is None or masked != folded:
-            words = words_of(masked)
+        """The highest window probability over the folded text (``words``: its plain words, if known)."""
+        words = entity_words(folded, words)
         if len(words) <= WINDOW_WORDS:
             return self.window_probability(words)
         # Long text: weigh every feature once, then each window is three prefix-sum differences.

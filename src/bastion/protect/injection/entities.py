@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import re
 
+from bastion.protect.injection.features import words_of
+
 #: Masking runs on folded (lower-case) text; each pattern is one linear pass and is
 #: skipped when a cheap membership test shows it cannot match.
 _URL = re.compile(r"\b(?:https?|ftp|s3|file)://[^\s<>\"'()\[\]{}]+|\bwww\.[^\s<>\"'()\[\]{}]+")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
-_IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?(?::\d{1,5})?\b")
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?(?::\d{1,5})?\b")
 #: ISO dates with an optional time and zone, day-first or month-first dates, clock times.
 _DATETIME = re.compile(
     r"\b\d{4}-\d{1,2}-\d{1,2}(?:[t ]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:z|[+-]\d{2}:?\d{2})?\b)?"
@@ -31,42 +33,69 @@ _DATETIME = re.compile(
 _IPV6 = re.compile(
     r"(?<![\w:])(?:(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}|(?:[0-9a-f]{1,4}:){1,6}:(?:[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,5})?"
     r"|::[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})(?![\w:])"
-    r"|\b(?:[0-9a-f]{2}[:-]){5}[0-9a-f]{2}\b"
+    r"|\b(?:[0-9a-f]{2}:){5}[0-9a-f]{2}\b"
 )
 #: Host names ending in a common top-level domain (file names such as ``app.js`` are left alone).
 _HOST = re.compile(
     r"\b(?:[a-z0-9-]+\.)+(?:com|org|net|io|dev|co|uk|de|fr|es|it|nl|pl|ch|at|be|se|dk|no|fi|eu|us|ca|au|jp|cn|in|br|"
     r"ru|info|biz|ai|app|cloud|edu|gov|example|test|local|internal|corp|lan)\b"
 )
-#: Tokens mixing letters and digits, eight characters or more: request ids, hashes, IBANs, keys.
-_LONG_ID = re.compile(r"\b(?=[a-z_]*\d)(?=\d*[a-z])\w{8,}\b")
 _DIGITS = re.compile(r"\d+")
 _HAS_DIGIT = re.compile(r"\d")
+#: Cheap tests led by a literal or a short class, so the engine skips ahead quickly; a full
+#: pattern runs only when its test finds a candidate (most prose has none).
+_HINT_IPV4 = re.compile(r"\.\d{1,3}\.\d{1,3}\.")
+_HINT_IPV6 = re.compile(r":[0-9a-f]{0,4}:")
+_HINT_DATE = re.compile(r"[-/.]\d{1,2}[-/.]\d")
+_HINT_TIME = re.compile(r":\d\d|/[a-z]{3}/\d")
+_HINT_HOST = re.compile(_HOST.pattern.split(r")+", 1)[1].replace("(?:", r"\.(?:", 1))
+#: A word of at least this many characters that mixes digits with letters is an identifier
+#: (request id, hash, IBAN, key); shorter ones (``v2``, ``mp3``) only have their digits masked.
+LONG_ID_CHARS = 8
 
 #: Class tokens, written as words so the tokenizer keeps each one whole.
 URL, EMAIL, ID, IP, DATE, HOST = " _url_ ", " _email_ ", " _id_ ", " _ip_ ", " _date_ ", " _host_ "
 
 
 def mask_entities(folded: str) -> str:
-    """Folded text with identifiers, addresses, dates and numbers replaced by class tokens."""
+    """Folded text with URLs, emails, UUIDs, IP and MAC addresses, dates, times and host names masked."""
     text = folded
     if "://" in text or "www." in text:
         text = _URL.sub(URL, text)
     if "@" in text:
         text = _EMAIL.sub(EMAIL, text)
-    digits = _HAS_DIGIT.search(text) is not None
-    if digits:
+    if _HAS_DIGIT.search(text) is not None:
         if "-" in text:
             text = _UUID.sub(ID, text)
-        if "." in text:
+        if _HINT_IPV4.search(text):
             text = _IPV4.sub(IP, text)
-        if ":" in text:
+        if _HINT_IPV6.search(text):
             text = _IPV6.sub(IP, text)
-        text = _DATETIME.sub(DATE, text)
-    if "." in text:
+        if _HINT_TIME.search(text) or _HINT_DATE.search(text):
+            text = _DATETIME.sub(DATE, text)
+    if _HINT_HOST.search(text):
         text = _HOST.sub(HOST, text)
-    if digits:
-        text = _LONG_ID.sub(ID, text)
-        # Any remaining number is one token whatever its value or length.
-        text = _DIGITS.sub("0", text)
     return text
+
+
+def _mask_word(word: str) -> str:
+    if _HAS_DIGIT.search(word) is None:
+        return word
+    if len(word) >= LONG_ID_CHARS and word.strip("0123456789_"):
+        return ID.strip()
+    # Any other number is one token whatever its value or length.
+    return _DIGITS.sub("0", word)
+
+
+def entity_words(folded: str, words: list[str] | None = None) -> list[str]:
+    """The classifier's words of folded text: entities masked, long identifiers and numbers too.
+
+    ``words``, the plain words of ``folded`` if already split, are reused when nothing is masked.
+    """
+    masked = mask_entities(folded)
+    if words is None or masked != folded:
+        words = words_of(masked)
+    if _HAS_DIGIT.search(masked) is None:
+        return words
+    # isalpha() is C-fast and true for most words; only the others are looked at.
+    return [w if w.isalpha() else _mask_word(w) for w in words]
