@@ -3,14 +3,13 @@
     python bench/tool_proxy.py [--iterations 400]
 
 A small backend (Starlette under uvicorn, 127.0.0.1) answers a JSON POST. The
-same call is made directly and through ``POST /v1/tools/{name}/invoke`` on an
-in-process gateway (uvicorn, 127.0.0.1), one call at a time, interleaved. The
-proxied path runs everything a real call does: API-key identification, schema
-validation, argument scan, policy (default Cedar set), a token minted for the
+same call is made directly and through ``POST /v1/tools/{name}/invoke`` on a
+gateway (uvicorn, 127.0.0.1), one call at a time, interleaved; client, gateway
+and backend each run in their own process. The proxied path runs everything a
+real call does: API-key identification, schema validation, argument scan,
+policy (default Cedar set), a token minted for the
 exact body (EdDSA), the result scan (PII, secrets, injection) and the audit
-commit (SQLite, synchronous=FULL). Every server shares this one process and
-its GIL with the client, so the figures are an upper bound on the proxy's cost.
-Also reports each step's own p50, measured in the same process.
+commit (SQLite). Also reports each step's own p50, measured in this process.
 Writes bench/results/tool_proxy.json.
 """
 
@@ -24,6 +23,8 @@ import os
 import platform
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -102,74 +103,144 @@ def timed(fn: Callable[[], Any], n: int) -> list[float]:
     return out
 
 
+def bench_settings(root: Path, gw_url: str, be_url: str) -> Settings:
+    """The gateway's configuration: one HTTP tool on the backend."""
+    return Settings.model_validate({
+        "data_dir": str(root / "data"),
+        "providers": [{"name": "builtin", "type": "echo"}],
+        "models": [{"name": "echo", "provider": "builtin"}],
+        "policy": {"reload_seconds": 0},
+        "tools": {
+            "proxy": {"public_url": gw_url, "role_scopes": {"staff": ["notes.read"]}},
+            "registry": [{
+                "name": "notes_search", "owner": "it", "audience": "https://notes.internal",
+                "base_url": be_url, "operation": {"method": "POST", "path": "/search"},
+                "scopes": ["notes.read"],
+                "arguments_schema": {"type": "object", "properties": {
+                    "query": {"type": "string", "maxLength": 500}, "limit": {"type": "integer"}}},
+            }],
+        },
+    })
+
+
+def build_service(settings: Settings) -> tuple[Any, ToolService]:
+    """The runtime and the tool service, wired as the gateway wires them."""
+    rt = build_runtime(settings)
+    service = ToolService.build(settings, db=rt.db, audit=rt.audit.append, authenticator=Authenticator(rt.keys),
+                                http=rt.http, policy=rt.policies,
+                                scan=rt.protection.scanner.scan if rt.protection else None)
+    return rt, service
+
+
+def run_backend() -> None:
+    """Child process: the backend; prints its URL, serves until told to stop (a line on stdin)."""
+    with serve(backend(), _socket()) as url:
+        print(url, flush=True)
+        sys.stdin.readline()
+
+
+def run_gateway(root: Path, be_url: str) -> None:
+    """Child process: the gateway with the tool proxy mounted; prints its URL and a key, serves until killed."""
+    sock = _socket()
+    gw_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    rt, service = build_service(bench_settings(root, gw_url, be_url))
+    app = create_app(rt.settings, rt)
+    app.router.routes.extend(service.routes())
+    inner = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[None]:
+        async with inner(a):
+            await service.start()
+            try:
+                yield
+            finally:
+                await service.stop()
+
+    app.router.lifespan_context = lifespan
+    timings: list[float] = []
+
+    async def timed_app(scope: Any, receive: Any, send: Any) -> None:
+        # The gateway's own time per request, from the first ASGI call to the last byte handed back.
+        t0 = time.perf_counter()
+        try:
+            await app(scope, receive, send)
+        finally:
+            if scope["type"] == "http":
+                timings.append(time.perf_counter() - t0)
+
+    with serve(timed_app, sock):
+        key = rt.keys.create("sam.okafor", groups=["staff"])[0]
+        print(gw_url, key, flush=True)
+        sys.stdin.readline()
+        print(json.dumps(summary(timings[WARMUP:])), flush=True)
+
+
+def _child(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    if not line:
+        raise RuntimeError(f"{args[1]} did not start")
+    return proc, line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=400)
-    n = parser.parse_args().iterations
+    parser.add_argument("--role", choices=["client", "backend", "gateway"], default="client")
+    parser.add_argument("--root")
+    parser.add_argument("--backend-url")
+    args = parser.parse_args()
+    if args.role == "backend":
+        return run_backend()
+    if args.role == "gateway":
+        return run_gateway(Path(args.root), args.backend_url)
+    n = args.iterations
     root = Path(tempfile.mkdtemp(prefix="bastion-bench-"))
-    gw_sock = _socket()
-    gw_url = f"http://127.0.0.1:{gw_sock.getsockname()[1]}"
-    with contextlib.ExitStack() as stack:
-        be_url = stack.enter_context(serve(backend(), _socket()))
-        settings = Settings.model_validate({
-            "data_dir": str(root / "data"),
-            "providers": [{"name": "builtin", "type": "echo"}],
-            "models": [{"name": "echo", "provider": "builtin"}],
-            "policy": {"reload_seconds": 0},
-            "tools": {
-                "proxy": {"public_url": gw_url, "role_scopes": {"staff": ["notes.read"]}},
-                "registry": [{
-                    "name": "notes_search", "owner": "it", "audience": "https://notes.internal",
-                    "base_url": be_url, "operation": {"method": "POST", "path": "/search"},
-                    "scopes": ["notes.read"],
-                    "arguments_schema": {"type": "object", "properties": {
-                        "query": {"type": "string", "maxLength": 500}, "limit": {"type": "integer"}}},
-                }],
-            },
-        })
-        rt = build_runtime(settings)
-        service = ToolService.build(settings, db=rt.db, audit=rt.audit.append,
-                                    authenticator=Authenticator(rt.keys), http=rt.http, policy=rt.policies,
-                                    scan=rt.protection.scanner.scan if rt.protection else None)
-        app = create_app(settings, rt)
-        app.router.routes.extend(service.routes())
-        inner = app.router.lifespan_context
-
-        @contextlib.asynccontextmanager
-        async def lifespan(a: Any) -> AsyncIterator[None]:
-            async with inner(a):
-                await service.start()
-                try:
-                    yield
-                finally:
-                    await service.stop()
-
-        app.router.lifespan_context = lifespan
-        stack.enter_context(serve(app, gw_sock))
-        key = rt.keys.create("sam.okafor", groups=["staff"])[0]
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        be, (be_url,) = _child("--role", "backend")
+        procs.append(be)
+        gw, (gw_url, key) = _child("--role", "gateway", "--root", str(root / "gw"), "--backend-url", be_url)
+        procs.append(gw)
         body = encode_body(ARGUMENTS)
-        direct_client = stack.enter_context(httpx.Client(base_url=be_url, timeout=10))
-        proxy_client = stack.enter_context(httpx.Client(base_url=gw_url, timeout=10,
-                                                        headers={"Authorization": f"Bearer {key}"}))
+        with httpx.Client(base_url=be_url, timeout=10) as direct_client, httpx.Client(
+            base_url=gw_url, timeout=10, headers={"Authorization": f"Bearer {key}"}
+        ) as proxy_client:
 
-        def direct() -> None:
-            r = direct_client.post("/search", content=body, headers={"Content-Type": "application/json"})
-            assert r.status_code == 200
+            def direct() -> None:
+                r = direct_client.post("/search", content=body, headers={"Content-Type": "application/json"})
+                assert r.status_code == 200
 
-        def proxied() -> None:
-            r = proxy_client.post("/v1/tools/notes_search/invoke", json=ARGUMENTS)
-            assert r.status_code == 200, r.text
+            def proxied() -> None:
+                r = proxy_client.post("/v1/tools/notes_search/invoke", json=ARGUMENTS)
+                assert r.status_code == 200, r.text
 
-        for _ in range(WARMUP):
-            direct()
-            proxied()
-        d_samples: list[float] = []
-        p_samples: list[float] = []
-        for _ in range(n):
-            d_samples += timed(direct, 1)
-            p_samples += timed(proxied, 1)
-        steps = step_costs(service, rt, key, n)
-        steps["proxy_invoke_incl_backend"] = invoke_p50(rt)
+            for _ in range(WARMUP):
+                direct()
+                proxied()
+            d_samples: list[float] = []
+            p_samples: list[float] = []
+            for _ in range(n):
+                d_samples += timed(direct, 1)
+                p_samples += timed(proxied, 1)
+        assert gw.stdin is not None and gw.stdout is not None
+        gw.stdin.write("stop\n")
+        gw.stdin.flush()
+        gateway_own = json.loads(gw.stdout.readline())
+        invoke = invoke_p50(root / "gw" / "data" / "bastion.db")
+        settings = bench_settings(root / "steps", "http://127.0.0.1:1", be_url)
+        rt, service = build_service(settings)
+        steps = step_costs(service, rt, n)
+        steps["proxy_invoke_incl_backend"] = invoke
+        steps["gateway_request_incl_backend"] = gateway_own["p50_ms"]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+            proc.wait(10)
 
     direct_s, proxied_s = summary(d_samples), summary(p_samples)
     result = {
@@ -183,33 +254,34 @@ def main() -> None:
         "target_added_p50_ms": 2.0,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "load_avg_1m": round(os.getloadavg()[0], 2)},
-        "notes": "client, gateway and backend share one process; audit commits to SQLite with synchronous="
-                 + settings.storage.sqlite_synchronous,
+        "notes": "client, gateway and backend in three processes on 127.0.0.1; audit commits to SQLite with "
+                 "synchronous=" + settings.storage.sqlite_synchronous,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
-def invoke_p50(rt: Any) -> float:
+def invoke_p50(db_path: Path) -> float:
     """p50 of the time the proxy spent in each call up to its audit record (backend call included)."""
-    from sqlalchemy import select
+    import sqlite3
 
-    from bastion.storage.tables import audit_events
-
-    with rt.db.engine.connect() as conn:
-        rows = conn.execute(select(audit_events.c.body).where(audit_events.c.kind == "tool_call")).all()
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        rows = conn.execute("SELECT body FROM audit_events WHERE kind = 'tool_call'").fetchall()
     latencies = sorted(json.loads(r[0])["latency_ms"] for r in rows)
     return round(latencies[len(latencies) // 2], 3)
 
 
-def step_costs(service: ToolService, rt: Any, key: str, n: int) -> dict[str, float]:
+def step_costs(service: ToolService, rt: Any, n: int) -> dict[str, float]:
     """p50 of each step of the proxied path, in this process."""
     proxy = service.proxy
     tool = proxy.registry.get("notes_search")
     text = json.dumps(ANSWER)
 
+    key = rt.keys.create("sam.okafor", groups=["staff"])[0]
+
     async def run() -> dict[str, float]:
+        await rt.audit.start()
         principal = await service.authenticator.authenticate(f"Bearer {key}")
         principal = scopes_with_roles(principal, service.settings.tools.proxy.role_scopes)
         out: dict[str, list[float]] = {k: [] for k in (
@@ -233,9 +305,9 @@ def step_costs(service: ToolService, rt: Any, key: str, n: int) -> dict[str, flo
             t6 = time.perf_counter()
             for name, dt in zip(out, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5), strict=True):
                 out[name].append(dt)
+        await rt.audit.stop()
         return {k: pct(v, 0.5) for k, v in out.items()}
 
-    # The audit writer is a thread fed by a queue, so any loop may await its commits.
     return asyncio.run(run())
 
 
