@@ -223,6 +223,11 @@ class ToolProxySettings(_Section):
     #: Seconds one MCP client connection to an upstream server may take, end to end.
     mcp_timeout_seconds: float = Field(default=15.0, gt=0, le=300)
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str | None) -> str | None:
+        return _check_url(v, "public_url")
+
 
 class ApprovalSettings(_Section):
     """Human approval of held tool calls."""

@@ -333,7 +333,10 @@ class ToolService:
 
         if not set(principal.roles) & set(self.settings.tools.approvals.reviewer_roles):
             return False
-        resource = ResourceRef.tool(tool_name, risk_tier="standard")
+        try:
+            resource = self.proxy.registry.get(tool_name).resource()
+        except PermissionDenied:  # a tool since removed from the registry, or the queue as a whole ("*")
+            resource = ResourceRef.tool(tool_name, risk_tier="standard")
         return self.policy.engine.decide(PolicyRequest(principal, "approve", resource, {})).allowed
 
     def routes(self) -> list[BaseRoute]:
