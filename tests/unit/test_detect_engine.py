@@ -98,6 +98,7 @@ def _adversarial() -> list[str]:
         "x://a:" * (n // 6),
         "Ab1" * (n // 3),
         "12 Main " * (n // 8),
+        "one " * (n // 4),
     ]
 
 

@@ -62,6 +62,10 @@ EVASIONS = [
     ("double spaces in a card", "4111  1111  1111  1111", "CREDIT_CARD", "4111  1111  1111  1111"),
     ("spaced dashes in an ssn", "ssn 536 - 22 - 1234", "US_SSN", "536 - 22 - 1234"),
     ("base64 key", "here: QUtJQUlPU0ZPRE5ON0VYQU1QTEU=", "SECRET", "QUtJQUlPU0ZPRE5ON0VYQU1QTEU="),
+    ("digits spelled as words", "ssn is five three six - two two - one two three four", "US_SSN",
+     "five three six - two two - one two three four"),
+    ("phone spelled as words", "call four one five, five five five, zero one three four", "PHONE_NUMBER",
+     "four one five, five five five, zero one three four"),
     ("combining marks nearby", "Zoë's card 4111111111111111", "CREDIT_CARD", "4111111111111111"),
 ]
 
@@ -71,7 +75,8 @@ def test_evasion_is_detected_at_original_offsets(label: str, text: str, etype: s
     assert (etype, value) in spans(text)
 
 
-@pytest.mark.parametrize("text", ["I looked at the example dot com site", "meet at noon", "look at this dot"])
+@pytest.mark.parametrize("text", ["I looked at the example dot com site", "meet at noon", "look at this dot",
+                                  "I have one or two or three apples, maybe four five six seven"])
 def test_ordinary_words_are_not_spelled_emails(text: str) -> None:
     assert spans(text) == []
 

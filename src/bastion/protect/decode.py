@@ -85,8 +85,25 @@ def _url_decode_mapped(run: str, base: int) -> tuple[str, tuple[int, ...]]:
     return "".join(out), tuple(origin)
 
 
+_DIGIT_WORDS = {
+    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+    "seven": "7", "eight": "8", "nine": "9",
+}
+_DIGIT_WORD = "(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
+#: Seven or more digits written as words: "five three six - two two - one two three four".
+_SPELLED_DIGITS = re.compile(rf"\b{_DIGIT_WORD}(?:[ ,.-]{{1,3}}{_DIGIT_WORD}){{6,}}\b", re.IGNORECASE)
+_DIGIT_SPLIT = re.compile(r"[a-z]+|[.,-]", re.IGNORECASE)
+
+
+def _spelled_digits(run: str) -> str:
+    # Words become digits; dashes and dots stay as separators, commas mark groups, spaces go.
+    return "".join(_DIGIT_WORDS.get(tok.lower(), " " if tok == "," else tok) for tok in _DIGIT_SPLIT.findall(run))
+
+
 def find_encoded(text: str) -> Iterator[Decoded]:
-    """Every encoded run in ``text`` that decodes to readable text."""
+    """Every encoded run in ``text`` that decodes to readable text (or digits spelled as words)."""
+    for m in _SPELLED_DIGITS.finditer(text):
+        yield Decoded(m.start(), m.end(), _spelled_digits(m.group(0)), "spelled-digits")
     for m in _BASE64.finditer(text):
         run = m.group(0)
         if len(run) > MAX_ENCODED_CHARS or run.isdigit() or run.isalpha() and (run.islower() or run.isupper()):
