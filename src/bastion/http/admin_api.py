@@ -22,7 +22,7 @@ from bastion.context import Principal
 from bastion.errors import BastionError, InvalidRequest, PermissionDenied
 from bastion.http.tools_api import error_response
 from bastion.tools.approvals import MAX_COMMENT_CHARS, MAX_LIST
-from bastion.tools.mcp.server import _read_limited
+from bastion.tools.mcp.server import read_limited
 
 if TYPE_CHECKING:
     from bastion.tools.service import ToolService
@@ -63,7 +63,7 @@ def routes(service: ToolService) -> list[BaseRoute]:
         approval_id = request.path_params["approval_id"]
         current = await service.proxy.approvals.get(approval_id)
         principal = await reviewer(request, current.tool if current is not None else "*")
-        body = await _read_limited(request, MAX_DECISION_BYTES)
+        body = await read_limited(request, MAX_DECISION_BYTES)
         try:
             data: Any = json.loads(body) if body.strip() else {}
         except ValueError:

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from bastion.context import Principal, new_request_id
 from bastion.errors import AuthenticationFailed, BastionError, InvalidRequest, PermissionDenied
-from bastion.tools.mcp.server import McpEndpoint, _read_limited
+from bastion.tools.mcp.server import McpEndpoint, read_limited
 from bastion.tools.proxy import ToolCall, ToolOutcome
 from bastion.tools.service import MCP_PATH, RESOURCE_METADATA_PATH, WORKFLOW_HEADER
 
@@ -81,7 +81,7 @@ def routes(service: ToolService) -> list[BaseRoute]:
 
     async def invoke(request: Request) -> Response:
         principal = await service.authenticate(request)
-        body = await _read_limited(request, service.settings.tools.proxy.max_request_bytes)
+        body = await read_limited(request, service.settings.tools.proxy.max_request_bytes)
         try:
             arguments = json.loads(body) if body.strip() else {}
         except ValueError:

@@ -99,7 +99,7 @@ class McpEndpoint:
         except AuthenticationFailed as exc:
             return self.challenge(exc)
         try:
-            body = await _read_limited(request, self._service.settings.tools.proxy.max_request_bytes)
+            body = await read_limited(request, self._service.settings.tools.proxy.max_request_bytes)
         except RequestTooLarge as exc:
             return JSONResponse(exc.to_body(), status_code=413)
         try:
@@ -198,7 +198,7 @@ class McpEndpoint:
             await asyncio.sleep(min(cfg.poll_seconds, max(0.0, deadline - loop.time())))
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
+async def read_limited(request: Request, limit: int) -> bytes:
     """The body, refusing more than ``limit`` bytes without reading it all."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
