@@ -109,10 +109,11 @@ def test_benign_prompts_pass(gateway, text):
 
 def test_credentials_never_leave(gateway, upstream):
     before = len(upstream.received)
-    with pytest.raises(openai.BadRequestError) as err:
+    with pytest.raises(openai.APIStatusError) as err:
         gateway.openai(gateway.keys[0]).chat.completions.create(model="gpt-test", messages=[
             {"role": "user", "content": "Why does this fail? aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}])
-    assert err.value.body["code"] in ("content_filter", "policy_denied")
+    assert err.value.status_code == 403 and err.value.body["code"] == "policy_denied"
+    assert "credentials-never-leave" in err.value.body["message"]
     assert "wJalrXUtnFEMI" not in json.dumps(err.value.body)
     assert len(upstream.received) == before
 
