@@ -41,6 +41,7 @@ from bastion.providers.registry import ProviderRegistry
 from bastion.providers.secrets import SecretResolver
 from bastion.settings import Settings
 from bastion.storage import Database, open_database
+from bastion.tools.service import ToolService
 
 log = logging.getLogger("bastion")
 
@@ -63,6 +64,7 @@ class Runtime:
     limiter: Limiter | None = None
     policies: PolicyStore | None = None
     protection: Protection | None = None
+    tools: ToolService | None = None
     startup_notes: list[str] = field(default_factory=list)
     extra_checks: dict[str, Any] = field(default_factory=dict)
 
@@ -109,8 +111,11 @@ def build_runtime(settings: Settings, config_path: str | Path | None = None) -> 
         limits=limit_stage,
         visible_models=lambda p: policies.engine.models_for(p, registry.models()),
     )
+    tools = ToolService.build(settings, db=db, audit=audit.append, authenticator=authenticator, http=http,
+                              policy=policies, scan=protection.scanner.scan, injection=protection.injection,
+                              config_path=str(config_path) if config_path else None)
     rt = Runtime(settings, db, keys, audit, registry, metrics, gateway, http, limiter=limiter, policies=policies,
-                 protection=protection)
+                 protection=protection, tools=tools)
     rt.startup_notes.extend(protection.notes)
     if limiter is not None:
         rt.extra_checks["limits"] = limiter.readiness
@@ -153,9 +158,13 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         await rt.keys.start()
         if rt.policies is not None:
             rt.policies.start()
+        if rt.tools is not None:
+            await rt.tools.start()
         try:
             yield
         finally:
+            if rt.tools is not None:
+                await rt.tools.stop()
             if rt.policies is not None:
                 await rt.policies.stop()
             await rt.keys.stop()
@@ -186,7 +195,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         return JSONResponse(err.to_body(rid), status_code=405)
 
     app = Starlette(
-        routes=[*openai_api.routes(rt.gateway), *ops.routes(rt.metrics, checks)],
+        routes=[*openai_api.routes(rt.gateway), *ops.routes(rt.metrics, checks),
+                *(rt.tools.routes() if rt.tools is not None else [])],
         middleware=[Middleware(LimitsMiddleware, max_header_bytes=settings.server.max_header_bytes)],
         exception_handlers={Exception: on_error, 404: not_found, 405: method_not_allowed},
         lifespan=lifespan,

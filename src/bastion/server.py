@@ -52,6 +52,11 @@ def run_server(config: str | None, *, host: str | None = None, port: int | None 
     configure_logging(settings.server.log_level, settings.server.log_format)
     host = host or settings.server.host
     port = settings.server.port if port is None else port
+    sock = _listen(host, port)
+    bound_port = sock.getsockname()[1]
+    # The real address, so that what the gateway says about itself (token issuer, MCP resource) is true.
+    settings = settings.model_copy(update={"server": settings.server.model_copy(update={"host": host,
+                                                                                        "port": bound_port})})
     try:
         runtime = build_runtime(settings, config)
     except ConfigError as exc:
@@ -59,8 +64,6 @@ def run_server(config: str | None, *, host: str | None = None, port: int | None 
         raise SystemExit(2) from None
     first = _first_key(settings, runtime.keys) if config is None else None
     app = create_app(settings, runtime)
-    sock = _listen(host, port)
-    bound_port = sock.getsockname()[1]
     url = f"http://{host if ':' not in host else '[' + host + ']'}:{bound_port}"
     print(f"Bastion {__version__} listening on {url}", flush=True)
     print(f"  storage: {_describe_storage(settings)}", flush=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from bastion.pipeline.protect import InspectStage, TransformStage
 from bastion.protect.actions import Hasher
-from bastion.protect.injection import build_detector
+from bastion.protect.injection import InjectionDetector, build_detector
 from bastion.protect.outputscan import ProtectOutput
 from bastion.protect.scanner import Scanner
 from bastion.protect.vault import Vault
@@ -22,6 +22,7 @@ class Protection:
     transform: TransformStage
     output: ProtectOutput
     vault: Vault
+    injection: InjectionDetector | None = None
     notes: list[str] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -50,5 +51,6 @@ def build_protection(settings: Settings, secret: bytes) -> Protection:
         transform=TransformStage(scanner.scan, p, hasher=hasher, vault=vault),
         output=ProtectOutput(p.output, p.actions.output_policy(), scanner.scan, hasher=hasher),
         vault=vault,
+        injection=injection,
         notes=notes,
     )
