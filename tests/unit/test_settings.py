@@ -99,3 +99,19 @@ def test_every_setting_is_documented():
     tokens = set(re.findall(r"`([A-Za-z0-9_.]+)`", DOCS.read_text()))
     missing = [k for k in _keys(Settings) if not _documented(k, tokens)]
     assert not missing, f"settings missing from docs/configuration.md: {missing}"
+
+
+def test_configuration_examples_in_the_docs_are_valid():
+    import re
+
+    blocks = re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), flags=re.S)
+    full = [b for b in blocks if b.startswith(("data_dir:", "storage:"))]
+    assert full, "docs/configuration.md should show a complete example"
+    for block in full:
+        parse_settings(block, "docs/configuration.md")
+
+
+def test_the_example_deployment_config_loads():
+    example = Path(__file__).resolve().parents[2] / "examples" / "policies" / "bastion.yaml"
+    settings = load_settings(example)
+    assert settings.providers and settings.models
