@@ -243,13 +243,39 @@ class SwappingEngine:
     def _compile(self) -> None:
         # The hyperscan compiler holds the GIL for seconds, so it runs in a child interpreter;
         # this thread only waits, and the serialised database loads in milliseconds.
+        import hyperscan
+
+        from bastion.protect import hscache
         from bastion.protect.hscompile import compile_in_child
 
         try:
-            serialized = compile_in_child(hyperscan_inputs(self._specs))
+            inputs = hyperscan_inputs(self._specs)
+            key = hscache.cache_key(inputs, str(getattr(hyperscan, "__version__", "")))
+            cached = hscache.load(key)
+            if cached is not None:
+                engine = self._trusted(cached)
+                if engine is not None:
+                    self._current = engine
+                    return
+            serialized = compile_in_child(inputs)
             self._current = HyperscanEngine(self._specs, serialized)
+            hscache.store(key, serialized)
         except Exception as exc:  # noqa: BLE001 - any failure keeps the (identical) Python engine
             log.warning("hyperscan is not used; the Python engine keeps serving: %s", exc)
+
+    def _trusted(self, serialized: bytes) -> Engine | None:
+        """A cached database, only if it finds exactly what the Python engine finds."""
+        from bastion.protect.hscache import SELF_TEST_TEXT
+
+        try:
+            engine = HyperscanEngine(self._specs, serialized)
+            if engine.candidates(SELF_TEST_TEXT) == self._current.candidates(SELF_TEST_TEXT):
+                return engine
+        except Exception as exc:  # noqa: BLE001 - an unreadable cache is recompiled
+            log.info("cached hyperscan database unreadable (%s); compiling again", type(exc).__name__)
+            return None
+        log.info("cached hyperscan database did not pass its self-test; compiling again")
+        return None
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the compilation to end; whether hyperscan now serves."""
