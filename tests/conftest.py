@@ -38,12 +38,18 @@ def make_gateway(tmp_path: Path, upstream: FakeUpstream) -> Iterator[object]:
         gw.stop()
 
 
-@pytest.fixture
-def gateway(make_gateway) -> Gateway:  # type: ignore[no-untyped-def]
-    """A started gateway on the default test configuration, with one key made for alice."""
-    gw = make_gateway()
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory, upstream: FakeUpstream) -> Iterator[Gateway]:
+    """A gateway on the default test configuration, with one key for alice, shared by a module's tests.
+
+    Tests that stop, reconfigure or tamper with a gateway make their own with ``make_gateway``.
+    """
+    d = tmp_path_factory.mktemp("shared-gw")
+    gw = Gateway(write_config(d / "bastion.yaml", base_config(upstream.base_url, d / "data")))
     gw.create_key("alice")
-    return gw.start()
+    gw.start()
+    yield gw
+    gw.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)

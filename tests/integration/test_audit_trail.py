@@ -64,7 +64,10 @@ def test_content_modes(make_gateway):
             assert secret_text not in dump
 
 
-def test_tampering_is_detected_by_verify(gateway):
+def test_tampering_is_detected_by_verify(make_gateway):
+    gateway = make_gateway()
+    gateway.create_key("alice")
+    gateway.start()
     with gateway.client(gateway.keys[0]) as c:
         for i in range(5):
             c.post(CHAT, json={"model": "echo", "messages": [{"role": "user", "content": f"m{i}"}]})
