@@ -39,6 +39,12 @@ GATEWAY_CORE = "1"
 CLIENT_CORE = "0"
 UPSTREAM_KEY = "sk-bench-upstream-key"
 PROMPT = ("Summarise the following meeting notes for the weekly report. " * 16)[:1000]
+#: A ~4 KB prompt carrying personal data, so protection has work to do (issue: added p50 under 1 ms).
+PROMPT_4KB = ((
+    "Customer follow-up from the support desk. Maria Gonzalez (maria.gonzalez@example.com, +1 415 555 0134) "
+    "called about invoice INV-2291; her card ending 4242 was charged twice. Please draft a polite reply, "
+    "confirm the refund of 49.90 EUR to IBAN DE89 3704 0044 0532 0130 00 and keep the tone friendly. "
+) * 12)[:4096]
 
 
 def _pin(core: str) -> list[str]:
@@ -207,8 +213,16 @@ def main() -> None:
             for t in targets:
                 measured[t.name] = asyncio.run(measure(t, "normal" if t.name == "direct" else "gpt-test", n, seconds))
             results["targets"] = measured
+            pii = {"model": "gpt-test", "messages": [{"role": "user", "content": PROMPT_4KB}]}
+            results["prompt_4kb"] = {
+                t.name: asyncio.run(latency(t, {**pii, "model": "normal" if t.name == "direct" else "gpt-test"}, n))
+                for t in targets[:2]
+            }
             results["bastion_rss_kb"] = {"before": rss_before, "after": _rss_kb(bastion.pid)}
             results["summary"] = summarise(measured)
+            p4 = results["prompt_4kb"]
+            results["summary"]["prompt_4kb_added_p50_ms"] = round(p4["bastion"]["p50_ms"] - p4["direct"]["p50_ms"], 3)
+            results["summary"]["prompt_4kb_added_p99_ms"] = round(p4["bastion"]["p99_ms"] - p4["direct"]["p99_ms"], 3)
         finally:
             for p in reversed(procs):
                 stop(p)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from tests.support.services import pg_schema
 from tests.unit.test_backend import serve_in_thread
@@ -193,9 +193,10 @@ def test_database_failure_refuses(tmp_path: Path) -> None:
 def test_webhook_posts_notes_and_survives_failures(tmp_path: Path) -> None:
     received: list[dict[str, Any]] = []
 
-    async def hook(request: Request) -> JSONResponse:
+    async def hook(request: Request) -> Response:
         received.append(await request.json())
-        return JSONResponse({}, status_code=204 if len(received) == 1 else 500)
+        # 204 carries no body; the second note gets a server error the notifier must survive.
+        return Response(status_code=204) if len(received) == 1 else JSONResponse({}, status_code=500)
 
     database = open_database(f"sqlite:///{tmp_path / 'w.db'}")
     store = make_store(database, tmp_path)
