@@ -18,7 +18,7 @@ from bastion.settings import Settings
 
 #: Bytes of randomness in a generated secret.
 SECRET_BYTES = 32
-SECRET_FILE = "gateway.secret"
+SECRET_FILE = "gateway.secret"  # noqa: S105 - a file name, not a secret
 
 
 def load_gateway_secret(settings: Settings, resolver: SecretResolver) -> bytes:

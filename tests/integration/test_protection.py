@@ -91,7 +91,8 @@ def test_prompt_injection_is_refused_with_content_filter_and_audited(gateway, up
     assert body["code"] == "content_filter"
     assert body["types"] == ["PROMPT_INJECTION"] and body["request_id"].startswith("req_")
     assert len(upstream.received) == before
-    events = [json.loads(x) for x in run_cli("audit", "export", "--config", str(gateway.config_path)).stdout.splitlines()]
+    out = run_cli("audit", "export", "--config", str(gateway.config_path)).stdout
+    events = [json.loads(x) for x in out.splitlines()]
     mine = next(e for e in events if e["request_id"] == body["request_id"])
     assert mine["status"] == 400 and any(f["type"] == "PROMPT_INJECTION" for f in mine["findings"])
 
@@ -111,7 +112,8 @@ def test_credentials_never_leave(gateway, upstream):
     before = len(upstream.received)
     with pytest.raises(openai.APIStatusError) as err:
         gateway.openai(gateway.keys[0]).chat.completions.create(model="gpt-test", messages=[
-            {"role": "user", "content": "Why does this fail? aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}])
+            {"role": "user",
+             "content": "Why does this fail? aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}])
     assert err.value.status_code == 403 and err.value.body["code"] == "policy_denied"
     assert "credentials-never-leave" in err.value.body["message"]
     assert "wJalrXUtnFEMI" not in json.dumps(err.value.body)
