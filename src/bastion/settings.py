@@ -85,6 +85,10 @@ class AuditSettings(_Section):
     trusted_public_keys: list[str] = Field(default_factory=list)
 
 
+SignatureAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+DEFAULT_ALGORITHMS: tuple[SignatureAlgorithm, ...] = ("RS256", "PS256", "ES256", "EdDSA")
+
+
 class ClaimNames(_Section):
     subject: str = "sub"
     email: str = "email"
@@ -102,9 +106,7 @@ class OIDCIssuer(_Section):
     discovery_url: str | None = None
     #: Skip discovery and fetch keys from here.
     jwks_uri: str | None = None
-    algorithms: list[Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]] = Field(
-        default_factory=lambda: ["RS256", "PS256", "ES256", "EdDSA"]
-    )
+    algorithms: list[SignatureAlgorithm] = Field(default_factory=lambda: list(DEFAULT_ALGORITHMS))
     #: Largest clock difference tolerated for ``exp``/``nbf``/``iat``, in seconds.
     clock_skew_seconds: int = Field(60, ge=0, le=300)
     #: Seconds a fetched key set is trusted before it is fetched again.
@@ -270,7 +272,7 @@ def embedded_defaults(data_dir: str | Path = DEFAULT_DATA_DIR) -> Settings:
     )
 
 
-class _LineLoader(yaml.SafeLoader):
+class _LineLoader(yaml.SafeLoader):  # type: ignore[misc]
     """A YAML loader that remembers the line of every mapping key and sequence item."""
 
 

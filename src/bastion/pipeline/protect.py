@@ -21,7 +21,7 @@ from bastion.errors import BastionError, ContentFiltered, ServiceUnavailable
 from bastion.protect.actions import ActionPolicy, Hasher, apply_actions, message_texts, protect_messages
 from bastion.protect.canary import CANARY_STATE, Canary, insert_canary
 from bastion.protect.config import ProtectionSettings
-from bastion.protect.injection.detector import InjectionDetector
+from bastion.protect.injection.detector import InjectionDetector, Source
 from bastion.protect.spotlight import spotlight
 from bastion.protect.vault import PSEUDONYMS_STATE, Vault, derive_conversation_id
 
@@ -37,7 +37,7 @@ CONVERSATION_STATE = "conversation_id"
 Detect = Callable[..., list[Finding]]
 
 
-def _source(role: Any) -> str:
+def _source(role: Any) -> Source:
     # Tool results are untrusted content; everything else in the body came from the caller.
     return "tool" if role == "tool" else "user"
 
