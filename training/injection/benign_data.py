@@ -327,6 +327,53 @@ def data_tasks(rng: random.Random) -> str:
     return text
 
 
+_DOC_SUBJECTS = ["Every rule", "Each policy", "A quota", "The rate limit", "An API key", "Each role", "The default model", "A request", "The audit log", "Each tenant", "The admin API", "A webhook", "The retry policy", "Every user", "A service account", "The scheduler", "The token budget", "Each team", "The gateway", "The model router"]
+_DOC_VERBS = ["applies to", "is checked against", "is charged to", "binds", "is evaluated for", "is stored with", "is refused for", "overrides the default for", "is recorded for", "is reset for", "is shared by", "is matched against"]
+_DOC_OBJECTS = ["every request of its caller", "all users of a team", "the upstream model", "each tool call", "the whole organisation", "requests above the limit", "the system prompt of a route", "requests without a valid key", "the principal named in the token", "all matching routes", "streaming and non-streaming calls alike", "the previous window"]
+_DOC_TAILS = ["", "", " at once", " before anything else runs", " unless an administrator disables it", " and the decision is logged", " in the order they are listed", "; the first match wins", "; all of them must pass", " every minute", " when the configuration is reloaded", " (see `{key}`)"]
+_DOC_EXTRA = [
+    "Set `{key}` to `{val}` to change this; the default is safe for most deployments.",
+    "A refused request returns HTTP {code} with error code `{err}` and is never sent upstream.",
+    "Administrators can override these settings per team in `{file}`.",
+    "If Redis is unreachable the limiter fails closed and every request is refused with {code}.",
+    "Rules are read from `{file}` at start-up; a malformed rule stops the server with the line number.",
+    "The model name in the request (for example `gpt-4o` or `claude-3-5-sonnet`) selects the route.",
+    "Users with the `{role}` role may see and edit these rules; others can only read them.",
+    "The system prompt configured for a route is prepended to every request on that route.",
+    "Ignore this section if you run a single instance; it only matters behind a load balancer.",
+    "Keys are shown once when created; afterwards only their prefix `{val}` is displayed.",
+    "Responses are streamed as server-sent events; the final chunk carries the usage counts.",
+    "When a rule changes, counters already charged stay until their window ends.",
+    "Example: `curl -H 'Authorization: Bearer $KEY' https://gateway.example/v1/models`.",
+    "All or nothing: a request is counted on every matching rule only if it fits all of them.",
+]
+
+
+def tech_docs(rng: random.Random) -> str:
+    """Administrator documentation: paragraphs about rules, limits, users, roles, models and requests."""
+    out = []
+    for _ in range(rng.randint(3, 12)):
+        if rng.random() < 0.6:
+            tail = rng.choice(_DOC_TAILS)
+            out.append(f"{rng.choice(_DOC_SUBJECTS)} {rng.choice(_DOC_VERBS)} {rng.choice(_DOC_OBJECTS)}{tail}.")
+        else:
+            out.append(rng.choice(_DOC_EXTRA))
+    text = " ".join(out)
+    values = {
+        "key": rng.choice(["limits.rules", "auth.api_keys.ttl", "routes.default_model", "audit.retention_days", "protect.injection.threshold"]),
+        "val": rng.choice(["true", "30", "bst_", "strict", "600"]),
+        "code": rng.choice([400, 401, 403, 429, 503]),
+        "err": rng.choice(["rate_limited", "invalid_api_key", "content_filter", "quota_exceeded"]),
+        "file": rng.choice(["bastion.yaml", "policies/teams.yaml", "/etc/gateway/limits.yaml"]),
+        "role": rng.choice(["admin", "auditor", "operator"]),
+    }
+    for k, v in values.items():
+        text = text.replace("{" + k + "}", str(v))
+    if rng.random() < 0.3:
+        text = "## " + rng.choice(["Limits", "Rules", "Access control", "Routing", "Audit", "Keys"]) + "\n\n" + text
+    return text
+
+
 GENERATORS: tuple[Callable[[random.Random], str], ...] = (
     logs, logs, tables, tables, requests, requests, emails, tickets, code, data_tasks,
 )

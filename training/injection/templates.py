@@ -596,7 +596,14 @@ _PREFS = [
     "use Celsius",
     "write in the first person",
     "end with a one-line summary",
+    "format numbers with thousands separators",
+    "cite the section numbers",
+    "reply in French",
+    "use British spelling",
+    "show the SQL before the result",
 ]
+#: Where a preference applies: the same scope words jailbreaks use ("for the rest of this chat").
+_PREF_SCOPES = ["", "", " in your answers", " in your replies", " in every response", " for the rest of this chat", " from here on", " in all your outputs"]
 _SYSPROMPT_TALK = [
     "What's the difference between a system prompt and a user message?",
     "How long should a system prompt be?",
@@ -616,8 +623,8 @@ _SYSPROMPT_TALK = [
 
 def benign_meta(rng: random.Random) -> list[str]:
     """Preferences, talk about prompts, and harmless character play: wording attacks share."""
-    out = [f"From now on, {rng.choice(_PREFS)}." for _ in range(60)]
-    out += [f"Going forward, please {rng.choice(_PREFS)}." for _ in range(20)]
+    out = [f"From now on, {rng.choice(_PREFS)}{rng.choice(_PREF_SCOPES)}." for _ in range(120)]
+    out += [f"Going forward, please {rng.choice(_PREFS)}{rng.choice(_PREF_SCOPES)}." for _ in range(40)]
     out += _SYSPROMPT_TALK * 3
     for _ in range(60):
         t = rng.choice(_ROLE_TASKS)

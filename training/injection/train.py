@@ -77,7 +77,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=str(Path(tempfile.gettempdir()) / "injection-corpus" / "corpus.jsonl"))
     ap.add_argument("--out", default=str(DEFAULT_ARTEFACT))
-    ap.add_argument("--C", type=float, default=8.0)
+    ap.add_argument("--C", type=float, default=4.0)
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
 
