@@ -28,9 +28,10 @@ from bastion.settings import AuditSettings
 from bastion.storage import Database, open_database
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    d = open_database(f"sqlite:///{tmp_path / 'audit.db'}")
+@pytest.fixture(params=["normal", "full"])
+def db(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Database]:
+    """Both committers: in the event loop (synchronous=NORMAL) and on a writer thread (FULL)."""
+    d = open_database(f"sqlite:///{tmp_path / 'audit.db'}", sqlite_synchronous=request.param)
     yield d
     d.close()
 
@@ -296,6 +297,49 @@ def test_locked_store_times_out_then_recovers(db: Database, signer: AuditSigner,
 
     asyncio.run(go())
     assert verify_chain(db, [signer.public_key]).ok
+
+
+def test_a_lock_held_briefly_by_another_process_delays_but_does_not_refuse(
+    db: Database, signer: AuditSigner, tmp_path: Path
+) -> None:
+    async def go() -> int:
+        log = AuditLog(db, signer, _settings(commit_timeout_seconds=3.0))
+        await log.start()
+        blocker = sqlite3.connect(tmp_path / "audit.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.15, lambda: (blocker.execute("ROLLBACK"), blocker.close()))
+        started = loop.time()
+        seq = await log.append(make_event("test", request_id="waited"))
+        waited = loop.time() - started
+        await log.stop()
+        assert waited >= 0.1  # it really waited for the lock, without blocking the loop's timer
+        return seq
+
+    assert asyncio.run(go()) == 1
+    assert verify_chain(db, [signer.public_key]).ok
+
+
+def test_committed_events_reach_the_database_file_off_the_loop(signer: AuditSigner, tmp_path: Path) -> None:
+    """In-loop commits leave the WAL alone; a background thread copies it back into the database."""
+    db = open_database(f"sqlite:///{tmp_path / 'audit.db'}", sqlite_synchronous="normal")
+
+    async def go() -> None:
+        log = AuditLog(db, signer, _settings())
+        await log.start()
+        await asyncio.gather(*(log.append(make_event("test", request_id=f"w{i}")) for i in range(20)))
+        await asyncio.sleep(2.5)
+        # Only the main file, without its WAL: the events are there once the WAL was copied back.
+        snapshot = tmp_path / "snapshot.db"
+        snapshot.write_bytes((tmp_path / "audit.db").read_bytes())
+        with sqlite3.connect(snapshot) as conn:
+            assert conn.execute("SELECT count(*) FROM audit_events").fetchone()[0] == 20
+        await log.stop()
+
+    try:
+        asyncio.run(go())
+    finally:
+        db.close()
 
 
 def test_queue_limit_refuses_at_once(db: Database, signer: AuditSigner) -> None:
