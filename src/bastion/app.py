@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Message, Receive, Scope, Send
 
 from bastion.audit.signing import AuditSigner
 from bastion.audit.writer import AuditLog
@@ -23,7 +24,7 @@ from bastion.errors import BastionError, InvalidRequest
 from bastion.gateway import Gateway
 from bastion.gateway_secret import load_gateway_secret
 from bastion.http import openai_api, ops
-from bastion.http.middleware import LimitsMiddleware
+from bastion.http.middleware import LimitsMiddleware, admit, send_error
 from bastion.identity import Authenticator, IdentifyStage
 from bastion.identity.apikeys import KeyStore
 from bastion.identity.oidc import OIDCVerifier
@@ -122,6 +123,54 @@ def build_runtime(settings: Settings, config_path: str | Path | None = None) -> 
     return rt
 
 
+class BastionApp(Starlette):
+    """The gateway's ASGI application.
+
+    Model calls (``openai_api.endpoints``) are dispatched straight to their endpoints;
+    everything else goes through Starlette's middleware and router. Both ways give a
+    request its id and refuse oversized headers first, and answer an unexpected error
+    with an OpenAI-shaped 500 that says nothing of the cause.
+    """
+
+    def __init__(self, *, endpoints: dict[tuple[str, str], openai_api.Endpoint], max_header_bytes: int,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._endpoints = endpoints
+        self._max_header_bytes = max_header_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            endpoint = self._endpoints.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                scope["app"] = self
+                request_id = await admit(scope, send, self._max_header_bytes)
+                if request_id is not None:
+                    await _guarded(endpoint, scope, receive, send, request_id)
+                return
+        await super().__call__(scope, receive, send)
+
+
+async def _guarded(endpoint: openai_api.Endpoint, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+    started = False
+
+    async def tracked(message: Message) -> None:
+        nonlocal started
+        if message["type"] == "http.response.start":
+            started = True
+            headers = message.get("headers") or []
+            if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
+        await send(message)
+
+    try:
+        await endpoint(scope, receive, tracked, request_id)
+    except Exception as exc:
+        log.error("unhandled error on %s: %s", scope["path"][:100], type(exc).__name__, exc_info=exc)
+        if started:
+            raise  # the answer is under way: the server ends the connection
+        await send_error(send, BastionError(), request_id)
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
     """The ASGI application for ``settings``."""
     rt = runtime or build_runtime(settings)
@@ -194,7 +243,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> Starlette:
         err = InvalidRequest("This method is not allowed on this path.", code="method_not_allowed")
         return JSONResponse(err.to_body(rid), status_code=405)
 
-    app = Starlette(
+    app = BastionApp(
+        endpoints=openai_api.endpoints(rt.gateway),
+        max_header_bytes=settings.server.max_header_bytes,
         routes=[*openai_api.routes(rt.gateway), *ops.routes(rt.metrics, checks),
                 *(rt.tools.routes() if rt.tools is not None else [])],
         middleware=[Middleware(LimitsMiddleware, max_header_bytes=settings.server.max_header_bytes)],

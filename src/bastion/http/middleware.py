@@ -33,13 +33,8 @@ class LimitsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
-        size = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
-        if size > self.max_header_bytes:
-            err = InvalidRequest("The request headers are larger than this gateway accepts.",
-                                 code="request_header_too_large")
-            await send_error(send, err, request_id, status=431)
+        request_id = await admit(scope, send, self.max_header_bytes)
+        if request_id is None:
             return
 
         async def send_with_id(message: Message) -> None:
@@ -51,6 +46,19 @@ class LimitsMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+async def admit(scope: Scope, send: Send, max_header_bytes: int) -> str | None:
+    """Give an HTTP request its id; refuse it (431, and None) when its headers are too large."""
+    request_id = new_request_id()
+    scope.setdefault("state", {})["request_id"] = request_id
+    size = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+    if size > max_header_bytes:
+        err = InvalidRequest("The request headers are larger than this gateway accepts.",
+                             code="request_header_too_large")
+        await send_error(send, err, request_id, status=431)
+        return None
+    return request_id
 
 
 async def read_body(receive: Receive, content_length: str | None, limit: int) -> bytes:

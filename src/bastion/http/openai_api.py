@@ -1,13 +1,21 @@
-"""The OpenAI-compatible routes: /v1/chat/completions, /v1/embeddings, /v1/models."""
+"""The OpenAI-compatible routes: /v1/chat/completions, /v1/embeddings, /v1/models.
+
+These are the paths every model call takes, so besides the Starlette routes they are
+offered as plain ASGI endpoints (``endpoints``) that the application dispatches to
+directly, without the router and middleware layers the rest of the API goes through.
+Both forms share the same code and give the same answers.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from bastion.context import RequestContext
 from bastion.errors import InvalidRequest
@@ -24,6 +32,33 @@ def _context(request: Request, endpoint: str) -> RequestContext:
     ctx.state["x_api_key"] = request.headers.get("x-api-key")
     ctx.state["conversation_id"] = request.headers.get("x-bastion-conversation")
     return ctx
+
+
+def _scope_context(scope: Scope, endpoint: str, request_id: str) -> tuple[RequestContext, str | None]:
+    """The context of a request straight from its ASGI scope; and its Content-Length."""
+    ctx = RequestContext(endpoint=endpoint, request_id=request_id)
+    client = scope.get("client")
+    ctx.client_ip = client[0] if client else None
+    wanted = {b"authorization": None, b"x-api-key": None, b"x-bastion-conversation": None, b"content-length": None}
+    for key, value in scope["headers"]:
+        key = key.lower()
+        if key in wanted and wanted[key] is None:
+            wanted[key] = value.decode("latin-1")
+    ctx.state["authorization"] = wanted[b"authorization"]
+    ctx.state["x_api_key"] = wanted[b"x-api-key"]
+    ctx.state["conversation_id"] = wanted[b"x-bastion-conversation"]
+    return ctx, wanted[b"content-length"]
+
+
+def _body_reader(receive: Receive, content_length: str | None, limit: int) -> Any:
+    async def read() -> Any:
+        raw = await read_body(receive, content_length, limit)
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidRequest("The request body is not valid JSON.", code="invalid_json") from None
+
+    return read
 
 
 def _json_reader(request: Request, limit: int) -> Any:
@@ -73,3 +108,33 @@ def routes(gateway: Gateway) -> list[Route]:
         Route("/embeddings", embeddings, methods=["POST"]),
         Route("/models", models, methods=["GET"]),
     ]
+
+
+#: A plain ASGI endpoint: the scope, receive, send, and the request id already given.
+Endpoint = Callable[[Scope, Receive, Send, str], Awaitable[None]]
+
+
+def endpoints(gateway: Gateway) -> dict[tuple[str, str], Endpoint]:
+    """The model-call routes as plain ASGI endpoints, keyed by (method, path)."""
+    limit = gateway.settings.server.max_body_bytes
+
+    def body_endpoint(endpoint: str, handle: Callable[[RequestContext, Any], Awaitable[Outcome]]) -> Endpoint:
+        async def run(scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+            ctx, length = _scope_context(scope, endpoint, request_id)
+            outcome = await handle(ctx, _body_reader(receive, length, limit))
+            await _response(ctx, outcome)(scope, receive, send)
+
+        return run
+
+    async def models(scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        ctx, _ = _scope_context(scope, "models", request_id)
+        await _response(ctx, await gateway.models(ctx))(scope, receive, send)
+
+    chat = body_endpoint("chat.completions", gateway.chat)
+    embed = body_endpoint("embeddings", gateway.embeddings)
+    table: dict[tuple[str, str], Endpoint] = {}
+    for prefix in ("/v1", ""):
+        table[("POST", prefix + "/chat/completions")] = chat
+        table[("POST", prefix + "/embeddings")] = embed
+        table[("GET", prefix + "/models")] = models
+    return table
