@@ -363,7 +363,8 @@ class AuditLog:
         if self._pending:
             assert self._loop is not None
             self._flush_handle = self._loop.call_soon(self._flush)
-        self._arm_timer()
+        if self._timer is None or not self._healthy:
+            self._arm_timer()  # a checkpoint now due in the interval, or a probe of a failing store
 
     def _retry_locked(self) -> None:
         """Another process holds the write lock: try again shortly, refuse at the commit timeout."""
