@@ -347,6 +347,43 @@ def test_key_files_are_private(tmp_path: Path) -> None:
     assert "private" not in repr(ring.current()).lower()
 
 
+def test_tokens_are_the_compact_jws_pyjwt_makes(ring: ToolKeyRing) -> None:
+    minter = ToolTokenMinter(ring, issuer=ISSUER)
+    p = Principal(subject="zoë", email="zoë@corp.test", groups=("ventes",),
+                  attributes={"scopes": ["crm.read", "crm.contacts"]})
+    token = minter.mint_tool_token(p, tool(), actor="a", scopes=None, request_id="r", body=b"{}")
+    key = ring.current()
+    claims = jwt.decode(token, key.private_key.public_key(), algorithms=["EdDSA"], audience="https://crm.test")
+    # Ed25519 is deterministic: the same claims and key give the very same token.
+    assert token == jwt.encode(claims, key.private_key, algorithm="EdDSA", headers={"kid": key.kid, "typ": "at+jwt"})
+
+
+def test_es256_signatures_are_raw_r_and_s(tmp_path: Path) -> None:
+    ring = ToolKeyRing(tmp_path, algorithm="ES256", rotation_seconds=3600)
+    minter = ToolTokenMinter(ring, issuer=ISSUER)
+    for i in range(20):
+        token = minter.mint_tool_token(user(["crm.read", "crm.contacts"]), tool(), actor="a", scopes=None,
+                                       request_id=f"r{i}", body=b"x")
+        assert len(jwt.api_jws.base64url_decode(token.rsplit(".", 1)[1])) == 64
+        jwt.decode(token, ring.current().private_key.public_key(), algorithms=["ES256"], audience="https://crm.test")
+
+
+def test_tokens_name_the_key_after_a_rotation(tmp_path: Path) -> None:
+    now = [1000.0]
+    ring = ToolKeyRing(tmp_path, rotation_seconds=600, clock=lambda: now[0])
+    minter = ToolTokenMinter(ring, issuer=ISSUER, clock=lambda: now[0])
+    p = user(["crm.read", "crm.contacts"])
+    first = minter.mint_tool_token(p, tool(), actor="a", scopes=None, request_id="r", body=b"")
+    now[0] = 1700.0
+    second = minter.mint_tool_token(p, tool(), actor="a", scopes=None, request_id="r", body=b"")
+    kids = [jwt.get_unverified_header(t)["kid"] for t in (first, second)]
+    assert kids[0] != kids[1] and kids[1] == ring.current().kid
+    keys = {k.kid: k.private_key.public_key() for k in ring.keys()}
+    for t, kid in zip((first, second), kids, strict=True):
+        jwt.decode(t, keys[kid], algorithms=["EdDSA"], audience="https://crm.test",
+                   options={"verify_exp": False, "verify_iat": False, "verify_nbf": False})
+
+
 def test_rotation_on_a_period_keeps_current_and_previous(tmp_path: Path) -> None:
     now = [1000.0]
     ring = ToolKeyRing(tmp_path, rotation_seconds=600, clock=lambda: now[0])

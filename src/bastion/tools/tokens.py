@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from starlette.responses import JSONResponse
 
 from bastion.context import Principal
@@ -27,7 +30,7 @@ from bastion.tools.config import (
     ToolSettings,
     ToolTokenSettings,
 )
-from bastion.tools.keys import ToolKeyRing
+from bastion.tools.keys import SigningKey, ToolKeyRing
 
 #: The JWT ``typ`` header of tool tokens (RFC 9068), so they cannot be mistaken for other JWTs.
 TOOL_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
@@ -47,9 +50,28 @@ MAX_ACTOR_CHAIN = 5
 MAX_ID_LENGTH = 256
 
 
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
 def body_hash(body: bytes) -> str:
     """The base64url (unpadded) SHA-256 of ``body``, as carried in ``bastion_bh``."""
-    return base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=").decode("ascii")
+    return _b64url(hashlib.sha256(body).digest()).decode("ascii")
+
+
+def _jose_header(key: SigningKey) -> bytes:
+    """The encoded JOSE header of every token ``key`` signs (compact JSON, sorted members)."""
+    header = {"alg": key.algorithm, "kid": key.kid, "typ": TOOL_TOKEN_TYPE}
+    return _b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode("ascii"))
+
+
+def _sign(key: SigningKey, signing_input: bytes) -> bytes:
+    """The JWS signature of ``signing_input``: raw Ed25519, or ES256 as the fixed 64-byte ``r || s``."""
+    private = key.private_key
+    if isinstance(private, ec.EllipticCurvePrivateKey):
+        r, s = decode_dss_signature(private.sign(signing_input, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return private.sign(signing_input)
 
 
 def user_scopes(principal: Principal) -> frozenset[str]:
@@ -118,6 +140,8 @@ class ToolTokenMinter:
         self.issuer = issuer
         self.lifetime_seconds = lifetime_seconds
         self._clock = clock
+        #: The encoded header of the key last signed with; it changes only when the key does.
+        self._header: tuple[SigningKey, bytes] | None = None
 
     def jwks(self) -> dict[str, Any]:
         """The key set backends verify these tokens with (served at /.well-known/jwks.json)."""
@@ -158,7 +182,7 @@ class ToolTokenMinter:
             "sub": principal.subject,
             "act": _actor_claim([actor, *via]),
             "scope": " ".join(granted),
-            "jti": uuid.uuid4().hex,
+            "jti": os.urandom(16).hex(),
             "iat": now,
             "nbf": now,
             "exp": now + self.lifetime_seconds,
@@ -173,13 +197,22 @@ class ToolTokenMinter:
             claims["groups"] = list(principal.groups)
         if principal.tenant:
             claims["tenant"] = principal.tenant
+        return self._encode(claims)
+
+    def _encode(self, claims: dict[str, Any]) -> str:
+        """The compact JWS of ``claims`` signed with the current key (RFC 7515).
+
+        The same bytes PyJWT would produce, without its per-call header encoding
+        and checks: the header depends only on the key, so it is encoded once per key.
+        """
         key = self.keyring.current()
-        return jwt.encode(
-            claims,
-            key.private_key,
-            algorithm=key.algorithm,
-            headers={"kid": key.kid, "typ": TOOL_TOKEN_TYPE},
-        )
+        cached = self._header
+        if cached is None or cached[0] is not key:
+            cached = (key, _jose_header(key))
+            self._header = cached
+        payload = _b64url(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
+        signing_input = cached[1] + b"." + payload
+        return (signing_input + b"." + _b64url(_sign(key, signing_input))).decode("ascii")
 
 
 def build_minter(settings: ToolTokenSettings, *, data_dir: str | Path, public_url: str) -> ToolTokenMinter:
