@@ -112,7 +112,15 @@ class ToolGateway:
         self.url = f"http://127.0.0.1:{gw_sock.getsockname()[1]}"
         jwks = JWKSCache(self.url + "/.well-known/jwks.json")
         mcp_app, self.guard = build_app(BastionTokenVerifier(jwks, audience=TOOLS_AUDIENCE, issuer=self.url))
-        self.mcp_url = self._stack.enter_context(serve(mcp_app)) + "/mcp"
+        #: The (host, port) each HTTP request to the MCP server came from: one port per connection.
+        self.mcp_clients: list[tuple[str, int]] = []
+
+        async def recording_mcp_app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                self.mcp_clients.append(tuple(scope["client"]))
+            await mcp_app(scope, receive, send)
+
+        self.mcp_url = self._stack.enter_context(serve(recording_mcp_app)) + "/mcp"
         hr_verifier = BastionTokenVerifier(JWKSCache(self.url + "/.well-known/jwks.json"),
                                            audience=HR_AUDIENCE, issuer=self.url)
         self.hr_url = self._stack.enter_context(serve(create_hr_app(hr_verifier)))
@@ -285,6 +293,20 @@ async def test_backend_sees_the_verified_user_never_the_arguments(gw: ToolGatewa
     assert len(events) == 1
     assert events[0]["outcome"] == "ok" and events[0]["channel"] == "mcp" and events[0]["policy_version"]
     assert len(events[0]["arguments_sha256"]) == 64 and "morgan.lee" not in json.dumps(events[0])
+
+
+def test_calls_to_an_mcp_server_reuse_pooled_connections(gw: ToolGateway) -> None:
+    ports_per_call: list[set[int]] = []
+    for i in range(4):
+        before_requests, before_tokens = len(gw.mcp_clients), len(gw.guard.seen)
+        ok = gw.rpc(MANAGER, "tools/call", {"name": "echo", "arguments": {"message": f"hello {i}"}})
+        assert ok.status_code == 200 and not ok.json()["result"].get("isError"), ok.text
+        requests = gw.mcp_clients[before_requests:]
+        assert len(requests) >= 2  # a session per call: initialize, then the call
+        assert len(gw.guard.seen) - before_tokens == len(requests)  # each with its own verified token
+        ports_per_call.append({port for _, port in requests})
+    # Connections outlive the call that opened them: the next call's session starts on one of them.
+    assert all(a & b for a, b in zip(ports_per_call, ports_per_call[1:], strict=False)), ports_per_call
 
 
 async def test_injected_tool_result_is_spotlighted(gw: ToolGateway) -> None:

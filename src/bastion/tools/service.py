@@ -269,6 +269,7 @@ class ToolService:
         """Let webhook notes finish, close backend connections and stop the policy watcher."""
         await self.notifier.drain()
         await self._http_tools.aclose()
+        await self.proxy.mcp_tools.aclose()
         if self._own_policy:
             await self.policy.stop()
 

@@ -3,10 +3,18 @@
 Each HTTP request of the session (initialize, the call, the closing DELETE)
 carries its own freshly minted token, bound to that request's exact body, so a
 token captured from one message is useless for any other.
+
+Sessions are per call, connections are not: every call's client sends over one
+shared, pooled transport (kept-alive connections, TLS set up once per
+connection, one TLS context for the process). Each call still gets its own
+client object, so its credentials and any cookies a server sets never reach
+another call.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
@@ -26,6 +34,11 @@ BearerFor = Callable[[bytes], Awaitable[str]]
 CONNECT_TIMEOUT_SECONDS = 5.0
 #: Most pages of ``tools/list`` read from one server.
 MAX_LIST_PAGES = 20
+#: Connections kept to MCP servers, in all, and how many of them may idle.
+MAX_CONNECTIONS = 100
+MAX_KEEPALIVE_CONNECTIONS = 20
+#: Seconds an idle connection to an MCP server is kept.
+KEEPALIVE_SECONDS = 30.0
 
 
 class BodyBoundAuth(httpx2.Auth):
@@ -50,6 +63,28 @@ class McpToolClient:
 
     def __init__(self, *, timeout_seconds: float) -> None:
         self._timeout = timeout_seconds
+        # Loading the CA bundle takes milliseconds: once per process, not once per call.
+        self._tls: ssl.SSLContext = httpx2.create_ssl_context()
+        self._pool: tuple[asyncio.AbstractEventLoop, httpx2.AsyncHTTPTransport] | None = None
+
+    def _transport(self) -> httpx2.AsyncHTTPTransport:
+        """The pooled transport of the running loop (connections belong to the loop that opened them)."""
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._pool[0] is not loop:
+            transport = httpx2.AsyncHTTPTransport(
+                verify=self._tls, trust_env=False,
+                limits=httpx2.Limits(max_connections=MAX_CONNECTIONS,
+                                     max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS,
+                                     keepalive_expiry=KEEPALIVE_SECONDS),
+            )
+            self._pool = (loop, transport)
+        return self._pool[1]
+
+    async def aclose(self) -> None:
+        """Close the pooled connections (of the running loop's transport)."""
+        pool, self._pool = self._pool, None
+        if pool is not None and pool[0] is asyncio.get_running_loop():
+            await pool[1].aclose()
 
     async def call(
         self, tool: ToolSettings, arguments: dict[str, Any], *, bearer_for: BearerFor, request_id: str
@@ -88,10 +123,11 @@ class McpToolClient:
         limit = min(self._timeout, tool.timeout_seconds)
         timeout = httpx2.Timeout(limit, connect=min(CONNECT_TIMEOUT_SECONDS, limit))
         auth = BodyBoundAuth(bearer_for, request_id)
+        # Not closed after the call: closing a client closes its transport, which is shared.
+        http = httpx2.AsyncClient(auth=auth, timeout=timeout, trust_env=False, transport=self._transport())
         try:
             with anyio.fail_after(limit):
                 async with (
-                    httpx2.AsyncClient(auth=auth, timeout=timeout, trust_env=False) as http,
                     streamable_http_client(tool.mcp_url, http_client=http) as (read, write),
                     ClientSession(read, write, read_timeout_seconds=limit) as session,
                 ):
