@@ -1,6 +1,6 @@
 """Added latency of a proxied tool call: through Bastion's REST door vs straight to the backend.
 
-    python bench/tool_proxy.py [--iterations 400]
+    python bench/tool_proxy.py [--iterations 400] [--baseline-src DIR]
 
 A small backend (Starlette under uvicorn, 127.0.0.1) answers a JSON POST. The
 same call is made directly and through ``POST /v1/tools/{name}/invoke`` on a
@@ -11,6 +11,11 @@ policy (default Cedar set), a token minted for the
 exact body (EdDSA), the result scan (PII, secrets, injection) and the audit
 commit (SQLite). Also reports each step's own p50, measured in this process.
 Writes bench/results/tool_proxy.json.
+
+With ``--baseline-src DIR`` a second gateway runs the ``bastion`` package found
+in ``DIR`` (e.g. an older checkout's ``src``) next to this one, and the three
+calls (direct, this gateway, the baseline gateway) are interleaved in one run,
+in rotating order, so both gateways see the same machine load.
 """
 
 from __future__ import annotations
@@ -176,9 +181,12 @@ def run_gateway(root: Path, be_url: str) -> None:
         print(json.dumps(summary(timings[WARMUP:])), flush=True)
 
 
-def _child(*args: str) -> tuple[subprocess.Popen[str], list[str]]:
+def _child(*args: str, src: str | None = None) -> tuple[subprocess.Popen[str], list[str]]:
+    env = None
+    if src is not None:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (src, os.environ.get("PYTHONPATH")) if p)}
     proc = subprocess.Popen([sys.executable, __file__, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+                            text=True, env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline().split()
     if not line:
@@ -192,6 +200,7 @@ def main() -> None:
     parser.add_argument("--role", choices=["client", "backend", "gateway"], default="client")
     parser.add_argument("--root")
     parser.add_argument("--backend-url")
+    parser.add_argument("--baseline-src", help="a directory holding another version of the bastion package")
     args = parser.parse_args()
     if args.role == "backend":
         return run_backend()
@@ -205,31 +214,42 @@ def main() -> None:
         procs.append(be)
         gw, (gw_url, key) = _child("--role", "gateway", "--root", str(root / "gw"), "--backend-url", be_url)
         procs.append(gw)
+        base: subprocess.Popen[str] | None = None
+        if args.baseline_src:
+            base, (base_url, base_key) = _child("--role", "gateway", "--root", str(root / "base"), "--backend-url",
+                                                be_url, src=str(Path(args.baseline_src).resolve()))
+            procs.append(base)
         body = encode_body(ARGUMENTS)
-        with httpx.Client(base_url=be_url, timeout=10) as direct_client, httpx.Client(
-            base_url=gw_url, timeout=10, headers={"Authorization": f"Bearer {key}"}
-        ) as proxy_client:
+        with contextlib.ExitStack() as stack:
+            direct_client = stack.enter_context(httpx.Client(base_url=be_url, timeout=10))
+
+            def via(url: str, credential: str) -> Callable[[], None]:
+                client = stack.enter_context(
+                    httpx.Client(base_url=url, timeout=10, headers={"Authorization": f"Bearer {credential}"}))
+
+                def proxied() -> None:
+                    r = client.post("/v1/tools/notes_search/invoke", json=ARGUMENTS)
+                    assert r.status_code == 200, r.text
+
+                return proxied
 
             def direct() -> None:
                 r = direct_client.post("/search", content=body, headers={"Content-Type": "application/json"})
                 assert r.status_code == 200
 
-            def proxied() -> None:
-                r = proxy_client.post("/v1/tools/notes_search/invoke", json=ARGUMENTS)
-                assert r.status_code == 200, r.text
-
+            calls: dict[str, Callable[[], None]] = {"direct": direct, "proxied": via(gw_url, key)}
+            if base is not None:
+                calls["baseline_proxied"] = via(base_url, base_key)
             for _ in range(WARMUP):
-                direct()
-                proxied()
-            d_samples: list[float] = []
-            p_samples: list[float] = []
-            for _ in range(n):
-                d_samples += timed(direct, 1)
-                p_samples += timed(proxied, 1)
-        assert gw.stdin is not None and gw.stdout is not None
-        gw.stdin.write("stop\n")
-        gw.stdin.flush()
-        gateway_own = json.loads(gw.stdout.readline())
+                for call in calls.values():
+                    call()
+            samples: dict[str, list[float]] = {name: [] for name in calls}
+            order = list(calls)
+            for i in range(n):
+                for name in order[i % len(order):] + order[:i % len(order)]:
+                    samples[name] += timed(calls[name], 1)
+        gateway_own = _stop_gateway(gw)
+        base_own = _stop_gateway(base) if base is not None else None
         invoke = invoke_p50(root / "gw" / "data" / "bastion.db")
         settings = bench_settings(root / "steps", "http://127.0.0.1:1", be_url)
         rt, service = build_service(settings)
@@ -242,14 +262,13 @@ def main() -> None:
                 proc.terminate()
             proc.wait(10)
 
-    direct_s, proxied_s = summary(d_samples), summary(p_samples)
-    result = {
+    direct_s, proxied_s = summary(samples["direct"]), summary(samples["proxied"])
+    result: dict[str, Any] = {
         "benchmark": "tool_proxy",
         "iterations": n,
         "direct": direct_s,
         "proxied": proxied_s,
-        "added_p50_ms": round(proxied_s["p50_ms"] - direct_s["p50_ms"], 3),
-        "added_p90_ms": round(proxied_s["p90_ms"] - direct_s["p90_ms"], 3),
+        **added(proxied_s, direct_s),
         "steps_p50_ms": steps,
         "target_added_p50_ms": 2.0,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
@@ -257,9 +276,27 @@ def main() -> None:
         "notes": "client, gateway and backend in three processes on 127.0.0.1; audit commits to SQLite with "
                  "synchronous=" + settings.storage.sqlite_synchronous,
     }
+    if base_own is not None:
+        base_s = summary(samples["baseline_proxied"])
+        result["baseline"] = {"src": args.baseline_src, "proxied": base_s, **added(base_s, direct_s),
+                              "gateway_request_incl_backend": base_own["p50_ms"]}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+def added(proxied: dict[str, float], direct: dict[str, float]) -> dict[str, float]:
+    """What the proxy adds over the direct call, per percentile."""
+    return {f"added_{q}_ms": round(proxied[f"{q}_ms"] - direct[f"{q}_ms"], 3) for q in ("p50", "p90", "p99")}
+
+
+def _stop_gateway(proc: subprocess.Popen[str]) -> dict[str, float]:
+    """Tell a gateway child to stop; its own per-request timings."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("stop\n")
+    proc.stdin.flush()
+    own: dict[str, float] = json.loads(proc.stdout.readline())
+    return own
 
 
 def invoke_p50(db_path: Path) -> float:
