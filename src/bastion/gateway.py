@@ -263,7 +263,11 @@ class Gateway:
         chunks: AsyncIterator[dict[str, Any]],
         client_wants_usage: bool,
     ) -> AsyncIterator[bytes]:
-        """Relay the provider's chunks, filtered, within the stream limits; record the end."""
+        """Relay the provider's chunks, filtered, within the stream limits; record the end.
+
+        Chunks that arrived from the provider together are sent on together, in one write:
+        nothing waits for more to arrive, so the first token is never held back.
+        """
         limits = self.settings.server
         deadline = time.monotonic() + limits.max_stream_seconds
         sent = 0
@@ -274,6 +278,8 @@ class Gateway:
         meter = self._limits.meter(ctx) if self._limits is not None else None
         usage_seen = False
         flushed = False
+        ready = getattr(chunks, "ready", None)
+        out: list[bytes] = []
         try:
             pending = first
             while pending is not None:
@@ -295,7 +301,7 @@ class Gateway:
                     # The caller's budget is spent: end the answer cleanly, as a length stop.
                     ctx.decide("limit", "truncate", "the answer reached the caller's budget")
                     pieces.pop() if pieces else None
-                    yield sse(_finish_chunk(template, "length"))
+                    out.append(sse(_finish_chunk(template, "length")))
                     break
                 ending = not choices or any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
                 if ending and output and not flushed:
@@ -304,16 +310,20 @@ class Gateway:
                     tail = output.finish()
                     if tail:
                         pieces.append(tail)
-                        yield sse(_content_chunk(template, tail))
+                        out.append(sse(_content_chunk(template, tail)))
                 if choices or client_wants_usage:
                     data = sse(chunk)
                     sent += len(data)
                     if sent > limits.max_stream_bytes:
                         raise BastionError("The answer exceeded the gateway's stream size limit.",
                                            code="stream_too_large")
-                    yield data
+                    out.append(data)
                 if time.monotonic() > deadline:
                     raise BastionError("The answer exceeded the gateway's stream time limit.", code="stream_timeout")
+                if out and not (ready is not None and ready()):
+                    # Nothing more has arrived: send what there is before waiting for the provider.
+                    yield b"".join(out) if len(out) > 1 else out[0]
+                    out.clear()
                 started = time.perf_counter_ns()
                 try:
                     pending = await chunks.__anext__()
@@ -325,17 +335,19 @@ class Gateway:
                 tail = output.finish()
                 if tail:
                     pieces.append(tail)
-                    yield sse(_content_chunk(template, tail))
-            yield sse("[DONE]")
+                    out.append(sse(_content_chunk(template, tail)))
+            out.append(sse("[DONE]"))
+            yield b"".join(out)
+            out.clear()
         except BastionError as exc:
             ended_by = exc
-            yield sse(exc.to_body(ctx.request_id))
-            yield sse("[DONE]")
+            yield b"".join([*out, sse(exc.to_body(ctx.request_id)), sse("[DONE]")])
+            out.clear()
         except Exception as exc:  # noqa: BLE001 - mid-stream: end cleanly, record, never echo internals
             log.error("stream %s failed: %s", ctx.request_id, type(exc).__name__, exc_info=exc)
             ended_by = BastionError()
-            yield sse(ended_by.to_body(ctx.request_id))
-            yield sse("[DONE]")
+            yield b"".join([*out, sse(ended_by.to_body(ctx.request_id)), sse("[DONE]")])
+            out.clear()
         finally:
             ctx.response_text = "".join(pieces)
             if ended_by is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -37,3 +37,40 @@ class Provider(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+class ChunkStream:
+    """A provider's stream of chunks that can also say whether the next one has already arrived.
+
+    The gateway sends every chunk that arrived together in one write to the client (and
+    waits for nothing to do so): ``ready()`` tells it whether the next chunk can be had
+    without waiting for the network. The generator behind the stream sets ``probe`` once
+    it has a connection to look at.
+    """
+
+    def __init__(self) -> None:
+        self._gen: AsyncGenerator[dict[str, Any], None] | None = None
+        #: Whether more is buffered; None until the generator knows.
+        self.probe: Callable[[], bool] | None = None
+
+    def attach(self, gen: AsyncGenerator[dict[str, Any], None]) -> ChunkStream:
+        """Serve the chunks of ``gen``."""
+        self._gen = gen
+        return self
+
+    def __aiter__(self) -> ChunkStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        assert self._gen is not None
+        return await self._gen.__anext__()
+
+    def ready(self) -> bool:
+        """Whether the next chunk (or the stream's end) is already here."""
+        probe = self.probe
+        return probe() if probe is not None else False
+
+    async def aclose(self) -> None:
+        """Stop the stream and release its connection."""
+        if self._gen is not None:
+            await self._gen.aclose()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from bastion.policy.stage import (
     POLICY_STATE_KEY,
     REQUEST_BYTES_STATE_KEY,
 )
-from bastion.providers.base import Provider, UpstreamRequest
+from bastion.providers.base import ChunkStream, Provider, UpstreamRequest
 from bastion.settings import ModelSettings
 
 if TYPE_CHECKING:
@@ -196,11 +196,16 @@ class FallbackProvider:
         assert last is not None  # noqa: S101 - the first target is always tried
         raise last
 
-    async def chat_stream(self, req: UpstreamRequest) -> AsyncIterator[dict[str, Any]]:
+    def chat_stream(self, req: UpstreamRequest) -> ChunkStream:
         """Stream from the first provider that produces a first chunk; later failures are not retried."""
+        outer = ChunkStream()
+        return outer.attach(self._stream(req, outer))
+
+    async def _stream(self, req: UpstreamRequest, outer: ChunkStream) -> AsyncGenerator[dict[str, Any], None]:
         plan, scope = self._plan(req)
         if not plan:
             direct = self._primary.chat_stream(req)
+            outer.probe = direct.ready if isinstance(direct, ChunkStream) else None
             try:
                 async for chunk in direct:
                     yield chunk
@@ -231,6 +236,7 @@ class FallbackProvider:
                 raise
             if i > 0:
                 self._answered(scope, target, failed)
+            outer.probe = stream.ready if isinstance(stream, ChunkStream) else None
             try:
                 if first is not None:
                     yield first

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 
 from bastion.errors import UpstreamFailed, UpstreamTimeout
-from bastion.providers.base import UpstreamRequest
+from bastion.providers.base import ChunkStream, UpstreamRequest
 from bastion.providers.secrets import Secret
-from bastion.providers.transport import Transport
+from bastion.providers.transport import SSELines, Transport
 from bastion.settings import ProviderSettings
 
 
@@ -58,19 +58,21 @@ class OpenAICompatibleProvider:
             raise UpstreamFailed("The model provider's answer has no data.", code="upstream_invalid_response")
         return data
 
-    async def chat_stream(self, req: UpstreamRequest) -> AsyncIterator[dict[str, Any]]:
-        """POST /chat/completions with stream=true and yield each parsed SSE chunk."""
+    def chat_stream(self, req: UpstreamRequest) -> ChunkStream:
+        """POST /chat/completions with stream=true; the stream of parsed SSE chunks."""
+        stream = ChunkStream()
+        return stream.attach(self._chunks(req, stream))
+
+    async def _chunks(self, req: UpstreamRequest, stream: ChunkStream) -> AsyncGenerator[dict[str, Any], None]:
         resp = await self._send("chat/completions", req)
         await self._http.raise_for_status(resp)
         if "text/event-stream" not in resp.headers.get("content-type", ""):
             resp.release()
             raise UpstreamFailed("The model provider did not answer with a stream.", code="upstream_invalid_response")
+        lines = SSELines(resp.content)
+        stream.probe = lines.ready
         try:
-            async for raw in resp.content:
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if not line.startswith("data:"):
-                    continue  # comments, event names, retry hints and blank separators
-                payload = line[5:].strip()
+            while (payload := await lines.next()) is not None:
                 if payload == "[DONE]":
                     return
                 try:
@@ -87,12 +89,12 @@ class OpenAICompatibleProvider:
         except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout() from None
         except (ValueError, aiohttp.http_exceptions.HttpProcessingError):
-            # aiohttp refuses a line far beyond its buffer (LineTooLong) before it reaches us.
             raise UpstreamFailed("The model provider sent an oversized event.",
                                  code="upstream_invalid_response") from None
         except aiohttp.ClientError:
             raise UpstreamFailed("The connection to the model provider failed.", code="upstream_unreachable") from None
         finally:
+            stream.probe = None
             resp.release()
 
     async def aclose(self) -> None:

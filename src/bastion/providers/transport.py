@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import deque
 from typing import Any
 
 import aiohttp
@@ -35,6 +36,63 @@ _KEYLIKE = re.compile(r"(?:sk|bst|key|rk|pk)[-_][A-Za-z0-9_*\-]{6,}|[A-Za-z0-9+/
 def clean_message(msg: Any) -> str:
     """A provider's error text, cut short and with anything key-like removed."""
     return _KEYLIKE.sub("[redacted]", str(msg or "")[:MAX_UPSTREAM_MESSAGE_CHARS])
+
+
+class SSELines:
+    """The ``data:`` lines of a server-sent event stream, split from whatever has arrived.
+
+    Unlike reading line by line, this can tell (``ready``) whether a complete line is
+    already buffered, so chunks that arrived together can leave together. A line longer
+    than ``max_line_bytes`` is refused.
+    """
+
+    def __init__(self, content: aiohttp.StreamReader, *, max_line_bytes: int = MAX_SSE_LINE_BYTES) -> None:
+        self._content = content
+        self._max = max_line_bytes
+        self._lines: deque[bytes] = deque()
+        self._partial = b""
+        self._eof = False
+
+    def _split(self, data: bytes) -> None:
+        if self._partial:
+            data = self._partial + data
+        parts = data.split(b"\n")
+        self._partial = parts.pop()
+        for line in parts:
+            if len(line) > self._max:
+                raise UpstreamFailed("The model provider sent an oversized event.", code="upstream_invalid_response")
+            if line.startswith(b"data:"):
+                self._lines.append(line)
+        if len(self._partial) > self._max:
+            raise UpstreamFailed("The model provider sent an oversized event.", code="upstream_invalid_response")
+
+    def ready(self) -> bool:
+        """Whether a complete line (or the end of the stream) can be had without waiting."""
+        if not self._lines and not self._eof:
+            data = self._content.read_nowait()
+            if data:
+                self._split(data)
+            elif self._content.at_eof():
+                return True
+        return bool(self._lines) or self._eof
+
+    async def next(self) -> str | None:
+        """The next ``data:`` line's payload (stripped), or None at the end of the stream."""
+        while not self._lines:
+            if self._eof:
+                return None
+            data = self._content.read_nowait()
+            if not data:
+                data = await self._content.readany()
+            if not data:
+                self._eof = True
+                if self._partial.startswith(b"data:"):
+                    self._lines.append(self._partial)
+                self._partial = b""
+                continue
+            self._split(data)
+        line = self._lines.popleft()
+        return line[5:].decode("utf-8", "replace").strip()
 
 
 class Transport:
