@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
 from bastion.context import Principal
 from bastion.errors import BastionError
+from bastion.policy.evaluate import I64_MAX, I64_MIN, Entity, Env, Uid, Unsupported, entity_store
 from bastion.policy.model import PolicyRequest, ResourceRef
 from bastion.policy.schema import NAMESPACE, RESOURCE_ATTRIBUTES
 
@@ -62,6 +62,9 @@ def provider_info(provider: Any) -> dict[str, Any]:
         "trains_on_inputs": bool(get("trains_on_inputs", False)),
         "certifications": sorted(str(c) for c in (get("certifications", None) or ())),
     }
+
+
+_ACTION_TYPE = f"{NAMESPACE}::Action"
 
 
 def _uid(kind: str, ident: str) -> dict[str, str]:
@@ -146,93 +149,216 @@ def _principal_token(p: Principal) -> Token:
     return (p.kind, p.subject, p.email, p.groups, p.roles, p.tenant, p.auth_method, _freeze(p.attributes or {}))
 
 
-@dataclass(frozen=True, slots=True)
+class _Entities:
+    """The Cedar entity JSON objects of a principal (with its groups) or a resource, in both forms.
+
+    The JSON text is made only when Cedar is called; the evaluator's store is made once.
+    """
+
+    __slots__ = ("objects", "uid", "_text", "store")
+
+    def __init__(self, objects: list[dict[str, Any]]) -> None:
+        self.objects = objects
+        first = objects[0]["uid"]
+        self.uid: Uid = (first["type"], first["id"])
+        self._text: str | None = None
+        try:
+            self.store: dict[Uid, Entity] | None = entity_store(objects)
+        except Unsupported:
+            self.store = None
+
+    @property
+    def text(self) -> str:
+        """The objects as JSON, without the enclosing brackets."""
+        if self._text is None:
+            self._text = _dumps(self.objects)[1:-1]
+        return self._text
+
+
 class Encoded:
     """A request in Cedar's terms, plus a hashable key that identifies it exactly."""
 
-    key: Token
-    cedar_request: dict[str, Any]
-    principal_groups: tuple[str, ...]
-    resource_provider: str
-    context: dict[str, Any]
-    _entities: tuple[str, str]
+    __slots__ = (
+        "key",
+        "action",
+        "principal_groups",
+        "resource_provider",
+        "_values",
+        "_provider",
+        "_principal",
+        "_resource",
+        "_native_context",
+        "_context",
+        "_env",
+    )
+
+    def __init__(
+        self,
+        key: Token,
+        action: str,
+        principal_groups: tuple[str, ...],
+        resource_provider: str,
+        values: Token,
+        provider: dict[str, Any],
+        principal: _Entities,
+        resource: _Entities,
+        native_context: dict[str, Any] | None,
+    ) -> None:
+        self.key = key
+        self.action = action
+        self.principal_groups = principal_groups
+        self.resource_provider = resource_provider
+        self._values = values
+        self._provider = provider
+        self._principal = principal
+        self._resource = resource
+        self._native_context = native_context
+        self._context: dict[str, Any] | None = None
+        self._env: Env | None = None
+
+    @property
+    def principal_uid(self) -> Uid:
+        """(type, id) of the principal."""
+        return self._principal.uid
+
+    @property
+    def resource_uid(self) -> Uid:
+        """(type, id) of the resource."""
+        return self._resource.uid
+
+    @property
+    def data_classes(self) -> tuple[str, ...]:
+        """The data classes in the context, sorted."""
+        return self._values[0]  # type: ignore[no-any-return]
+
+    @property
+    def entity_types(self) -> tuple[str, ...]:
+        """The entity types in the context, sorted."""
+        return self._values[1]  # type: ignore[no-any-return]
+
+    @property
+    def provider_name(self) -> str:
+        """``context.provider.name``."""
+        return str(self._provider["name"])
+
+    @property
+    def cedar_request(self) -> dict[str, Any]:
+        """Principal, action and resource as Cedar JSON uids."""
+        (pt, pi), (rt, ri) = self._principal.uid, self._resource.uid
+        return {
+            "principal": {"type": pt, "id": pi},
+            "action": _uid("Action", self.action),
+            "resource": {"type": rt, "id": ri},
+        }
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """The context as Cedar JSON data."""
+        ctx = self._context
+        if ctx is None:
+            ctx = dict(zip(_CONTEXT_ORDER, self._values, strict=True))
+            ctx["data_classes"] = list(self._values[0])
+            ctx["entity_types"] = list(self._values[1])
+            ctx["provider"] = self._provider
+            self._context = ctx
+        return ctx
 
     @property
     def entities_json(self) -> str:
         """The principal, its groups and the resource as a Cedar entities document."""
-        return "[" + self._entities[0] + "," + self._entities[1] + "]"
+        return "[" + self._principal.text + "," + self._resource.text + "]"
 
     @property
     def context_json(self) -> str:
         """The context as Cedar JSON."""
         return _dumps(self.context)
 
+    @property
+    def env(self) -> Env | None:
+        """The request for the compiled evaluator (None when only Cedar can take it)."""
+        env = self._env
+        if env is None:
+            pstore, rstore, ctx = self._principal.store, self._resource.store, self._native_context
+            if pstore is None or rstore is None or ctx is None or not pstore.keys().isdisjoint(rstore):
+                return None
+            env = Env(
+                self._principal.uid,
+                (_ACTION_TYPE, self.action),
+                self._resource.uid,
+                ctx,
+                {**pstore, **rstore},
+            )
+            self._env = env
+        return env
+
 
 class Encoder:
-    """Encodes requests, remembering the JSON of principals, resources and providers seen."""
+    """Encodes requests, remembering the encodings of principals, resources and providers seen."""
 
     def __init__(self, zone: tzinfo, memo_size: int = DEFAULT_MEMO_SIZE) -> None:
         self.zone = zone
         self._memo_size = memo_size
         # id(obj) -> (obj, value): holding obj keeps its id from being reused while remembered.
         self._by_id: dict[int, tuple[Any, Any]] = {}
-        self._by_token: dict[Token, str] = {}
+        self._by_token: dict[Token, _Entities] = {}
 
     def _remember_id(self, obj: Any, value: Any) -> None:
         if len(self._by_id) >= self._memo_size:
             self._by_id.clear()
         self._by_id[id(obj)] = (obj, value)
 
-    def _principal(self, p: Principal) -> tuple[Token, str]:
+    def _remember_token(self, token: Token, value: _Entities) -> None:
+        if len(self._by_token) >= self._memo_size:
+            self._by_token.clear()
+        self._by_token[token] = value
+
+    def _principal(self, p: Principal) -> tuple[Token, _Entities]:
         hit = self._by_id.get(id(p))
         if hit is not None and hit[0] is p:
             return hit[1]  # type: ignore[no-any-return]
         token = _principal_token(p)
-        text = self._by_token.get(token)
-        if text is None:
-            text = _dumps(principal_entities(p))[1:-1]
-            if len(self._by_token) >= self._memo_size:
-                self._by_token.clear()
-            self._by_token[token] = text
-        self._remember_id(p, (token, text))
-        return token, text
+        ents = self._by_token.get(token)
+        if ents is None:
+            ents = _Entities(principal_entities(p))
+            self._remember_token(token, ents)
+        self._remember_id(p, (token, ents))
+        return token, ents
 
-    def _resource(self, ref: ResourceRef) -> tuple[Token, str, str]:
+    def _resource(self, ref: ResourceRef) -> tuple[Token, _Entities, str]:
         hit = self._by_id.get(id(ref))
         if hit is not None and hit[0] is ref:
             return hit[1]  # type: ignore[no-any-return]
         token = ("resource", ref.type, ref.id, _freeze(ref.attributes))
-        text = self._by_token.get(token)
-        if text is None:
-            text = _dumps(resource_entity(ref))
-            if len(self._by_token) >= self._memo_size:
-                self._by_token.clear()
-            self._by_token[token] = text
+        ents = self._by_token.get(token)
+        if ents is None:
+            ents = _Entities([resource_entity(ref)])
+            self._remember_token(token, ents)
         provider = str(ref.attributes.get("provider", "")) if resource_type(ref) == "Model" else ""
-        value = (token, text, provider)
+        value = (token, ents, provider)
         self._remember_id(ref, value)
         return value
 
-    def _provider(self, value: Any) -> tuple[dict[str, Any], Token]:
+    def _provider(self, value: Any) -> tuple[dict[str, Any], Token, dict[str, Any]]:
         if value is not None and not isinstance(value, dict | Mapping):
             hit = self._by_id.get(id(value))
             if hit is not None and hit[0] is value:
                 return hit[1]  # type: ignore[no-any-return]
         info = provider_info(value)
         key = tuple(tuple(v) if isinstance(v, list) else v for v in info.values())
+        native = {**info, "certifications": frozenset(info["certifications"])}
         if value is not None and not isinstance(value, dict | Mapping):
-            self._remember_id(value, (info, key))
-        return info, key
+            self._remember_id(value, (info, key, native))
+        return info, key, native
 
     def encode(self, request: PolicyRequest) -> Encoded:
         """Encode one request (entities and context), with its exact cache key."""
         p = request.principal
-        ptoken, ptext = self._principal(p)
-        rtoken, rtext, provider = self._resource(request.resource)
+        ptoken, pents = self._principal(p)
+        rtoken, rents, provider = self._resource(request.resource)
         raw = request.context
         if raw and not CONTEXT_KEYS.issuperset(raw):
             raise BastionError(f"unknown policy context keys: {', '.join(sorted(set(raw) - CONTEXT_KEYS))}")
-        info, pkey = self._provider(raw.get("provider"))
+        info, pkey, pnative = self._provider(raw.get("provider"))
         dc = raw.get("data_classes")
         classes = tuple(sorted({str(c) for c in dc})) if dc else ()
         et = raw.get("entity_types")
@@ -258,23 +384,30 @@ class Encoder:
             bool(raw.get("approved", False)),
             str(raw.get("model") or ""),
         )
-        kind = "Service" if p.kind == "service" else "User"
-        cedar_request = {
-            "principal": _uid(kind, p.subject),
-            "action": _uid("Action", request.action),
-            "resource": _uid(resource_type(request.resource), request.resource.id),
-        }
-        context = dict(zip(_CONTEXT_ORDER, values, strict=True))
-        context["data_classes"] = list(classes)
-        context["entity_types"] = list(types)
-        context["provider"] = info
+        native: dict[str, Any] | None = None
+        if I64_MIN <= values[4] <= I64_MAX and I64_MIN <= values[5] <= I64_MAX and I64_MIN <= values[6] <= I64_MAX:
+            native = {
+                "data_classes": frozenset(classes),
+                "entity_types": frozenset(types),
+                "injection_score": values[2],
+                "caller_region": values[3],
+                "hour": values[4],
+                "weekday": values[5],
+                "request_kib": values[6],
+                "approved": values[7],
+                "model": values[8],
+                "provider": pnative,
+            }
         return Encoded(
             key=(request.action, ptoken, rtoken, values, pkey),
-            cedar_request=cedar_request,
+            action=request.action,
             principal_groups=p.groups,
             resource_provider=provider,
-            context=context,
-            _entities=(ptext, rtext),
+            values=values,
+            provider=info,
+            principal=pents,
+            resource=rents,
+            native_context=native,
         )
 
 

@@ -27,6 +27,7 @@ from bastion.context import Principal
 from bastion.errors import ConfigError
 from bastion.policy.config import PolicySettings
 from bastion.policy.encode import Encoded, Encoder, provider_info
+from bastion.policy.evaluate import authorize
 from bastion.policy.index import ScopeIndex, put_bounded
 from bastion.policy.model import (
     DEFAULT_DENY_ID,
@@ -111,6 +112,8 @@ class PolicyEngine:
         compiled: CompileResult,
         settings: PolicySettings | None = None,
         providers: Sequence[ProviderSettings] = (),
+        *,
+        compiled_evaluator: bool = True,
     ) -> None:
         if not compiled.ok:
             raise ConfigError("invalid policies:\n  " + "\n  ".join(str(p) for p in compiled.problems))
@@ -132,13 +135,18 @@ class PolicyEngine:
             self._everything[action] = _policy_set(a + pr, as_permit=True) if a or pr else None
         self._encoder = Encoder(self._zone)
         self._parsed: dict[tuple[Any, ...], cedarpy.Entities] = {}
+        self._provider_refs: dict[tuple[Any, ...], ResourceRef] = {}
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_size = self.settings.decision_cache_size
+        #: Evaluate with compiled rules where they apply (False: every evaluation is a Cedar call).
+        self._compiled = compiled_evaluator
 
     @classmethod
-    def load(cls, settings: PolicySettings, *, providers: Sequence[ProviderSettings] = ()) -> PolicyEngine:
+    def load(
+        cls, settings: PolicySettings, *, providers: Sequence[ProviderSettings] = (), compiled_evaluator: bool = True
+    ) -> PolicyEngine:
         """Compile the policies ``settings`` names; raise ConfigError listing every problem."""
-        return cls(compile_settings(settings), settings, providers)
+        return cls(compile_settings(settings), settings, providers, compiled_evaluator=compiled_evaluator)
 
     @classmethod
     def from_text(
@@ -148,12 +156,14 @@ class PolicyEngine:
         settings: PolicySettings | None = None,
         providers: Sequence[ProviderSettings] = (),
         name: str = "<policies>",
+        compiled_evaluator: bool = True,
     ) -> PolicyEngine:
         """An engine from Cedar text (plus the shipped defaults when settings include them)."""
         settings = settings or PolicySettings(include_defaults=False)
         sources = default_sources() if settings.include_defaults else []
         sources.append(PolicySource(name, text))
-        return cls(compile_sources(sources, disabled=settings.disable), settings, providers)
+        compiled = compile_sources(sources, disabled=settings.disable)
+        return cls(compiled, settings, providers, compiled_evaluator=compiled_evaluator)
 
     @property
     def providers(self) -> dict[str, ProviderSettings]:
@@ -170,23 +180,33 @@ class PolicyEngine:
         # Oldest first: dicts keep insertion order, so this is a cheap FIFO bound.
         put_bounded(self._cache, key, value, self._cache_size)
 
-    def _run(self, index: ScopeIndex, enc: Encoded) -> cedarpy.AuthzResult | None:
-        req = enc.cedar_request
-        mask = index.mask(
-            req["principal"]["type"],
-            req["principal"]["id"],
-            enc.principal_groups,
-            req["resource"]["type"],
-            req["resource"]["id"],
-            enc.resource_provider,
-        )
-        pset = index.policy_set(mask)
-        if pset is None:
+    def _run(self, index: ScopeIndex, enc: Encoded) -> _Authz | None:
+        """Evaluate the slice of ``index`` this request can match (None when the slice is empty).
+
+        The compiled evaluator answers when it can; Cedar decides when a policy in the
+        slice is not compiled or fails for this request (its error report is then Cedar's).
+        """
+        (ptype, pid), (rtype, rid) = enc.principal_uid, enc.resource_uid
+        mask = index.mask(ptype, pid, enc.principal_groups, rtype, rid, enc.resource_provider)
+        if not mask:
             return None
-        return cedarpy.is_authorized({**req, "context": enc.context_json}, pset, self._entities(enc))
+        if self._compiled:
+            rules = index.rules(mask)
+            env = enc.env if rules is not None else None
+            if rules is not None and env is not None:
+                out = authorize(rules, env)
+                if out is not None:
+                    return _Authz(out.allowed, out.reasons, ())
+        pset = index.policy_set(mask)
+        if pset is None:  # pragma: no cover - a non-empty mask always has a set
+            return None
+        res = cedarpy.is_authorized({**enc.cedar_request, "context": enc.context_json}, pset, self._entities(enc))
+        order = index.order
+        fired = sorted(res.diagnostics.reasons, key=lambda i: order.get(i, len(order)))
+        return _Authz(res.allowed, tuple(fired), tuple(res.diagnostics.errors))
 
     def _entities(self, enc: Encoded) -> cedarpy.Entities:
-        # Parsing entities is a third of an uncached call; the same caller and resource recur.
+        # Parsing entities is a third of a Cedar call; the same caller and resource recur.
         key = enc.key[1:3]
         ents = self._parsed.get(key)
         if ents is None:
@@ -199,11 +219,7 @@ class PolicyEngine:
         hit = self._cache.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-        res = self._run(self._authz[action], enc)
-        if res is None:
-            result = _Authz(False, (), ())
-        else:
-            result = _Authz(res.allowed, tuple(res.diagnostics.reasons), tuple(res.diagnostics.errors))
+        result = self._run(self._authz[action], enc) or _Authz(False, (), ())
         self._remember(key, result)
         return result
 
@@ -304,7 +320,7 @@ class PolicyEngine:
         )
 
     def _reroute_candidates(self, request: PolicyRequest, enc: Encoded, reroutes: list[CompiledPolicy]) -> list[str]:
-        current = enc.context["provider"]["name"]
+        current = enc.provider_name
         out: list[str] = []
         for name, prov in self._providers.items():
             if name == current:
@@ -316,15 +332,15 @@ class PolicyEngine:
         return out
 
     def _protect(self, request: PolicyRequest, enc: Encoded, decision: PolicyDecision) -> PolicyDecision:
-        present = set(enc.context["data_classes"]) | set(enc.context["entity_types"])
+        present = set(enc.data_classes) | set(enc.entity_types)
         # Protection applies to data that is present; with none found there is nothing to choose.
         if not present:
             return decision
         res = self._run(self._protection[request.action], enc)
         if res is None:
             return decision
-        if res.diagnostics.errors:
-            log.warning("protection policy error (refusing): %s", "; ".join(res.diagnostics.errors))
+        if res.errors:
+            log.warning("protection policy error (refusing): %s", "; ".join(res.errors))
             return self._refuse(
                 ["A data protection policy could not be evaluated, so the request was refused."],
                 [EVALUATION_ERROR_ID],
@@ -332,7 +348,7 @@ class PolicyEngine:
         protection: dict[str, str] = {}
         blockers: list[CompiledPolicy] = []
         applied: list[CompiledPolicy] = []
-        for pid in res.diagnostics.reasons:
+        for pid in res.fired:
             p = self._by_id.get(pid)
             if p is None:
                 continue
@@ -362,12 +378,13 @@ class PolicyEngine:
     def _provider_allowed(self, principal: Principal, provider: Any, context: Any) -> bool:
         ctx = dict(context)
         ctx["provider"] = provider
-        req = PolicyRequest(
-            principal,
-            "invoke_model",
-            ResourceRef.provider(provider.name, tier=provider.tier, region=provider.region),
-            ctx,
-        )
+        # One ResourceRef per provider, so its encoding is remembered across requests.
+        rkey = (provider.name, provider.tier, provider.region)
+        ref = self._provider_refs.get(rkey)
+        if ref is None:
+            ref = ResourceRef.provider(provider.name, tier=provider.tier, region=provider.region)
+            put_bounded(self._provider_refs, rkey, ref, MAX_PARSED_ENTITIES)
+        req = PolicyRequest(principal, "invoke_model", ref, ctx)
         return self._authorize("invoke_model", self._encoder.encode(req)).allowed
 
     # -- helpers for routing and listing -----------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 
 import cedarpy
 
+from bastion.policy.evaluate import CompiledRule, Unsupported, compile_policy
 from bastion.policy.schema import NAMESPACE
 from bastion.policy.source import CompiledPolicy
 
@@ -94,8 +95,15 @@ def put_bounded(store: dict[Any, Any], key: Any, value: Any, limit: int) -> None
     store[key] = value
 
 
+def _compile(pol: CompiledPolicy, as_permit: bool) -> CompiledRule | None:
+    try:
+        return compile_policy(pol.id, pol.est, as_permit=as_permit)
+    except (Unsupported, RecursionError):
+        return None
+
+
 class ScopeIndex:
-    """Bitmasks of policies by principal and resource scope, and the Cedar sets of each mask."""
+    """Bitmasks of policies by principal and resource scope; the compiled rules and Cedar set of each mask."""
 
     def __init__(
         self, policies: Sequence[CompiledPolicy], *, as_permit: bool = False, max_sets: int = DEFAULT_MAX_SETS
@@ -112,6 +120,10 @@ class ScopeIndex:
             for k in _resource_keys(pol.est.get("resource") or {}):
                 self._r[k] = self._r.get(k, 0) | bit
         self._sets: dict[int, cedarpy.PolicySet] = {}
+        #: Position of each policy, so reasons read in the order the policies were written.
+        self.order = {pol.id: i for i, pol in enumerate(self.policies)}
+        self._compiled = [_compile(pol, as_permit) for pol in self.policies]
+        self._rules: dict[int, tuple[CompiledRule, ...] | None] = {}
 
     def mask(
         self,
@@ -133,6 +145,29 @@ class ScopeIndex:
         elif resource_type == _MODEL and provider:
             rm |= r.get(("provider", provider), 0)
         return pm & rm
+
+    @property
+    def unsupported(self) -> list[str]:
+        """Ids of the policies only Cedar evaluates (they use something the compiled evaluator does not)."""
+        return [pol.id for pol, rule in zip(self.policies, self._compiled, strict=True) if rule is None]
+
+    def rules(self, mask: int) -> tuple[CompiledRule, ...] | None:
+        """The compiled rules of the policies in ``mask``, in order; None if any of them needs Cedar."""
+        try:
+            return self._rules[mask]
+        except KeyError:
+            pass
+        out: list[CompiledRule] = []
+        rules: tuple[CompiledRule, ...] | None = None
+        for i, rule in enumerate(self._compiled):
+            if mask >> i & 1:
+                if rule is None:
+                    break
+                out.append(rule)
+        else:
+            rules = tuple(out)
+        put_bounded(self._rules, mask, rules, self._max_sets)
+        return rules
 
     def policy_set(self, mask: int) -> cedarpy.PolicySet | None:
         """The Cedar set of the policies in ``mask`` (None when it is empty), built once per mask."""
