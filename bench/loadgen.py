@@ -2,6 +2,11 @@
 
 Written on raw asyncio streams so that the client costs far less CPU than the
 servers it measures; it understands Content-Length and chunked bodies.
+
+A body that contains ``UNIQUE`` (eight characters) has it replaced by a fresh
+eight-letter lowercase word in every request (letters, so no detector of numbers
+fires on it), so no two requests carry the same text and
+no cache in the server can make a run look faster than real traffic.
 """
 
 from __future__ import annotations
@@ -11,7 +16,24 @@ import json
 import statistics
 import time
 from dataclasses import dataclass, field
+from itertools import count
 from urllib.parse import urlsplit
+
+#: Replaced by a different eight-letter word in every request (same length: Content-Length holds).
+UNIQUE = "@UNIQUE@"
+_UNIQUE_BYTES = UNIQUE.encode()
+_serial = count(1)
+
+
+def _fresh(raw: bytes) -> bytes:
+    if _UNIQUE_BYTES not in raw:
+        return raw
+    n = next(_serial)
+    word = bytearray(8)
+    for i in range(8):
+        n, r = divmod(n, 26)
+        word[7 - i] = 97 + r
+    return raw.replace(_UNIQUE_BYTES, bytes(word))
 
 
 @dataclass
@@ -91,10 +113,10 @@ async def latency(target: Target, body: dict[str, object], n: int, warmup: int =
     conn = await Conn.open(target.url)
     try:
         for _ in range(warmup):
-            await conn.send(raw)
+            await conn.send(_fresh(raw))
         totals, firsts, errors = [], [], 0
         for _ in range(n):
-            status, ttfb, total, _body = await conn.send(raw)
+            status, ttfb, total, _body = await conn.send(_fresh(raw))
             if status != 200:
                 errors += 1
             totals.append(total * 1000)
@@ -119,7 +141,7 @@ async def throughput(target: Target, body: dict[str, object], concurrency: int, 
         try:
             while time.perf_counter() < stop_at:
                 try:
-                    status, _ttfb, total, _ = await conn.send(raw)
+                    status, _ttfb, total, _ = await conn.send(_fresh(raw))
                 except (ConnectionError, asyncio.IncompleteReadError):
                     errors += 1
                     conn.close()

@@ -31,16 +31,17 @@ import httpx
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import Target, latency, throughput  # noqa: E402
+from loadgen import UNIQUE, Target, latency, throughput  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_VENV = ROOT / "bench" / ".venv-litellm"
 GATEWAY_CORE = "1"
 CLIENT_CORE = "0"
 UPSTREAM_KEY = "sk-bench-upstream-key"
-PROMPT = ("Summarise the following meeting notes for the weekly report. " * 16)[:1000]
+#: ~1 KB; UNIQUE makes every request's text different (no cache can flatter the figures).
+PROMPT = (f"Ticket {UNIQUE}. " + "Summarise the following meeting notes for the weekly report. " * 16)[:1000]
 #: A ~4 KB prompt carrying personal data, so protection has work to do (issue: added p50 under 1 ms).
-PROMPT_4KB = ((
+PROMPT_4KB = f"Ticket {UNIQUE}. " + ((
     "Customer follow-up from the support desk. Maria Gonzalez (maria.gonzalez@example.com, +1 415 555 0134) "
     "called about invoice INV-2291; her card ending 4242 was charged twice. Please draft a polite reply, "
     "confirm the refund of 49.90 EUR to IBAN DE89 3704 0044 0532 0130 00 and keep the tone friendly. "
