@@ -389,6 +389,25 @@ def test_native_request_is_what_cedar_reads() -> None:
             assert ent.ancestors == other.ancestors
 
 
+def test_asking_again_for_a_provider_encodes_as_from_scratch() -> None:
+    rng = random.Random(21)
+    encoder = Encoder(ZONE)
+    for n in range(200):
+        req = _request(rng, n)
+        enc = encoder.encode(req)
+        prov = rng.choice(PROVIDERS)
+        ref = ResourceRef.provider(prov.name, tier=prov.tier, region=prov.region)
+        again = encoder.for_provider(enc, ref, prov)
+        scratch = encoder.encode(PolicyRequest(req.principal, "invoke_model", ref, {**req.context, "provider": prov}))
+        assert again.key == scratch.key
+        assert again.cedar_request == scratch.cedar_request
+        assert again.context_json == scratch.context_json
+        assert again.entities_json == scratch.entities_json
+        assert again.env is not None and scratch.env is not None
+        assert cedar_eq(dict(again.env.context), dict(scratch.env.context))
+        assert again.env.entities.keys() == scratch.env.entities.keys()
+
+
 def test_values_keep_cedar_types_apart() -> None:
     assert not cedar_eq(1, True) and not cedar_eq(0, False)
     assert not cedar_eq(frozenset({1}), frozenset({True}))

@@ -350,6 +350,31 @@ class Encoder:
             self._remember_id(value, (info, key, native))
         return info, key, native
 
+    def provider(self, value: Any) -> dict[str, Any]:
+        """The ``context.provider`` record of a provider (remembered per provider object)."""
+        return self._provider(value)[0]
+
+    def for_provider(self, enc: Encoded, ref: ResourceRef, provider: Any) -> Encoded:
+        """``enc``'s request asked again as invoke_model on provider ``ref``, with ``provider`` as context.provider.
+
+        The same as encoding that request from scratch, except that an hour or weekday left
+        to the clock is the one ``enc`` used.
+        """
+        rtoken, rents, rprov = self._resource(ref)
+        info, pkey, pnative = self._provider(provider)
+        native = enc._native_context
+        return Encoded(
+            key=("invoke_model", enc.key[1], rtoken, enc._values, pkey),
+            action="invoke_model",
+            principal_groups=enc.principal_groups,
+            resource_provider=rprov,
+            values=enc._values,
+            provider=info,
+            principal=enc._principal,
+            resource=rents,
+            native_context=None if native is None else {**native, "provider": pnative},
+        )
+
     def encode(self, request: PolicyRequest) -> Encoded:
         """Encode one request (entities and context), with its exact cache key."""
         p = request.principal

@@ -26,7 +26,7 @@ import cedarpy
 from bastion.context import Principal
 from bastion.errors import ConfigError
 from bastion.policy.config import PolicySettings
-from bastion.policy.encode import Encoded, Encoder, provider_info
+from bastion.policy.encode import Encoded, Encoder
 from bastion.policy.evaluate import authorize
 from bastion.policy.index import ScopeIndex, put_bounded
 from bastion.policy.model import (
@@ -130,8 +130,8 @@ class PolicyEngine:
         self._everything: dict[str, cedarpy.PolicySet | None] = {}
         for action in ACTIONS:
             a, pr = _for_action(authz, action), _for_action(protection, action)
-            self._authz[action] = ScopeIndex(a)
-            self._protection[action] = ScopeIndex(pr, as_permit=True)
+            self._authz[action] = ScopeIndex(a, action=action)
+            self._protection[action] = ScopeIndex(pr, as_permit=True, action=action)
             self._everything[action] = _policy_set(a + pr, as_permit=True) if a or pr else None
         self._encoder = Encoder(self._zone)
         self._parsed: dict[tuple[Any, ...], cedarpy.Entities] = {}
@@ -140,6 +140,9 @@ class PolicyEngine:
         self._cache_size = self.settings.decision_cache_size
         #: Evaluate with compiled rules where they apply (False: every evaluation is a Cedar call).
         self._compiled = compiled_evaluator
+        #: Slices evaluated, and how many of them by a Cedar call (approximate under threads; for monitoring).
+        self.evaluations = 0
+        self.cedar_calls = 0
 
     @classmethod
     def load(
@@ -190,6 +193,7 @@ class PolicyEngine:
         mask = index.mask(ptype, pid, enc.principal_groups, rtype, rid, enc.resource_provider)
         if not mask:
             return None
+        self.evaluations += 1
         if self._compiled:
             rules = index.rules(mask)
             env = enc.env if rules is not None else None
@@ -200,6 +204,7 @@ class PolicyEngine:
         pset = index.policy_set(mask)
         if pset is None:  # pragma: no cover - a non-empty mask always has a set
             return None
+        self.cedar_calls += 1
         res = cedarpy.is_authorized({**enc.cedar_request, "context": enc.context_json}, pset, self._entities(enc))
         order = index.order
         fired = sorted(res.diagnostics.reasons, key=lambda i: order.get(i, len(order)))
@@ -325,9 +330,12 @@ class PolicyEngine:
         for name, prov in self._providers.items():
             if name == current:
                 continue
-            if not all(_matches_targets(prov, p.targets) for p in reroutes):
+            info = self._encoder.provider(prov)
+            if not all(_matches_targets(info, p.targets) for p in reroutes):
                 continue
-            if self._provider_allowed(request.principal, prov, request.context):
+            # The same request, for this provider: invoke_model on it, with it as context.provider.
+            ask = self._encoder.for_provider(enc, self._provider_ref(prov), prov)
+            if self._authorize("invoke_model", ask).allowed:
                 out.append(name)
         return out
 
@@ -375,16 +383,19 @@ class PolicyEngine:
             version=self.version,
         )
 
-    def _provider_allowed(self, principal: Principal, provider: Any, context: Any) -> bool:
-        ctx = dict(context)
-        ctx["provider"] = provider
+    def _provider_ref(self, provider: Any) -> ResourceRef:
         # One ResourceRef per provider, so its encoding is remembered across requests.
         rkey = (provider.name, provider.tier, provider.region)
         ref = self._provider_refs.get(rkey)
         if ref is None:
             ref = ResourceRef.provider(provider.name, tier=provider.tier, region=provider.region)
             put_bounded(self._provider_refs, rkey, ref, MAX_PARSED_ENTITIES)
-        req = PolicyRequest(principal, "invoke_model", ref, ctx)
+        return ref
+
+    def _provider_allowed(self, principal: Principal, provider: Any, context: Any) -> bool:
+        ctx = dict(context)
+        ctx["provider"] = provider
+        req = PolicyRequest(principal, "invoke_model", self._provider_ref(provider), ctx)
         return self._authorize("invoke_model", self._encoder.encode(req)).allowed
 
     # -- helpers for routing and listing -----------------------------------
@@ -448,11 +459,10 @@ class PolicyEngine:
         return Explanation(decision=decision, matched=matched)
 
 
-def _matches_targets(provider: Any, targets: Sequence[str]) -> bool:
-    """Whether a provider satisfies at least one ``@target`` selector (no selectors: any)."""
+def _matches_targets(info: dict[str, Any], targets: Sequence[str]) -> bool:
+    """Whether a provider (its ``provider_info``) satisfies at least one ``@target`` selector (none: any)."""
     if not targets:
         return True
-    info = provider_info(provider)
     for t in targets:
         name, _, value = t.partition(":")
         if (

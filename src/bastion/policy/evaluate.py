@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+_ACTION_TYPE = "Bastion::Action"
 I64_MIN = -(2**63)
 I64_MAX = 2**63 - 1
 
@@ -56,7 +57,7 @@ class Unsupported(Exception):
     """A construct this evaluator does not implement; Cedar decides instead."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Entity:
     """An entity in the store: its attributes, every ancestor (transitively) and its tags."""
 
@@ -136,45 +137,68 @@ def from_json(value: Any) -> Any:
             raise Unsupported("a number outside the 64-bit range")
         return value
     if t is list:
+        if all(type(v) is str for v in value):
+            return frozenset(value)
         return make_set(from_json(v) for v in value)
     if t is dict:
         if "__entity" in value:
-            ent = value["__entity"]
-            if set(value) != {"__entity"} or not isinstance(ent, dict) or set(ent) != {"type", "id"}:
+            if len(value) != 1:
                 raise Unsupported("an unusual entity reference")
-            return (str(ent["type"]), str(ent["id"]))
+            return _entity_ref(value["__entity"])
         if "__extn" in value or "__expr" in value:
             raise Unsupported("an extension value")
-        return {str(k): from_json(v) for k, v in value.items()}
+        return _record(value)
     raise Unsupported(f"a JSON value of type {t.__name__}")
+
+
+def _record(value: Mapping[Any, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        if type(k) is not str:
+            raise Unsupported("a record key that is not a string")
+        out[k] = v if type(v) is str else from_json(v)
+    return out
+
+
+def _entity_ref(ent: Any) -> Uid:
+    if type(ent) is not dict or len(ent) != 2 or type(ent.get("type")) is not str or type(ent.get("id")) is not str:
+        raise Unsupported("an unusual entity reference")
+    return (ent["type"], ent["id"])
+
+
+_ENTITY_KEYS = frozenset({"uid", "attrs", "parents", "tags"})
 
 
 def entity_store(entities: Sequence[Mapping[str, Any]]) -> dict[Uid, Entity]:
     """The store of Cedar entity JSON objects (``uid``, ``attrs``, ``parents``, ``tags``), with ancestors closed."""
     raw: dict[Uid, tuple[dict[str, Any], frozenset[Uid], dict[str, Any]]] = {}
     for e in entities:
-        if set(e) - {"uid", "attrs", "parents", "tags"}:
+        if not _ENTITY_KEYS.issuperset(e):
             raise Unsupported("an unusual entity")
-        uid = from_json({"__entity": e["uid"]})
-        attrs = from_json(dict(e.get("attrs") or {}))
-        tags = from_json(dict(e.get("tags") or {}))
-        parents = frozenset(from_json({"__entity": p}) for p in e.get("parents") or ())
+        uid = _entity_ref(e["uid"])
+        attrs = _record(e.get("attrs") or {})
+        tags = _record(e.get("tags") or {})
+        parents = frozenset(_entity_ref(p) for p in e.get("parents") or ())
         entry = (attrs, parents, tags)
-        if uid in raw and not (cedar_eq(raw[uid][0], attrs) and raw[uid][1] == parents and cedar_eq(raw[uid][2], tags)):
+        old = raw.get(uid)
+        if old is not None and not (cedar_eq(old[0], attrs) and old[1] == parents and cedar_eq(old[2], tags)):
             raise Unsupported("two different entities with one uid")
         raw[uid] = entry
     store: dict[Uid, Entity] = {}
     for uid, (attrs, parents, tags) in raw.items():
-        seen: set[Uid] = set()
-        todo = list(parents)
-        while todo:
-            p = todo.pop()
-            if p in seen:
-                continue
-            seen.add(p)
-            if p in raw:
-                todo.extend(raw[p][1])
-        store[uid] = Entity(attrs, frozenset(seen), tags)
+        ancestors = parents
+        if any(raw[p][1] for p in parents if p in raw):
+            seen: set[Uid] = set()
+            todo = list(parents)
+            while todo:
+                p = todo.pop()
+                if p in seen:
+                    continue
+                seen.add(p)
+                if p in raw:
+                    todo.extend(raw[p][1])
+            ancestors = frozenset(seen)
+        store[uid] = Entity(attrs, ancestors, tags)
     return store
 
 
@@ -757,6 +781,19 @@ def compile_expr(node: Any) -> Fn:
 # -- policies -------------------------------------------------------------------
 
 
+def _in_entity(get: Fn, target: Uid) -> Fn:
+    """``get(env) in target`` for an entity ``get`` always yields (a scope variable)."""
+
+    def run(env: Env) -> bool:
+        uid = get(env)
+        if uid == target:
+            return True
+        ent = env.entities.get(uid)
+        return ent is not None and target in ent.ancestors
+
+    return run
+
+
 def _scope(var: str, scope: Any) -> Fn | None:
     """The scope test of ``var`` (None when it matches everything)."""
     if not isinstance(scope, dict):
@@ -769,8 +806,7 @@ def _scope(var: str, scope: Any) -> Fn | None:
         uid = _entity_literal(scope["entity"])
         return lambda env: get(env) == uid
     if op == "in" and set(scope) == {"op", "entity"}:
-        target: Any = _entity_literal(scope["entity"])
-        return lambda env: _is_in(env, get(env), target)
+        return _in_entity(get, _entity_literal(scope["entity"]))
     if op == "in" and set(scope) == {"op", "entities"} and isinstance(scope["entities"], list):
         targets = frozenset(_entity_literal(e) for e in scope["entities"])
         return lambda env: _is_in(env, get(env), targets)
@@ -781,9 +817,39 @@ def _scope(var: str, scope: Any) -> Fn | None:
         inner = scope["in"]
         if not isinstance(inner, dict) or set(inner) != {"entity"}:
             raise Unsupported("an unusual `is ... in` scope")
-        parent = _entity_literal(inner["entity"])
-        return lambda env: get(env)[0] == etype and _is_in(env, get(env), parent)
+        within = _in_entity(get, _entity_literal(inner["entity"]))
+        return lambda env: get(env)[0] == etype and within(env)
     raise Unsupported("an unusual scope")
+
+
+def _conjuncts(node: Any) -> list[Any]:
+    """The operands of a chain of ``&&`` (Cedar nests them to the left), in evaluation order."""
+    out: list[Any] = []
+    while isinstance(node, dict) and set(node) == {"&&"} and isinstance(node["&&"], dict):
+        arg = node["&&"]
+        if set(arg) != {"left", "right"}:
+            break
+        out.append(arg["right"])
+        node = arg["left"]
+    out.append(node)
+    out.reverse()
+    return out
+
+
+def _negated(f: Fn) -> Fn:
+    def run(env: Env) -> bool:
+        v = f(env)
+        if v is True:
+            return False
+        if v is False:
+            return True
+        raise CedarError("a condition is not a Bool")
+
+    return run
+
+
+def _never(env: Env) -> bool:
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -795,36 +861,48 @@ class CompiledRule:
     matches: Callable[[Env], bool]
 
 
-def compile_policy(policy_id: str, est: Mapping[str, Any], *, as_permit: bool = False) -> CompiledRule:
-    """Compile one static policy (EST); Unsupported if any part of it is not implemented here."""
+def compile_policy(
+    policy_id: str, est: Mapping[str, Any], *, as_permit: bool = False, action: str | None = None
+) -> CompiledRule:
+    """Compile one static policy (EST); Unsupported if any part of it is not implemented here.
+
+    ``action``: the rule is only ever asked about requests for ``Bastion::Action::"<action>"``,
+    so the action scope is decided here, once (actions have no ancestors in the entity store).
+    """
     if set(est) - {"effect", "principal", "action", "resource", "conditions", "annotations"}:
         raise Unsupported("an unusual policy")
     effect = est.get("effect")
     if effect not in ("permit", "forbid"):
         raise Unsupported("an unusual effect")
-    tests: list[Fn] = []
+    # Cedar evaluates the scope, then each condition, left to right, stopping at the first false.
+    checks: list[Fn] = []
     for var in ("principal", "action", "resource"):
         t = _scope(var, est.get(var, {"op": "All"}))
-        if t is not None:
-            tests.append(t)
-    conditions: list[tuple[bool, Fn]] = []
+        if t is None:
+            continue
+        if var == "action" and action is not None:
+            uid = (_ACTION_TYPE, action)
+            if t(Env(uid, uid, uid, {}, {})):
+                continue
+            t = _never
+        checks.append(t)
     for cond in est.get("conditions") or ():
         if not isinstance(cond, dict) or set(cond) != {"kind", "body"} or cond["kind"] not in ("when", "unless"):
             raise Unsupported("an unusual condition")
-        conditions.append((cond["kind"] == "when", compile_expr(cond["body"])))
-    scope = tuple(tests)
-    conds = tuple(conditions)
+        if cond["kind"] == "when":
+            # when { a && b } holds when a, then b, are true: the same checks in the same order.
+            checks.extend(compile_expr(c) for c in _conjuncts(cond["body"]))
+        else:
+            checks.append(_negated(compile_expr(cond["body"])))
+    steps = tuple(checks)
 
     def matches(env: Env) -> bool:
-        for t in scope:
-            if not t(env):
-                return False
-        for when, f in conds:
+        for f in steps:
             v = f(env)
-            if type(v) is not bool:
+            if v is not True:
+                if v is False:
+                    return False
                 raise CedarError("a condition is not a Bool")
-            if v is not when:
-                return False
         return True
 
     return CompiledRule(policy_id, effect == "forbid" and not as_permit, matches)

@@ -95,9 +95,9 @@ def put_bounded(store: dict[Any, Any], key: Any, value: Any, limit: int) -> None
     store[key] = value
 
 
-def _compile(pol: CompiledPolicy, as_permit: bool) -> CompiledRule | None:
+def _compile(pol: CompiledPolicy, as_permit: bool, action: str | None) -> CompiledRule | None:
     try:
-        return compile_policy(pol.id, pol.est, as_permit=as_permit)
+        return compile_policy(pol.id, pol.est, as_permit=as_permit, action=action)
     except (Unsupported, RecursionError):
         return None
 
@@ -106,8 +106,14 @@ class ScopeIndex:
     """Bitmasks of policies by principal and resource scope; the compiled rules and Cedar set of each mask."""
 
     def __init__(
-        self, policies: Sequence[CompiledPolicy], *, as_permit: bool = False, max_sets: int = DEFAULT_MAX_SETS
+        self,
+        policies: Sequence[CompiledPolicy],
+        *,
+        as_permit: bool = False,
+        max_sets: int = DEFAULT_MAX_SETS,
+        action: str | None = None,
     ):
+        """``action``: every request evaluated with this index is for this action."""
         self.policies = tuple(policies)
         self._as_permit = as_permit
         self._max_sets = max_sets
@@ -122,7 +128,7 @@ class ScopeIndex:
         self._sets: dict[int, cedarpy.PolicySet] = {}
         #: Position of each policy, so reasons read in the order the policies were written.
         self.order = {pol.id: i for i, pol in enumerate(self.policies)}
-        self._compiled = [_compile(pol, as_permit) for pol in self.policies]
+        self._compiled = [_compile(pol, as_permit, action) for pol in self.policies]
         self._rules: dict[int, tuple[CompiledRule, ...] | None] = {}
 
     def mask(
@@ -159,11 +165,14 @@ class ScopeIndex:
             pass
         out: list[CompiledRule] = []
         rules: tuple[CompiledRule, ...] | None = None
-        for i, rule in enumerate(self._compiled):
-            if mask >> i & 1:
-                if rule is None:
-                    break
-                out.append(rule)
+        m = mask
+        while m:
+            low = m & -m
+            rule = self._compiled[low.bit_length() - 1]
+            if rule is None:
+                break
+            out.append(rule)
+            m ^= low
         else:
             rules = tuple(out)
         put_bounded(self._rules, mask, rules, self._max_sets)
