@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Score at or above which a text is flagged.
@@ -10,6 +12,8 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_MAX_SCAN_CHARS = 1_000_000
 #: How many layers of encoding (base64 inside hex ...) are peeled.
 DEFAULT_DECODE_DEPTH = 2
+#: Verdicts remembered, so a conversation's history resent with every turn is scored once.
+DEFAULT_CACHE_ENTRIES = 4096
 
 
 class InjectionModelSettings(BaseModel):
@@ -42,3 +46,10 @@ class InjectionSettings(BaseModel):
     max_scan_chars: int = Field(default=DEFAULT_MAX_SCAN_CHARS, gt=0)
     decode_depth: int = Field(default=DEFAULT_DECODE_DEPTH, ge=0, le=4)
     model: InjectionModelSettings | None = None
+    #: ``auto``: hyperscan picks which rules can match, once its database has compiled (in the
+    #: background; pure Python until then); ``hyperscan``: compile at start-up and fail without
+    #: it; ``python``: never. The verdicts are the same with either.
+    engine: Literal["auto", "hyperscan", "python"] = "auto"
+    #: Verdicts kept in memory, keyed by a digest of the text, its source and this configuration
+    #: (least recently used dropped first); 0 turns the cache off.
+    cache_entries: int = Field(default=DEFAULT_CACHE_ENTRIES, ge=0, le=1_000_000)

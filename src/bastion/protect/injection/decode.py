@@ -11,7 +11,11 @@ import base64
 import binascii
 import codecs
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
+
+if TYPE_CHECKING:
+    from bastion.protect.injection.prefilter import Cue
 
 #: Most encoded candidates decoded from one text.
 MAX_CANDIDATES = 16
@@ -77,6 +81,22 @@ def _from_hex(token: str) -> str | None:
         return _texty(bytes.fromhex(digits))
     except ValueError:
         return None
+
+
+def payload_cues() -> list[Cue]:
+    """Prefilter cues at least one of which matches any text in which ``decoded_payloads`` finds something.
+
+    Every payload comes from a match of one of the regexes below inside the text (a token of
+    it is a slice of it), or needs a rot13 or reverse cue word in the lower-cased text.
+    """
+    from bastion.protect.injection.prefilter import LOWER_CASE_SOURCES, Cue, literal_expression, regex_cue
+
+    def word_cue(word: str) -> Cue:
+        return Cue(literal_expression(word, LOWER_CASE_SOURCES), lambda text: word in text.lower())
+
+    cues = [regex_cue(p) for p in (_BASE64, _HEX, _HEX_ESCAPED, _URL_ENCODED)]
+    cues += [word_cue(w) for w in (*_ROT13_WORDS, *_REVERSE_WORDS)]
+    return cues
 
 
 def decoded_payloads(text: str) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ unbounded repetition, so matching time stays linear in the text.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from bastion.protect.injection.normalize import strip_marks
@@ -101,17 +101,32 @@ class RuleSet:
             raise ValueError("rule names must be unique")
         self.rules: tuple[Rule, ...] = tuple(rules)
 
-    def scan(self, folded: str, words: list[str] | None = None) -> list[RuleHit]:
-        """Every rule that matches, once each, at its first match (``words``: the text's words, if known)."""
+    def scan(
+        self, folded: str, words: list[str] | None = None, candidates: Collection[int] | None = None
+    ) -> list[RuleHit]:
+        """Every rule that matches, once each, at its first match.
+
+        ``words``: the text's words, if known. ``candidates``: indices (into ``rules``) of the
+        only rules whose pattern can match ``folded`` (from a ``Prefilter``); the others are
+        skipped. None: every rule is tried. Either way the rules tried run exactly as here.
+        """
         hits: list[RuleHit] = []
-        present = text_prefixes(folded, words)
-        for rule in self.rules:
+        present: frozenset[str] | None = None
+        if candidates is None:
+            todo: Iterable[Rule] = self.rules
+        else:
+            n = len(self.rules)
+            todo = [self.rules[i] for i in sorted(candidates) if 0 <= i < n]
+        for rule in todo:
             if not rule.anchors:
                 m = rule.pattern.search(folded)
             else:
                 # Cheap necessary condition first (a set lookup), then where the anchors are.
-                if not rule.substrings and rule.prefixes.isdisjoint(present):
-                    continue
+                if not rule.substrings:
+                    if present is None:
+                        present = text_prefixes(folded, words)
+                    if rule.prefixes.isdisjoint(present):
+                        continue
                 firsts = [p for p in map(folded.find, rule.anchors) if p >= 0]
                 if not firsts:
                     continue
