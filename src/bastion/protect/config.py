@@ -111,6 +111,8 @@ class ProtectionSettings(_Section):
     max_decode_depth: int = Field(default=2, ge=0, le=4)
     #: ``auto`` uses hyperscan when it imports; ``python`` forces the pure-Python engine.
     engine: Literal["auto", "hyperscan", "python"] = "auto"
+    #: Texts whose findings are remembered (by keyed digest of text and tenant) for resent chat history; 0 is off.
+    scan_cache_entries: int = Field(default=4096, ge=0, le=1_000_000)
     ner: NERSettings = NERSettings()
     custom_patterns: list[CustomPattern] = Field(default_factory=list)
     deny_lists: list[DenyList] = Field(default_factory=list)

@@ -100,25 +100,38 @@ def _spelled_digits(run: str) -> str:
     return "".join(_DIGIT_WORDS.get(tok.lower(), " " if tok == "," else tok) for tok in _DIGIT_SPLIT.findall(run))
 
 
+#: ASCII characters that are not word characters, turned into spaces to split words out.
+_NON_WORD_TO_SPACE = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
+_DIGIT_WORD_SET = frozenset(_DIGIT_WORDS)
+
+
+def _may_spell_digits(text: str) -> bool:
+    """False only when ``text`` cannot hold seven digits written as words in a row (cheap, no regex)."""
+    if not text.isascii():
+        return True
+    words = text.lower().translate(_NON_WORD_TO_SPACE).split()
+    if _DIGIT_WORD_SET.isdisjoint(words):
+        return False
+    run = 0
+    for w in words:
+        if w in _DIGIT_WORD_SET:
+            run += 1
+            if run >= 7:
+                return True
+        else:
+            run = 0
+    return False
+
+
 def find_encoded(text: str) -> Iterator[Decoded]:
     """Every encoded run in ``text`` that decodes to readable text (or digits spelled as words)."""
-    for m in _SPELLED_DIGITS.finditer(text):
-        yield Decoded(m.start(), m.end(), _spelled_digits(m.group(0)), "spelled-digits")
-    for m in _BASE64.finditer(text):
-        run = m.group(0)
-        if len(run) > MAX_ENCODED_CHARS or run.isdigit() or run.isalpha() and (run.islower() or run.isupper()):
-            continue
-        decoded = _b64(run)
-        if decoded is not None:
-            yield Decoded(m.start(), m.end(), decoded, "base64")
-    for m in _HEX.finditer(text):
-        run = m.group(0)
-        body = run[2:] if run.startswith("0x") else run
-        if len(body) % 2 or len(body) > MAX_ENCODED_CHARS or body.isdigit():
-            continue
-        decoded = _readable(bytes.fromhex(body))
-        if decoded is not None:
-            yield Decoded(m.start(), m.end(), decoded, "hex")
+    if _may_spell_digits(text):
+        for m in _SPELLED_DIGITS.finditer(text):
+            yield Decoded(m.start(), m.end(), _spelled_digits(m.group(0)), "spelled-digits")
+    # Base64 and hex runs are 16 or more characters without a space: only such words are searched.
+    words = text.split()
+    if max(map(len, words), default=0) >= MIN_ENCODED_CHARS:
+        yield from _base64_and_hex(text, _long_words(text, words))
     if "%" in text:
         for m in _URLENC.finditer(text):
             run = m.group(0)
@@ -127,3 +140,36 @@ def find_encoded(text: str) -> Iterator[Decoded]:
             decoded_text, origin = _url_decode_mapped(run, m.start())
             if decoded_text != run:
                 yield Decoded(m.start(), m.end(), decoded_text, "url", origin)
+
+
+def _long_words(text: str, words: list[str]) -> list[tuple[int, int]]:
+    """Spans of the whitespace-separated words of at least ``MIN_ENCODED_CHARS`` characters."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for w in words:
+        if len(w) >= MIN_ENCODED_CHARS:
+            # Shorter words in between cannot hold this one, so its next occurrence is the word itself.
+            start = text.find(w, pos)
+            pos = start + len(w)
+            spans.append((start, pos))
+    return spans
+
+
+def _base64_and_hex(text: str, spans: list[tuple[int, int]]) -> Iterator[Decoded]:
+    # No match crosses a space, and both patterns look only at the characters beside a match,
+    # so searching each long word alone finds exactly what a search of the whole text finds.
+    for m in (m for a, b in spans for m in _BASE64.finditer(text, a, b)):
+        run = m.group(0)
+        if len(run) > MAX_ENCODED_CHARS or run.isdigit() or run.isalpha() and (run.islower() or run.isupper()):
+            continue
+        decoded = _b64(run)
+        if decoded is not None:
+            yield Decoded(m.start(), m.end(), decoded, "base64")
+    for m in (m for a, b in spans for m in _HEX.finditer(text, a, b)):
+        run = m.group(0)
+        body = run[2:] if run.startswith("0x") else run
+        if len(body) % 2 or len(body) > MAX_ENCODED_CHARS or body.isdigit():
+            continue
+        decoded = _readable(bytes.fromhex(body))
+        if decoded is not None:
+            yield Decoded(m.start(), m.end(), decoded, "hex")

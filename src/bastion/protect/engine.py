@@ -13,12 +13,12 @@ and on the development set.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from bastion.errors import ConfigError
 from bastion.protect.patterns import PatternSpec
@@ -31,10 +31,16 @@ _WIDE_REPEAT = re.compile(r"\{(\d+),(\d+)\}")
 #: exact bounds with start-of-match tracking make databases too large, and a looser
 #: expression still reports every range where the exact Python regex can match.
 HS_MAX_BOUNDED_REPEAT = 16
+#: Patterns whose Python matches are at most this long are compiled without start-of-match
+#: tracking, which makes hyperscan scan several times faster: the range then starts this
+#: many characters before the reported end, which is where any match ending there can start.
+HS_NO_SOM_MAX_WIDTH = 80
+#: The same for patterns that never match a space, which are also cut at the last space
+#: before the end (an address or a key is one word, so its range stays short).
+HS_NO_SOM_MAX_WIDTH_NO_SPACE = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A regex match of one pattern: its index in the table and the reported span."""
 
     pattern: int
@@ -66,6 +72,14 @@ def _emit(idx: int, m: re.Match[str]) -> Candidate:
     return Candidate(idx, start, end, start, end)
 
 
+def _may_match_empty(rx: re.Pattern[str]) -> bool:
+    try:
+        parser: Any = importlib.import_module("re._parser")
+        return bool(parser.parse(rx.pattern, rx.flags).getwidth()[0] == 0)
+    except Exception:  # noqa: BLE001 - unknown: assume it can
+        return True
+
+
 class PythonEngine:
     """One linear regex per pattern, each run over the whole text."""
 
@@ -90,6 +104,94 @@ def hyperscan_expression(regex: str) -> str:
     )
 
 
+def _parsed(spec: PatternSpec) -> Any:
+    parser: Any = importlib.import_module("re._parser")
+    return parser.parse(spec.regex, re.ASCII | (re.IGNORECASE if spec.caseless else 0))
+
+
+def max_match_chars(spec: PatternSpec) -> int | None:
+    """The longest match the pattern's Python regex can make, or None when it has no bound."""
+    try:
+        parser: Any = importlib.import_module("re._parser")
+        _lo, hi = _parsed(spec).getwidth()
+        bound = int(getattr(parser, "MAXWIDTH", parser.MAXREPEAT))
+    except Exception:  # noqa: BLE001 - without a known bound the pattern keeps start-of-match tracking
+        return None
+    return int(hi) if hi < bound else None
+
+
+_SPACE_CATEGORIES = frozenset({"CATEGORY_SPACE", "CATEGORY_NOT_DIGIT", "CATEGORY_NOT_WORD", "CATEGORY_NOT_LINEBREAK"})
+
+
+def _class_has_space(items: Any) -> bool:
+    negate = False
+    hit = False
+    for op, av in items:
+        kind = str(op)
+        if kind == "NEGATE":
+            negate = True
+        elif kind == "LITERAL":
+            hit = hit or av == 32
+        elif kind == "RANGE":
+            hit = hit or av[0] <= 32 <= av[1]
+        elif kind == "CATEGORY":
+            hit = hit or str(av) in _SPACE_CATEGORIES
+        else:
+            return True  # an unknown class item: assume it can
+    return hit != negate
+
+
+def _may_match_space(items: Any) -> bool:
+    """Whether a parsed regex can consume a space; True whenever unsure."""
+    for op, av in items:
+        kind = str(op)
+        if kind == "AT":
+            continue
+        if kind == "LITERAL":
+            if av == 32:
+                return True
+        elif kind == "NOT_LITERAL":
+            if av != 32:
+                return True
+        elif kind == "IN":
+            if _class_has_space(av):
+                return True
+        elif kind in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            if av[1] > 0 and _may_match_space(av[2]):
+                return True
+        elif kind == "SUBPATTERN":
+            if _may_match_space(av[3]):
+                return True
+        elif kind == "ATOMIC_GROUP":
+            if _may_match_space(av):
+                return True
+        elif kind == "BRANCH":
+            if any(_may_match_space(b) for b in av[1]):
+                return True
+        else:
+            return True  # any, look-arounds, back-references, conditionals: assume it can
+    return False
+
+
+def window(spec: PatternSpec) -> tuple[int, bool] | None:
+    """How a range is found without start-of-match tracking, or None when it needs tracking.
+
+    ``(width, stop_at_space)``: a match ending at a reported end starts at most ``width``
+    characters before it, and, when the regex can never match a space, after the last
+    space before it.
+    """
+    width = max_match_chars(spec)
+    if width is None or width > HS_NO_SOM_MAX_WIDTH_NO_SPACE:
+        return None
+    try:
+        spaceless = not _may_match_space(_parsed(spec))
+    except Exception:  # noqa: BLE001 - unparsable here means unknown: keep tracking
+        spaceless = False
+    if width <= HS_NO_SOM_MAX_WIDTH:
+        return width, spaceless
+    return (width, True) if spaceless else None
+
+
 def hyperscan_inputs(specs: Sequence[PatternSpec]) -> list[tuple[bytes, int]]:
     """Each pattern's hyperscan expression (Latin-1 bytes) and compile flags."""
     import hyperscan
@@ -100,7 +202,9 @@ def hyperscan_inputs(specs: Sequence[PatternSpec]) -> list[tuple[bytes, int]]:
             expr = hyperscan_expression(s.prefilter or s.regex).encode("latin-1")
         except UnicodeEncodeError:
             raise ConfigError(f"pattern {s.name!r} uses characters outside Latin-1") from None
-        flags = hyperscan.HS_FLAG_SOM_LEFTMOST | hyperscan.HS_FLAG_ALLOWEMPTY
+        flags = hyperscan.HS_FLAG_ALLOWEMPTY
+        if window(s) is None:
+            flags |= hyperscan.HS_FLAG_SOM_LEFTMOST
         if s.caseless:
             flags |= hyperscan.HS_FLAG_CASELESS
         out.append((expr, flags))
@@ -145,6 +249,9 @@ class HyperscanEngine:
         import hyperscan
 
         self._regexes = [compile_python(s) for s in specs]
+        self._empty = [_may_match_empty(rx) for rx in self._regexes]
+        #: Per pattern: how far before a reported end its range starts (no start-of-match tracking), or None.
+        self._windows = [window(s) for s in specs]
         if serialized is None:
             serialized = compile_database(hyperscan_inputs(specs))
         self._db = hyperscan.loadb(serialized, hyperscan.HS_MODE_BLOCK)
@@ -154,9 +261,21 @@ class HyperscanEngine:
 
     def _ranges(self, data: bytes) -> dict[int, list[list[int]]]:
         hits: dict[int, list[list[int]]] = {}
+        windows = self._windows
 
         def on_match(pid: int, start: int, end: int, _flags: int, _ctx: Any) -> None:
-            spans = hits.setdefault(pid, [])
+            win = windows[pid]
+            if win is not None:
+                # Reported without its start: a match ending here starts at most ``width`` before,
+                # and after the last space when it cannot hold one.
+                width, spaceless = win
+                start = end - width if end > width else 0
+                if spaceless:
+                    start = data.rfind(b" ", start, end) + 1 or start
+            spans = hits.get(pid)
+            if spans is None:
+                hits[pid] = [[start, end]]
+                return
             # Reports arrive in order of end offset; merge overlapping ranges as they come.
             if spans and start <= spans[-1][1]:
                 if end > spans[-1][1]:
@@ -178,7 +297,7 @@ class HyperscanEngine:
             return []
         out: list[Candidate] = []
         for idx, ranges in self._ranges(_to_scan_bytes(text)).items():
-            out.extend(_confirm(idx, self._regexes[idx], text, _merged(ranges)))
+            out.extend(_confirm(idx, self._regexes[idx], text, _merged(ranges), self._empty[idx]))
         out.sort(key=lambda c: (c.pattern, c.match_start))
         return out
 
@@ -194,22 +313,27 @@ def _merged(ranges: list[list[int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _confirm(idx: int, rx: re.Pattern[str], text: str, ranges: list[tuple[int, int]]) -> Iterator[Candidate]:
+def _confirm(idx: int, rx: re.Pattern[str], text: str, ranges: list[tuple[int, int]],
+             empty: bool = True) -> Iterator[Candidate]:
     pos = 0
     n = len(text)
     for start, end in ranges:
-        pos = max(pos, start)
+        if start > pos:
+            pos = start
         while pos <= end:
             # Every Python match lies inside a reported range, so the search can stop one
             # character past it (that character keeps \b right). A match running past the
             # range can only be an artefact of the cut, so that one is searched again in full.
-            m = rx.search(text, pos, min(n, end + 1))
+            m = rx.search(text, pos, end + 1 if end < n else n)
             if m is not None and m.end() > end:
                 m = rx.search(text, pos)
             if m is None or m.start() > end:
                 break
             yield _emit(idx, m)
-            pos = m.end() if m.end() > m.start() else m.end() + 1
+            mend = m.end()
+            pos = mend if mend > m.start() else mend + 1
+            if pos == end and not empty:
+                break  # only an empty match could still fit, and this regex has none
 
 
 def build_engine(specs: Sequence[PatternSpec], choice: str = "auto") -> Engine:

@@ -12,6 +12,7 @@ model, which keeps the model's share of the scan small.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -195,17 +196,50 @@ def _class_range(a: int, b: int) -> str:
     return re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
 
 
+#: ASCII bytes: capital letters become ``A``, everything else a space.
+_CAPITALS = bytes(65 if 65 <= b <= 90 else 32 for b in range(256))
+
+
+def _cap_regions(text: str) -> Iterator[re.Match[str]]:
+    """``_cap_region().finditer(text)``, trying the regex only where a capital letter stands in ASCII text."""
+    rx = _cap_region()
+    if not text.isascii():
+        yield from rx.finditer(text)
+        return
+    # A region starts with a capital letter; memchr finds those far faster than the regex engine.
+    caps = text.encode("ascii").translate(_CAPITALS)
+    pos = caps.find(65)
+    while pos >= 0:
+        m = rx.match(text, pos)
+        if m is not None:
+            yield m
+            pos = m.end()
+        else:
+            pos += 1
+        pos = caps.find(65, pos)
+
+
 def _runs(text: str) -> list[list[tuple[int, int, str]]]:
     """Runs of capitalised words (with particles and initials) separated by single spaces."""
     runs: list[list[tuple[int, int, str]]] = []
-    for region in _cap_region().finditer(text):
+    n = len(text)
+    for region in _cap_regions(text):
         cur: list[tuple[int, int, str]] = []
         base = region.start()
-        for m in _TOKEN.finditer(region.group(0)):
+        words = region.group(0)
+        first = words[0]
+        if " " not in words and "\u00a0" not in words and first.isalnum() and not first.isdecimal():
+            # One word starting with a letter: the whole region is its only token, and a run of its own.
+            s, e = base, region.end()
+            if _is_cap(words) and not (s > 0 and (text[s - 1].isdigit() or text[s - 1] in "_@/") or e < n and (
+                    text[e].isdigit() or text[e] in "_@")):
+                runs.append([(s, e, words)])
+            continue
+        for m in _TOKEN.finditer(words):
             tok = m.group(0)
             s, e = base + m.start(), base + m.end()
             # A word glued to digits, '_' or '@' is part of an identifier or a key, not a name.
-            glued = s > 0 and (text[s - 1].isdigit() or text[s - 1] in "_@/") or e < len(text) and (
+            glued = s > 0 and (text[s - 1].isdigit() or text[s - 1] in "_@/") or e < n and (
                 text[e].isdigit() or text[e] in "_@")
             if glued or not (_is_cap(tok) or (cur and tok.lower() in _PARTICLES)):
                 if cur:
@@ -220,6 +254,10 @@ def _runs(text: str) -> list[list[tuple[int, int, str]]]:
         if cur:
             runs.append(cur)
     return runs
+
+
+#: Words that, alone in a run, are never a name (``_split_run`` leaves no name words).
+_NEVER_ALONE = _TITLES | _PARTICLES | _COMMON
 
 
 def _norm(tok: str) -> str:
@@ -267,21 +305,38 @@ _NOT_PERSON_HEADER = re.compile(
 )
 
 
+#: Words one of which a header cell naming people contains (checked on the whole line first).
+_HEADER_WORDS = ("name", "nombre", "nom", "naam", "imię", "nome", "customer", "patient", "employee", "contact",
+                 "person", "owner", "author", "member", "holder")
+_HEADER_WORD = re.compile("|".join(_HEADER_WORDS), re.IGNORECASE)
+_DELIMITERS = (",", "\t", ";", "|")
+
+
+def _may_be_header(line: str) -> bool:
+    """Whether ``line`` holds a word a people column is headed with, and no digit."""
+    if line.isascii():
+        low = line.lower()
+        return not any(c in low for c in "0123456789") and any(w in low for w in _HEADER_WORDS)
+    return _HEADER_WORD.search(line) is not None and not any(ch.isdigit() for ch in line)
+
+
 def csv_name_cells(text: str) -> list[tuple[int, int]]:
     """Cells under a header that names people (``name``, ``patient``, ``Nachname`` ...) in CSV-like text."""
     cells: list[tuple[int, int]] = []
+    if "\n" not in text.strip("\n"):
+        return cells  # a header needs a row under it
     lines = [(m.start(), m.group(0)) for m in re.finditer(r"[^\n]+", text)]
     i = 0
     while i < len(lines):
         start, line = lines[i]
-        delim = next((d for d in (",", "\t", ";", "|") if line.count(d) >= 1), None)
-        if delim is None:
+        delim = next((d for d in _DELIMITERS if d in line), None)
+        if delim is None or not _may_be_header(line):
             i += 1
             continue
         header = [c.strip().strip("\"'") for c in line.split(delim)]
         cols = [k for k, h in enumerate(header) if _NAME_HEADER.search(h) and not _NOT_PERSON_HEADER.search(h)]
         i += 1
-        if not cols or any(any(ch.isdigit() for ch in h) for h in header):
+        if not cols:
             continue
         while i < len(lines) and lines[i][1].count(delim) == line.count(delim):
             row_start, row = lines[i]
@@ -309,7 +364,8 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
     csv_set = set(csv_cells)
     consumed = 0
     for run in _runs(text):
-        if run[0][0] < consumed:
+        if run[0][0] < consumed or len(run) == 1 and _norm(run[0][2]) in _NEVER_ALONE:
+            # A lone title, particle or ordinary word leaves no name words to weigh.
             continue
         titles, words = _split_run(run)
         suffix: list[tuple[int, int, str]] = []

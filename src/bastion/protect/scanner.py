@@ -17,11 +17,12 @@ from bastion.context import Finding
 from bastion.protect import validators
 from bastion.protect.config import CustomPattern, DenyList, ProtectionSettings
 from bastion.protect.decode import find_encoded
-from bastion.protect.engine import Engine, SwappingEngine, build_engine, hyperscan_available
+from bastion.protect.engine import Candidate, Engine, SwappingEngine, build_engine, hyperscan_available
 from bastion.protect.entities import data_classes_of
 from bastion.protect.names import NAME_THRESHOLD, apply_ner, csv_name_cells, score_names
 from bastion.protect.ner import NERModel, load_ner
 from bastion.protect.patterns import BUILTIN, PatternSpec
+from bastion.protect.scancache import ScanCache
 from bastion.protect.textmap import normalize
 
 log = logging.getLogger("bastion.protect")
@@ -95,10 +96,15 @@ class Scanner:
         else:
             self._engine = build_engine(self._specs, settings.engine)
         self._context = [_context_regex(s.context) for s in self._specs]
+        # How far around a match its judgement looks: the context windows, and two characters
+        # each side for ``standalone``.
+        self._reach_before = [max(s.window_before, 2) for s in self._specs]
+        self._reach_after = [max(s.window_after, 2) for s in self._specs]
         self._negative = [_context_regex(s.negative) for s in self._specs]
         self._deny = [_deny_matcher(d) for d in settings.deny_lists]
         self._ner = ner
         self._names_enabled = "PERSON" not in disabled
+        self._cache = ScanCache(settings.scan_cache_entries) if settings.scan_cache_entries else None
 
     @classmethod
     def from_settings(cls, settings: ProtectionSettings) -> Scanner:
@@ -129,6 +135,18 @@ class Scanner:
 
     def scan(self, text: str, *, tenant: str | None = None) -> list[Finding]:
         """Findings in ``text`` sorted by position, overlaps resolved, offsets into ``text``."""
+        cache = self._cache
+        if cache is None:
+            return self._scan(text, tenant)
+        # A scan is a function of the text and the tenant alone (this scanner's settings are fixed).
+        key = cache.key(text, tenant)
+        found = cache.get(key)
+        if found is None:
+            found = self._scan(text, tenant)
+            cache.put(key, found)
+        return found
+
+    def _scan(self, text: str, tenant: str | None) -> list[Finding]:
         limit = self.settings.max_scan_chars
         if len(text) <= limit:
             raws = self._scan_text(text, tenant, self.settings.max_decode_depth, use_ner=True)
@@ -168,49 +186,71 @@ class Scanner:
 
     def _patterns(self, t: str, tenant: str | None) -> list[_Raw]:
         out: list[_Raw] = []
-        min_score = self.settings.min_score
+        specs = self._specs
+        # What is made of a candidate depends only on the characters around it (the context
+        # windows, the neighbours ``standalone`` looks at, the value): a value repeated in the
+        # same surroundings within one text (templates, signatures) is judged once.
+        judged: dict[tuple[int, int, int, int, str], tuple[int, int, float, str, bool] | None] = {}
         for c in self._engine.candidates(t):
-            spec = self._specs[c.pattern]
+            spec = specs[c.pattern]
             if spec.tenants and tenant not in spec.tenants:
                 continue
-            if spec.standalone and not _standalone(t, c.match_start, c.match_end):
+            ms = c.match_start
+            lo = ms - self._reach_before[c.pattern]
+            if lo < 0:
+                lo = 0
+            key = (c.pattern, ms - lo, c.start - ms, c.end - ms, t[lo : c.match_end + self._reach_after[c.pattern]])
+            if key in judged:
+                verdict = judged[key]
+            else:
+                verdict = judged[key] = self._judge(spec, c, t)
+            if verdict is None:
                 continue
-            start, end = c.start, c.end
-            validated = False
-            if spec.validator is not None:
-                end = _validated_end(spec, t, start, end)
-                if end < 0:
-                    continue
-                validated = True
-            score = spec.score
-            notes = [f"pattern {spec.name}"]
-            if validated:
-                notes.append(f"{spec.validator_name or 'check'} passed")
-            ctx_rx, neg_rx = self._context[c.pattern], self._negative[c.pattern]
-            window = None
-            hit = None
-            if ctx_rx is not None or neg_rx is not None:
-                window = (t[max(0, c.match_start - spec.window_before) : c.match_start] + " | "
-                          + t[c.match_end : c.match_end + spec.window_after]).lower()
-            if ctx_rx is not None and window is not None:
-                m = ctx_rx.search(window)
-                if m is not None:
-                    hit = m.group(0)
-                    score += CONTEXT_BOOST
-                    notes.append(f"context {hit!r} +{CONTEXT_BOOST}")
-            if hit is None and spec.require_context:
-                continue
-            if hit is None and neg_rx is not None and window is not None:
-                m = neg_rx.search(window)
+            rel_start, rel_end, score, note, validated = verdict
+            classes = spec.data_classes or data_classes_of(spec.type)
+            out.append(_Raw(ms + rel_start, ms + rel_end, spec.type, score, spec.detector, note, validated, classes))
+        return out
+
+    def _judge(self, spec: PatternSpec, c: Candidate, t: str) -> tuple[int, int, float, str, bool] | None:
+        """Score, check and explain one candidate: (start, end relative to the match, score, note, validated)."""
+        if spec.standalone and not _standalone(t, c.match_start, c.match_end):
+            return None
+        # Context and score first: they depend on the match alone, and a candidate they
+        # already rule out needs no checksum.
+        score = spec.score
+        ctx_note = ""
+        ctx_rx, neg_rx = self._context[c.pattern], self._negative[c.pattern]
+        if ctx_rx is not None or neg_rx is not None:
+            window = (t[max(0, c.match_start - spec.window_before) : c.match_start] + " | "
+                      + t[c.match_end : c.match_end + spec.window_after]).lower()
+            m = ctx_rx.search(window) if ctx_rx is not None else None
+            if m is not None:
+                score += CONTEXT_BOOST
+                ctx_note = f"context {m.group(0)!r} +{CONTEXT_BOOST}"
+            else:
+                if spec.require_context:
+                    return None
+                m = neg_rx.search(window) if neg_rx is not None else None
                 if m is not None:
                     score -= NEGATIVE_PENALTY
-                    notes.append(f"context {m.group(0)!r} -{NEGATIVE_PENALTY}")
-            score = max(0.0, min(1.0, score))
-            if score < min_score:
-                continue
-            classes = spec.data_classes or data_classes_of(spec.type)
-            out.append(_Raw(start, end, spec.type, score, spec.detector, "; ".join(notes), validated, classes))
-        return out
+                    ctx_note = f"context {m.group(0)!r} -{NEGATIVE_PENALTY}"
+        elif spec.require_context:
+            return None
+        score = max(0.0, min(1.0, score))
+        if score < self.settings.min_score:
+            return None
+        start, end = c.start, c.end
+        validated = spec.validator is not None
+        if validated:
+            end = _validated_end(spec, t, start, end)
+            if end < 0:
+                return None
+            note = f"pattern {spec.name}; {spec.validator_name or 'check'} passed"
+        else:
+            note = f"pattern {spec.name}"
+        if ctx_note:
+            note = f"{note}; {ctx_note}"
+        return start - c.match_start, end - c.match_start, score, note, validated
 
     def _deny_lists(self, t: str, tenant: str | None) -> list[_Raw]:
         out: list[_Raw] = []

@@ -1,0 +1,157 @@
+"""Per-call cost of the sensitive-data scan and the answer scan, with a text that changes every call.
+
+Run: .venv/bin/python bench/scan_latency.py [--rounds 5] [--runs 400] [--compare OTHER_SRC] [--out FILE]
+
+Each case is measured on a text that differs on every call (one word near the start
+is replaced by a made-up lower-case word), so no result cache can answer it; the
+cost of a call repeating the previous text exactly (a cache hit) is reported apart.
+Cases:
+
+- ``scan_1kb_benign``: ``Scanner.scan`` on 1 KB of prose without any value;
+- ``scan_4kb_pii``: ``Scanner.scan`` on the 4 KB prompt with personal data of bench/overhead.py;
+- ``scan_*_repeat``: the same calls on an unchanged text (what a resent chat history costs);
+- ``answer_1kb``: ``OutputScanner.scan`` of a whole 1 KB answer (sensitive-data and link detectors);
+- ``answer_1kb_stream``: the same answer fed in 49 chunks and flushed, in total, with the time of
+  one chunk (``per_chunk_us``) beside it.
+
+``--compare OTHER_SRC`` also measures the package found under ``OTHER_SRC`` (a checkout's
+``src`` directory), alternating child processes of the two, round after round, so both see
+the same machine load. Figures are medians of microseconds per call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BENIGN_1KB = ("Summarise the following meeting notes for the weekly report. " * 16)[:1024]
+PROMPT_4KB = ((
+    "Customer follow-up from the support desk. Maria Gonzalez (maria.gonzalez@example.com, +1 415 555 0134) "
+    "called about invoice INV-2291; her card ending 4242 was charged twice. Please draft a polite reply, "
+    "confirm the refund of 49.90 EUR to IBAN DE89 3704 0044 0532 0130 00 and keep the tone friendly. "
+) * 12)[:4096]
+ANSWER_1KB = ((
+    "Here is a summary of the meeting notes. The team agreed to move the release to the second week, "
+    "to finish the migration of the reporting jobs first and to review the retry policy for webhooks. "
+    "Open questions remain about the budget for the load tests and about who owns the on-call rota. "
+) * 4)[:1024]
+STREAM_CHUNKS = 49
+
+
+def _word(i: int) -> str:
+    """A lower-case made-up word, different for every ``i`` (never a value of any kind)."""
+    letters = "bcdfghjklmnpqrstvwxz"
+    out = ""
+    i += 1
+    while i:
+        i, r = divmod(i, len(letters))
+        out += letters[r]
+    return "zo" + out
+
+
+def varied(text: str, i: int) -> str:
+    """``text`` with its second word replaced by a word unique to ``i`` (same length budget)."""
+    head, _, rest = text.partition(" ")
+    _, _, rest = rest.partition(" ")
+    return f"{head} {_word(i)} {rest}"
+
+
+def _per_call(fn: Any, texts: list[str]) -> float:
+    t0 = time.perf_counter_ns()
+    for t in texts:
+        fn(t)
+    return (time.perf_counter_ns() - t0) / 1e3 / len(texts)
+
+
+def measure(runs: int) -> dict[str, float]:
+    """One round of every case in this process; microseconds per call."""
+    from bastion.protect import ProtectionSettings, Scanner
+    from bastion.protect.actions import ActionSettings
+    from bastion.protect.outputscan import LinkDetector, OutputScanner
+
+    scanner = Scanner.from_settings(ProtectionSettings())
+    scanner.wait_for_engine()
+    policy = ActionSettings().output_policy()
+    links = LinkDetector()
+
+    def detectors() -> list[Any]:
+        return [lambda text: scanner.scan(text, tenant=None), links]
+
+    def answer(text: str) -> None:
+        OutputScanner(detectors(), policy).scan(text)
+
+    def stream(text: str) -> None:
+        sc = OutputScanner(detectors(), policy)
+        step = -(-len(text) // STREAM_CHUNKS)
+        for k in range(0, len(text), step):
+            sc.feed(text[k : k + step])
+        sc.flush()
+
+    out: dict[str, float] = {}
+    base = runs * 1000
+    for name, fn, text, n in (
+        ("scan_1kb_benign", scanner.scan, BENIGN_1KB, runs),
+        ("scan_4kb_pii", scanner.scan, PROMPT_4KB, max(50, runs // 4)),
+        ("answer_1kb", answer, ANSWER_1KB, runs),
+        ("answer_1kb_stream", stream, ANSWER_1KB, max(50, runs // 4)),
+    ):
+        texts = [varied(text, base + k) for k in range(n)]
+        base += n
+        for t in texts[:10]:
+            fn(t)  # warm up (first-use costs, NER cache of the repeated template sentences)
+        texts = [varied(text, base + k) for k in range(n)]
+        base += n
+        out[name] = _per_call(fn, texts)
+        if name.startswith("scan_"):
+            out[name + "_repeat"] = _per_call(fn, [texts[-1]] * n)
+    out["answer_1kb_stream_per_chunk"] = out["answer_1kb_stream"] / STREAM_CHUNKS
+    return out
+
+
+def main() -> None:
+    """Measure (and compare) and print or write the medians."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=400)
+    parser.add_argument("--compare", default="", help="another checkout's src directory to measure alongside")
+    parser.add_argument("--out", default="")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.runs)))
+        return
+    trees = {"current": str(ROOT / "src")}
+    if args.compare:
+        trees = {"compared": str(Path(args.compare).resolve()), **trees}
+    samples: dict[str, dict[str, list[float]]] = {k: {} for k in trees}
+    for _ in range(args.rounds):
+        for label, src in trees.items():
+            env = dict(os.environ, PYTHONPATH=src)
+            proc = subprocess.run([sys.executable, __file__, "--child", "--runs", str(args.runs)],
+                                  env=env, capture_output=True, text=True, check=True)
+            for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+                samples[label].setdefault(k, []).append(v)
+    result: dict[str, Any] = {
+        label: {k: round(statistics.median(v), 1) for k, v in cases.items()} for label, cases in samples.items()
+    }
+    result["unit"] = "microseconds per call, median of rounds"
+    result["rounds"] = args.rounds
+    if args.compare:
+        result["speedup"] = {k: round(result["compared"][k] / result["current"][k], 1)
+                             for k in result["current"] if result["current"][k]}
+    text = json.dumps(result, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
