@@ -408,6 +408,20 @@ def test_asking_again_for_a_provider_encodes_as_from_scratch() -> None:
         assert again.env.entities.keys() == scratch.env.entities.keys()
 
 
+def test_attribute_values_of_other_types_are_not_confused_by_the_caches() -> None:
+    text = """
+    @id("level-1") permit(principal, action == Bastion::Action::"invoke_model", resource)
+      when { principal.hasTag("level") && principal.getTag("level") == "1" };
+    """
+    eng = PolicyEngine.from_text(text, settings=PolicySettings(include_defaults=False))
+    model = ResourceRef.model("m1", provider="p1")
+    decided = {}
+    for value in (1, True, "1", "true", 1.0):
+        who = Principal("same", attributes={"level": value})
+        decided[repr(value)] = eng.decide(PolicyRequest(who, "invoke_model", model)).allowed
+    assert decided == {"1": True, "True": False, "'1'": True, "'true'": False, "1.0": False}
+
+
 def test_values_keep_cedar_types_apart() -> None:
     assert not cedar_eq(1, True) and not cedar_eq(0, False)
     assert not cedar_eq(frozenset({1}), frozenset({True}))

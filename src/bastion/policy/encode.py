@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -137,12 +138,19 @@ DEFAULT_MEMO_SIZE = 4096
 Token = tuple[Any, ...]
 
 
+_SEQUENCES = (list, tuple, set, frozenset)
+
+
 def _freeze(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple | set | frozenset):
-        return tuple(sorted(str(v) for v in value))
-    return value
+    """A hashable token of ``value`` that differs wherever its encoding can (``1``, ``True`` and ``"1"`` too)."""
+    t = type(value)
+    if t is str:
+        return value
+    if t is dict or isinstance(value, Mapping):
+        return ("map", tuple(sorted((str(k), _freeze(v)) for k, v in value.items())))
+    if t in _SEQUENCES:
+        return (t.__name__, tuple(sorted(repr(v) for v in value)))
+    return (t.__name__, value)
 
 
 def _principal_token(p: Principal) -> Token:
@@ -150,22 +158,47 @@ def _principal_token(p: Principal) -> Token:
 
 
 class _Entities:
-    """The Cedar entity JSON objects of a principal (with its groups) or a resource, in both forms.
+    """A principal (with its groups) or a resource as Cedar entity JSON and as the evaluator's store.
 
-    The JSON text is made only when Cedar is called; the evaluator's store is made once.
+    The JSON is made only when Cedar is called; ``store`` is None when only Cedar can read them.
     """
 
-    __slots__ = ("objects", "uid", "_text", "store")
+    __slots__ = ("uid", "store", "serial", "_make", "_objects", "_text")
 
-    def __init__(self, objects: list[dict[str, Any]]) -> None:
-        self.objects = objects
-        first = objects[0]["uid"]
-        self.uid: Uid = (first["type"], first["id"])
+    def __init__(
+        self,
+        uid: Uid,
+        *,
+        objects: list[dict[str, Any]] | None = None,
+        make: Callable[[], list[dict[str, Any]]] | None = None,
+        store: dict[Uid, Entity] | None = None,
+    ) -> None:
+        self.uid = uid
+        self._objects = objects
+        self._make = make
         self._text: str | None = None
-        try:
-            self.store: dict[Uid, Entity] | None = entity_store(objects)
-        except Unsupported:
-            self.store = None
+        if store is None and objects is not None:
+            try:
+                store = entity_store(objects)
+            except Unsupported:
+                store = None
+        self.store = store
+        #: Stands for these exact entities in cache keys (set by the encoder; never reused).
+        self.serial = 0
+
+    @classmethod
+    def of(cls, objects: list[dict[str, Any]]) -> _Entities:
+        """From the JSON objects (the first is the principal or resource)."""
+        first = objects[0]["uid"]
+        return cls((first["type"], first["id"]), objects=objects)
+
+    @property
+    def objects(self) -> list[dict[str, Any]]:
+        """The Cedar entity JSON objects."""
+        if self._objects is None:
+            assert self._make is not None
+            self._objects = self._make()
+        return self._objects
 
     @property
     def text(self) -> str:
@@ -175,8 +208,56 @@ class _Entities:
         return self._text
 
 
+_GROUP_TYPE = f"{NAMESPACE}::Group"
+_NO_ATTRS: dict[str, Any] = {}
+_GROUP_ENTITY = Entity(_NO_ATTRS, frozenset(), _NO_ATTRS)
+
+
+def principal_store(principal: Principal) -> dict[Uid, Entity] | None:
+    """``principal_entities`` in the evaluator's terms, built directly (None: use the generic conversion)."""
+    kind = "Service" if principal.kind == "service" else "User"
+    attrs = principal.attributes or {}
+    email, tenant, method = principal.email or "", principal.tenant or "", principal.auth_method
+    if type(principal.subject) is not str or type(email) is not str or type(tenant) is not str:
+        return None
+    if type(method) is not str:
+        return None
+    for r in principal.roles:
+        if type(r) is not str:
+            return None
+    for g in principal.groups:
+        if type(g) is not str:
+            return None
+    tags = {}
+    for k, v in attrs.items():
+        if k in _PRINCIPAL_ATTRS:
+            continue
+        tv = _tag_value(v)
+        if tv is not None:
+            tags[str(k)] = tv
+    parents = frozenset([(_GROUP_TYPE, g) for g in principal.groups])
+    entity = Entity(
+        {
+            "email": email,
+            "roles": frozenset(principal.roles),
+            "tenant": tenant,
+            "region": str(attrs.get("region") or ""),
+            "auth_method": method,
+        },
+        parents,
+        tags,
+    )
+    store = dict.fromkeys(parents, _GROUP_ENTITY)
+    store[(f"{NAMESPACE}::{kind}", principal.subject)] = entity
+    return store
+
+
 class Encoded:
-    """A request in Cedar's terms, plus a hashable key that identifies it exactly."""
+    """A request in Cedar's terms, plus a hashable key that identifies it exactly.
+
+    In the key, the principal and the resource are the serials of their encodings: one serial
+    per exact encoding, never reused, so equal keys mean equal entities.
+    """
 
     __slots__ = (
         "key",
@@ -301,6 +382,7 @@ class Encoder:
         # id(obj) -> (obj, value): holding obj keeps its id from being reused while remembered.
         self._by_id: dict[int, tuple[Any, Any]] = {}
         self._by_token: dict[Token, _Entities] = {}
+        self._serials = itertools.count(1)
 
     def _remember_id(self, obj: Any, value: Any) -> None:
         if len(self._by_id) >= self._memo_size:
@@ -308,45 +390,59 @@ class Encoder:
         self._by_id[id(obj)] = (obj, value)
 
     def _remember_token(self, token: Token, value: _Entities) -> None:
+        value.serial = next(self._serials)
         if len(self._by_token) >= self._memo_size:
             self._by_token.clear()
         self._by_token[token] = value
 
-    def _principal(self, p: Principal) -> tuple[Token, _Entities]:
+    def _principal(self, p: Principal) -> tuple[int, _Entities]:
         hit = self._by_id.get(id(p))
         if hit is not None and hit[0] is p:
             return hit[1]  # type: ignore[no-any-return]
         token = _principal_token(p)
         ents = self._by_token.get(token)
         if ents is None:
-            ents = _Entities(principal_entities(p))
-            self._remember_token(token, ents)
-        self._remember_id(p, (token, ents))
-        return token, ents
+            store = principal_store(p)
+            if store is None:
+                ents = _Entities.of(principal_entities(p))
+            else:
+                kind = "Service" if p.kind == "service" else "User"
 
-    def _resource(self, ref: ResourceRef) -> tuple[Token, _Entities, str]:
+                def make(p: Principal = p, token: Token = token) -> list[dict[str, Any]]:
+                    # Made later than the store: refuse if the principal changed in between.
+                    if _principal_token(p) != token:
+                        raise BastionError("the principal changed while its request was being decided")
+                    return principal_entities(p)
+
+                ents = _Entities((f"{NAMESPACE}::{kind}", p.subject), make=make, store=store)
+            self._remember_token(token, ents)
+        self._remember_id(p, (ents.serial, ents))
+        return ents.serial, ents
+
+    def _resource(self, ref: ResourceRef) -> tuple[int, _Entities, str]:
         hit = self._by_id.get(id(ref))
         if hit is not None and hit[0] is ref:
             return hit[1]  # type: ignore[no-any-return]
         token = ("resource", ref.type, ref.id, _freeze(ref.attributes))
         ents = self._by_token.get(token)
         if ents is None:
-            ents = _Entities([resource_entity(ref)])
+            ents = _Entities.of([resource_entity(ref)])
             self._remember_token(token, ents)
         provider = str(ref.attributes.get("provider", "")) if resource_type(ref) == "Model" else ""
-        value = (token, ents, provider)
+        value = (ents.serial, ents, provider)
         self._remember_id(ref, value)
         return value
 
     def _provider(self, value: Any) -> tuple[dict[str, Any], Token, dict[str, Any]]:
-        if value is not None and not isinstance(value, dict | Mapping):
+        by_object = value is not None and type(value) is not dict and not isinstance(value, Mapping)
+        if by_object:
             hit = self._by_id.get(id(value))
             if hit is not None and hit[0] is value:
                 return hit[1]  # type: ignore[no-any-return]
         info = provider_info(value)
         key = tuple(tuple(v) if isinstance(v, list) else v for v in info.values())
         native = {**info, "certifications": frozenset(info["certifications"])}
-        if value is not None and not isinstance(value, dict | Mapping):
+        if by_object:
             self._remember_id(value, (info, key, native))
         return info, key, native
 

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import cedarpy
@@ -59,8 +59,7 @@ MAX_PARSED_ENTITIES = 4096
 _ERROR_POLICY = re.compile(r"policy `([^`]+)`")
 
 
-@dataclass(frozen=True, slots=True)
-class _Authz:
+class _Authz(NamedTuple):
     allowed: bool
     fired: tuple[str, ...]
     errors: tuple[str, ...]
@@ -195,12 +194,14 @@ class PolicyEngine:
             return None
         self.evaluations += 1
         if self._compiled:
-            rules = index.rules(mask)
-            env = enc.env if rules is not None else None
-            if rules is not None and env is not None:
-                out = authorize(rules, env)
-                if out is not None:
-                    return _Authz(out.allowed, out.reasons, ())
+            env = enc.env
+            if env is not None:
+                live = index.holding(mask, env.context)
+                rules = index.rules(live) if live else ()
+                if rules is not None:
+                    out = authorize(rules, env)
+                    if out is not None:
+                        return _Authz(out.allowed, out.reasons, ())
         pset = index.policy_set(mask)
         if pset is None:  # pragma: no cover - a non-empty mask always has a set
             return None

@@ -39,7 +39,7 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 _ACTION_TYPE = "Bastion::Action"
 I64_MIN = -(2**63)
@@ -908,8 +908,7 @@ def compile_policy(
     return CompiledRule(policy_id, effect == "forbid" and not as_permit, matches)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """Cedar's answer: allowed, and the determining policies (forbids when any matched, else permits)."""
 
     allowed: bool

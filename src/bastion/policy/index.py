@@ -22,6 +22,7 @@ from typing import Any
 import cedarpy
 
 from bastion.policy.evaluate import CompiledRule, Unsupported, compile_policy
+from bastion.policy.guards import GuardIndex, guards_of
 from bastion.policy.schema import NAMESPACE
 from bastion.policy.source import CompiledPolicy
 
@@ -130,6 +131,11 @@ class ScopeIndex:
         self.order = {pol.id: i for i, pol in enumerate(self.policies)}
         self._compiled = [_compile(pol, as_permit, action) for pol in self.policies]
         self._rules: dict[int, tuple[CompiledRule, ...] | None] = {}
+        self._guards = GuardIndex([guards_of(pol.est) for pol in self.policies])
+
+    def holding(self, mask: int, context: Any) -> int:
+        """``mask`` less the policies whose first condition is certainly false for this context (guards)."""
+        return self._guards.holding(mask, context)
 
     def mask(
         self,

@@ -1,0 +1,202 @@
+"""A guard index: policies whose first condition is false for a request are not evaluated at all.
+
+Most operator policies open their ``when`` with a test on the request context:
+``context.data_classes.contains("phi")``, ``context.hour < 6``,
+``context.model == "gpt-4o"``, ``context.request_kib > 512``. For one request
+such a test is false for most of them. This index keeps, per tested context
+path, which policies test what, and answers with a bitmask the policies whose
+first test can hold; only those are evaluated.
+
+Exactness: Cedar evaluates a policy's scope (which cannot fail), then its
+conditions in order, stopping at the first false one. A policy is left out
+only when its *first* condition opens with a test that is certainly false for
+this request and cannot fail: the path is present and of the type the test
+needs. When the value is missing or of another type (the test could fail, and
+an error must reach Cedar's report), every policy guarded on that path is
+kept.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bastion.policy.evaluate import _conjuncts
+
+#: (kind, context path, operand): kind is "member" (set contains a string), "eq" (equals a string),
+#: or one of "<", "<=", ">", ">=" against a Long.
+Guard = tuple[str, tuple[str, ...], Any]
+
+_MISSING = object()
+
+
+def _context_path(node: Any) -> tuple[str, ...] | None:
+    """("a", "b") when ``node`` is ``context.a.b``."""
+    path: list[str] = []
+    while isinstance(node, dict) and set(node) == {"."}:
+        inner = node["."]
+        if not isinstance(inner, dict) or set(inner) != {"left", "attr"} or not isinstance(inner["attr"], str):
+            return None
+        path.append(inner["attr"])
+        node = inner["left"]
+    if node != {"Var": "context"} or not path:
+        return None
+    path.reverse()
+    return tuple(path)
+
+
+def _string(node: Any) -> str | None:
+    if isinstance(node, dict) and set(node) == {"Value"} and type(node["Value"]) is str:
+        return str(node["Value"])
+    return None
+
+
+def _long(node: Any) -> int | None:
+    if isinstance(node, dict) and set(node) == {"Value"} and type(node["Value"]) is int:
+        v = int(node["Value"])
+        if -(2**63) <= v <= 2**63 - 1:
+            return v
+    return None
+
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def guards_of(est: Mapping[str, Any]) -> list[Guard]:
+    """The guards of a policy: tests its first condition opens with, one of which must hold for it to match.
+
+    Several guards (from ``containsAny``) mean any one of them may hold.
+    """
+    conditions = est.get("conditions") or ()
+    if not conditions or not isinstance(conditions[0], dict) or conditions[0].get("kind") != "when":
+        return []
+    first = _conjuncts(conditions[0].get("body"))[0]
+    if not isinstance(first, dict) or len(first) != 1:
+        return []
+    ((op, arg),) = first.items()
+    if not isinstance(arg, dict) or set(arg) != {"left", "right"}:
+        return []
+    left, right = arg["left"], arg["right"]
+    if op == "contains":
+        path, s = _context_path(left), _string(right)
+        return [("member", path, s)] if path is not None and s is not None else []
+    if op == "containsAny":
+        path = _context_path(left)
+        items = right.get("Set") if isinstance(right, dict) and set(right) == {"Set"} else None
+        if path is None or not isinstance(items, list) or not items:
+            return []
+        strings = [_string(x) for x in items]
+        if any(s is None for s in strings):
+            return []
+        return [("member", path, s) for s in strings]
+    if op == "==":
+        path, s = _context_path(left), _string(right)
+        if path is None or s is None:
+            path, s = _context_path(right), _string(left)
+        return [("eq", path, s)] if path is not None and s is not None else []
+    if op in _FLIP:
+        path, n = _context_path(left), _long(right)
+        if path is not None and n is not None:
+            return [(op, path, n)]
+        path, n = _context_path(right), _long(left)
+        if path is not None and n is not None:
+            return [(_FLIP[op], path, n)]
+    return []
+
+
+def _lookup(context: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    value: Any = context
+    for attr in path:
+        if type(value) is not dict:
+            return _MISSING
+        value = value.get(attr, _MISSING)
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
+@dataclass(slots=True)
+class _Range:
+    """Policies guarded by ``path <op> N``: thresholds sorted, with the bits of each prefix."""
+
+    op: str
+    values: list[int]
+    prefix: list[int]  # prefix[i]: bits of the first i thresholds
+
+    def holding(self, v: int) -> int:
+        """Bits of the policies whose test holds for value ``v``."""
+        all_bits = self.prefix[-1]
+        if self.op == "<":  # v < N: thresholds above v
+            return all_bits & ~self.prefix[bisect_right(self.values, v)]
+        if self.op == "<=":  # v <= N
+            return all_bits & ~self.prefix[bisect_left(self.values, v)]
+        if self.op == ">":  # v > N: thresholds below v
+            return self.prefix[bisect_left(self.values, v)]
+        return self.prefix[bisect_right(self.values, v)]  # v >= N
+
+
+class GuardIndex:
+    """Per context path, the policies guarded on it; ``holding`` prunes a mask to those that can match."""
+
+    def __init__(self, guards: Sequence[Sequence[Guard]]) -> None:
+        """``guards[i]``: the guards of policy ``i`` (empty: always evaluated)."""
+        self.guarded = 0
+        by_path: dict[tuple[str, ...], dict[str, Any]] = {}
+        for i, gs in enumerate(guards):
+            if not gs:
+                continue
+            bit = 1 << i
+            self.guarded |= bit
+            for kind, path, operand in gs:
+                entry = by_path.setdefault(path, {"bits": 0, "member": {}, "eq": {}, "ranges": {}})
+                entry["bits"] |= bit
+                if kind in ("member", "eq"):
+                    entry[kind][operand] = entry[kind].get(operand, 0) | bit
+                else:
+                    entry["ranges"].setdefault(kind, []).append((operand, bit))
+        self._paths: list[tuple[tuple[str, ...], int, int, dict[str, int], dict[str, int], list[_Range]]] = []
+        for path, e in by_path.items():
+            member_bits = 0
+            for b in e["member"].values():
+                member_bits |= b
+            ranges = []
+            for op, items in e["ranges"].items():
+                items.sort(key=lambda t: t[0])
+                prefix = [0]
+                for _, b in items:
+                    prefix.append(prefix[-1] | b)
+                ranges.append(_Range(op, [n for n, _ in items], prefix))
+            self._paths.append((path, e["bits"], member_bits, e["member"], e["eq"], ranges))
+
+    def holding(self, mask: int, context: Mapping[str, Any]) -> int:
+        """``mask`` without the policies whose guard is certainly false (and cannot fail) for ``context``."""
+        guarded = mask & self.guarded
+        if not guarded:
+            return mask
+        keep = mask & ~self.guarded
+        for path, bits, member_bits, member, eq, ranges in self._paths:
+            if not guarded & bits:
+                continue
+            v = _lookup(context, path)
+            if v is _MISSING:
+                keep |= guarded & bits
+                continue
+            hits = 0
+            if member:
+                if type(v) is frozenset:
+                    for x in v:
+                        if type(x) is str:
+                            hits |= member.get(x, 0)
+                else:
+                    hits |= member_bits  # `.contains` on a non-set fails: let it be evaluated
+            if eq and type(v) is str:
+                hits |= eq.get(v, 0)
+            for r in ranges:
+                if type(v) is int:
+                    hits |= r.holding(v)
+                else:
+                    hits |= r.prefix[-1]  # `<` on a non-Long fails: let it be evaluated
+            keep |= guarded & hits
+        return keep
