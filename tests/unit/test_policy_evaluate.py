@@ -33,6 +33,7 @@ from bastion.policy.evaluate import (
     entity_store,
     from_json,
 )
+from bastion.policy.guards import GuardIndex, guards_of
 from bastion.policy.model import EVALUATION_ERROR_ID, PolicyRequest, ResourceRef
 from bastion.policy.schema import ACTIONS
 from bastion.settings import ModelSettings, ProviderSettings
@@ -601,3 +602,52 @@ def test_examples_cases_agree() -> None:
     for n in range(600):
         req = _request(rng, n)
         assert fast.decide(req) == slow.decide(req), req
+
+
+def test_guards_leave_out_only_policies_that_cannot_match_or_fail() -> None:
+    rng = random.Random(31)
+    firsts = [
+        'context.data_classes.contains("pii")',
+        'context.data_classes.containsAny(["phi", "pci"])',
+        'context.model == "m1"',
+        '"m3" == context.model',
+        'context.provider.tier == "consumer"',
+        "context.hour < 6",
+        "context.hour <= 6",
+        "context.request_kib > 100",
+        "context.request_kib >= 100",
+        "3 < context.weekday",
+        "context.provider.baa == true",
+        "context.approved",
+    ]
+    texts = []
+    for i in range(120):
+        first = rng.choice(firsts)
+        first = first.replace("6", str(rng.randint(0, 23))).replace("100", str(rng.choice([0, 64, 100, 512])))
+        rest = rng.choice(["", " && context.weekday > 2", " && principal.nope == 1"])
+        texts.append(f'@id("q{i}") permit(principal, action, resource) when {{ {first}{rest} }};')
+    ests = [_est(t) for t in texts]
+    rules = [compile_policy(f"q{i}", est) for i, est in enumerate(ests)]
+    index = GuardIndex([guards_of(est) for est in ests])
+    assert index.guarded.bit_count() == sum(1 for t in texts if "context.approved" not in t and "baa" not in t)
+    full = (1 << len(rules)) - 1
+    odd_values = [None, "x", 5, True, frozenset({"pii", 1}), frozenset(), {"tier": 1}, -(2**63), 2**63 - 1]
+    left_out = 0
+    for n in range(400):
+        enc = Encoder(ZONE).encode(_request(rng, n))
+        env = enc.env
+        assert env is not None
+        ctx = dict(env.context)
+        for key in ("data_classes", "model", "hour", "request_kib", "weekday", "provider"):
+            r = rng.random()
+            if r < 0.1:
+                ctx.pop(key)
+            elif r < 0.25:
+                ctx[key] = rng.choice(odd_values)
+        env.context = ctx
+        kept = index.holding(full, ctx)
+        for i, rule in enumerate(rules):
+            if not kept >> i & 1:
+                left_out += 1
+                assert _matches(rule, env) == "no", (texts[i], ctx)
+    assert left_out > 10_000
