@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,12 +45,16 @@ ARTEFACT_FORMAT = "bastion-injection-linear/2"
 DEFAULT_ARTEFACT = Path(__file__).with_name("classifier.json")
 #: Largest artefact accepted, in bytes (a corrupt or hostile file must not exhaust memory).
 MAX_ARTEFACT_BYTES = 64 * 1024 * 1024
-#: Slots of the weight table per weight, at least (rounded up to a power of two): with 60,000
-#: weights, 2**19 slots of 16 bytes (8 MB), and about one lookup in 200 lands on a marked slot.
-SLOTS_PER_WEIGHT = 8
+#: Slots of the weight table: 2**SLOT_BITS_OVER_BUCKETS per bucket, and about one bucket per
+#: weight (60,000 weights: 2**16 buckets of 8 bytes, 2**18 slots of 16 bytes, 4.5 MB in all).
+SLOT_BITS_OVER_BUCKETS = 2
+#: Rounds of mask choice before the table is made larger (about 25 are needed).
+BUILD_ROUNDS = 1000
 
 F64Array = npt.NDArray[np.float64]
 _SPREAD = np.uint64(0xFF51AFD7ED558CCD)
+_SPREAD2 = np.uint64(0xC4CEB9FE1A85EC53)
+_SLOT = np.dtype([("key", np.uint64), ("weight", np.float64)])
 
 
 def _sigmoid(z: float) -> float:
@@ -60,12 +65,14 @@ def _sigmoid(z: float) -> float:
 
 
 class HashedWeights:
-    """Feature weights addressed by feature hash.
+    """Feature weights addressed by feature hash, one memory access per lookup.
 
-    A hash's home slot is the top bits of the hash times an odd constant. A slot holds the
-    first key whose home it is; the few keys that find their home taken are kept in a small
-    sorted overflow array, and their home slots are marked so that only lookups landing
-    there search it.
+    A two-level hash without collisions among the known features (hash and displace): the
+    top bits of the hash times one constant pick a bucket; each bucket holds a 64-bit mask,
+    chosen at build time so that the keys of the bucket, XOR-ed with it and multiplied by a
+    second constant, land (top bits again) on slots no other key uses. A lookup reads the
+    mask (a table small enough to stay in cache), then the one slot, a record of the key and
+    its weight: the weight counts when the key is the hash itself.
     """
 
     def __init__(self, weights: dict[str, float]) -> None:
@@ -77,44 +84,62 @@ class HashedWeights:
         hashes, values = hashes[order], values[order]
         if len(hashes) > 1 and bool(np.any(hashes[1:] == hashes[:-1])):
             raise ConfigError("two features of the injection classifier have the same hash")
-        bits = max(4, math.ceil(math.log2(max(1, len(hashes)) * SLOTS_PER_WEIGHT)))
-        self._shift = np.uint64(64 - bits)
-        home = self._home(hashes).astype(np.intp)
-        slots, first = np.unique(home, return_index=True)
-        size = 1 << bits
-        self._keys = np.zeros(size, dtype=np.uint64)
-        self._values = np.zeros(size, dtype=np.float64)
-        self._keys[slots] = hashes[first]
-        self._values[slots] = values[first]
-        rest = np.ones(len(hashes), dtype=np.bool_)
-        rest[first] = False
-        self._overflowed = np.zeros(size, dtype=np.bool_)
-        self._overflowed[home[rest]] = True
-        # Still sorted by hash: the overflow is searched by bisection.
-        self._overflow_keys = hashes[rest]
-        self._overflow_values = values[rest]
         self.count = len(hashes)
+        bucket_bits = max(4, math.ceil(math.log2(max(1, len(hashes)))))
+        for slot_bits in range(bucket_bits + SLOT_BITS_OVER_BUCKETS, bucket_bits + SLOT_BITS_OVER_BUCKETS + 4):
+            if self._build(hashes, values, bucket_bits, slot_bits):
+                break
+        else:
+            raise ConfigError("the injection classifier's weights could not be placed")
         #: Identifies these weights (for caches of verdicts).
         self.digest = hashlib.sha256(hashes.tobytes() + values.tobytes()).digest()
 
-    def _home(self, hashes: U64Array) -> U64Array:
-        # Multiplying spreads every bit of the hash into the top bits, which pick the slot.
-        home = hashes * _SPREAD
-        home >>= self._shift
-        return home
+    def _build(self, hashes: U64Array, values: F64Array, bucket_bits: int, slot_bits: int) -> bool:
+        """Choose every bucket's mask, in rounds: a bucket whose keys all land on free slots
+        no other key of the round wants is placed; the others try a new mask next round."""
+        self._bucket_shift = np.uint64(64 - bucket_bits)
+        self._slot_shift = np.uint64(64 - slot_bits)
+        bucket = self._buckets(hashes).astype(np.intp)
+        self._masks = np.zeros(1 << bucket_bits, dtype=np.uint64)
+        self._slots = np.zeros(1 << slot_bits, dtype=_SLOT)
+        used = np.zeros(1 << slot_bits, dtype=np.bool_)
+        todo = np.arange(len(hashes))
+        # Fixed seed: the same artefact always gives the same table.
+        rng = np.random.default_rng(20251125)
+        for _ in range(BUILD_ROUNDS):
+            if not len(todo):
+                return True
+            mask = np.uint64(rng.integers(1, 1 << 63))
+            h, b = hashes[todo], bucket[todo]
+            slot = self._slot(h, mask).astype(np.intp)
+            wanted = np.bincount(slot, minlength=len(used))
+            clash = used[slot] | (wanted[slot] > 1)
+            failed = np.bincount(b[clash], minlength=len(self._masks)) > 0
+            placed = ~failed[b]
+            at = slot[placed]
+            used[at] = True
+            self._slots["key"][at] = h[placed]
+            self._slots["weight"][at] = values[todo[placed]]
+            self._masks[b[placed]] = mask
+            todo = todo[~placed]
+        return not len(todo)
+
+    def _buckets(self, hashes: U64Array) -> U64Array:
+        # Multiplying spreads every bit of the hash into the top bits, which pick the bucket.
+        b = hashes * _SPREAD
+        b >>= self._bucket_shift
+        return b
+
+    def _slot(self, hashes: U64Array, masks: U64Array | np.uint64) -> U64Array:
+        x = hashes ^ masks
+        x *= _SPREAD2
+        x >>= self._slot_shift
+        return x
 
     def lookup(self, hashes: U64Array) -> F64Array:
         """The weight of each hashed feature (0.0 for features the model does not know)."""
-        home = self._home(hashes)
-        out: F64Array = self._values.take(home)
-        out *= self._keys.take(home) == hashes
-        marked = np.flatnonzero(self._overflowed.take(home))
-        if len(marked):
-            wanted = hashes.take(marked)
-            at = np.searchsorted(self._overflow_keys, wanted)
-            at[at == len(self._overflow_keys)] = 0
-            match = self._overflow_keys.take(at) == wanted
-            out[marked[match]] = self._overflow_values.take(at[match])
+        found = self._slots.take(self._slot(hashes, self._masks.take(self._buckets(hashes))))
+        out: F64Array = found["weight"] * (found["key"] == hashes)
         return out
 
 
@@ -141,9 +166,15 @@ class LinearClassifier:
         total = sum(filter(None, map(self.weights.get, feats)))
         return _sigmoid(self.bias + total / math.sqrt(len(feats)))
 
-    def probability(self, folded: str, words: list[str] | None = None) -> float:
-        """The highest window probability over the folded text (``words``: its plain words, if known)."""
-        words = entity_words(folded, words)
+    def probability(
+        self, folded: str, words: list[str] | None = None, mask_cues: Container[str] | None = None
+    ) -> float:
+        """The highest window probability over the folded text.
+
+        ``words``: its plain words, if known; ``mask_cues``: which ``entities.MASK_CUES`` can
+        match it, if known (see ``entities.mask_entities``).
+        """
+        words = entity_words(folded, words, mask_cues)
         n = len(words)
         fh = feature_hashes(joined_words(words))
         ng, nw = fh.grams, fh.words

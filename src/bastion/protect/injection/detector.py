@@ -21,6 +21,7 @@ from typing import Literal
 from bastion.protect.injection.classifier import LinearClassifier
 from bastion.protect.injection.config import InjectionSettings
 from bastion.protect.injection.decode import decoded_payloads, payload_cues
+from bastion.protect.injection.entities import MASK_CUES
 from bastion.protect.injection.features import WINDOW_WORDS, words_of
 from bastion.protect.injection.model import InjectionModel
 from bastion.protect.injection.normalize import VARIANT_CUES, fold, variants
@@ -189,8 +190,11 @@ class InjectionDetector:
         cues = [regex_cue(r.pattern) for r in rules.rules]
         cues += [regex_cue(_ATTACK_TOPIC), regex_cue(_META)]
         cues += [regex_cue(p) for p in VARIANT_CUES.values()]
+        cues += [regex_cue(p) for p in MASK_CUES.values()]
         self._topic_cue, self._meta_cue = n, n + 1
         self._variant_cues = {name: n + 2 + i for i, name in enumerate(VARIANT_CUES)}
+        first = n + 2 + len(VARIANT_CUES)
+        self._mask_cues = {name: first + i for i, name in enumerate(MASK_CUES)}
         self._texts: Prefilter = shared_prefilter(
             "text", cues, engine=engine, self_test=[fold(t) for t in SELF_TEST_TEXTS]
         )
@@ -318,7 +322,8 @@ class InjectionDetector:
         # Rules alone already conclusive: the classifier and decoding could only raise the score.
         conclusive = rule_score >= CONCLUSIVE_RULE_SCORE
         if self.classifier is not None and use_classifier and not conclusive:
-            p = self.classifier.probability(folded, words)
+            masks = None if possible is None else {name for name, i in self._mask_cues.items() if i in possible}
+            p = self.classifier.probability(folded, words, masks)
             if discussing:
                 p *= DISCUSSION_CLASSIFIER_DAMPING
             # Map the probability so that CLASSIFIER_ALONE lands on the threshold.

@@ -13,6 +13,7 @@ The rules never see the masked text: they read the folded text itself.
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from itertools import compress
 from operator import not_
 
@@ -59,28 +60,61 @@ LONG_ID_CHARS = 8
 URL, EMAIL, ID, IP, DATE, HOST = " _url_ ", " _email_ ", " _id_ ", " _ip_ ", " _date_ ", " _host_ "
 
 
-def mask_entities(folded: str) -> str:
-    """Folded text with URLs, emails, UUIDs, IP and MAC addresses, dates, times and host names masked."""
+#: The tests mask_entities makes before each masking pattern, by name: a prefilter built from
+#: them tells which can pass on a folded text (``mask_entities(possible=...)``).
+MASK_CUES: dict[str, re.Pattern[str]] = {
+    "url": re.compile(r"://|www\."),
+    "email": re.compile("@"),
+    "digit": _HAS_DIGIT,
+    "dash": re.compile("-"),
+    "ipv4": _HINT_IPV4,
+    "ipv6": _HINT_IPV6,
+    "time": _HINT_TIME,
+    "date": _HINT_DATE,
+    "host": _HINT_HOST,
+}
+
+
+def mask_entities(folded: str, possible: Container[str] | None = None) -> str:
+    """Folded text with URLs, emails, UUIDs, IP and MAC addresses, dates, times and host names masked.
+
+    ``possible``: the names of the ``MASK_CUES`` that can match ``folded`` (from a prefilter).
+    They describe the folded text only, so they are used until the first pattern masks
+    something; from then on every test runs on the text as it now is.
+    """
     text = folded
-    if "://" in text or "www." in text:
+
+    def may(name: str) -> bool:
+        return possible is None or name in possible
+
+    if may("url") and ("://" in text or "www." in text):
         text = _URL.sub(URL, text)
-    if "@" in text:
+        possible = None
+    if may("email") and "@" in text:
         text = _EMAIL.sub(EMAIL, text)
-    if _HAS_DIGIT.search(text) is not None:
-        if "-" in text:
+        possible = None
+    if may("digit") and _HAS_DIGIT.search(text) is not None:
+        if may("dash") and "-" in text:
             text = _UUID.sub(ID, text)
-        if _HINT_IPV4.search(text):
+            possible = None
+        if may("ipv4") and _HINT_IPV4.search(text):
             text = _IPV4.sub(IP, text)
-        if _HINT_IPV6.search(text):
+            possible = None
+        if may("ipv6") and _HINT_IPV6.search(text):
             text = _IPV6.sub(IP, text)
-        if _HINT_TIME.search(text) or _HINT_DATE.search(text):
+            possible = None
+        if (may("time") and _HINT_TIME.search(text)) or (may("date") and _HINT_DATE.search(text)):
             text = _DATETIME.sub(DATE, text)
-    if _HINT_HOST.search(text):
+            possible = None
+    if may("host") and _HINT_HOST.search(text):
         text = _HOST.sub(HOST, text)
     return text
 
 
 def _mask_word(word: str) -> str:
+    if word.isascii() and word.isdigit():
+        # A plain number (the commonest case): one token, whatever its length.
+        return "0"
     if _HAS_DIGIT.search(word) is None:
         return word
     if len(word) >= LONG_ID_CHARS and word.strip("0123456789_"):
@@ -89,12 +123,15 @@ def _mask_word(word: str) -> str:
     return _DIGITS.sub("0", word)
 
 
-def entity_words(folded: str, words: list[str] | None = None) -> list[str]:
+def entity_words(
+    folded: str, words: list[str] | None = None, possible: Container[str] | None = None
+) -> list[str]:
     """The classifier's words of folded text: entities masked, long identifiers and numbers too.
 
     ``words``, the plain words of ``folded`` if already split, are reused when nothing is masked.
+    ``possible``: as for ``mask_entities``.
     """
-    masked = mask_entities(folded)
+    masked = mask_entities(folded, possible)
     if words is None or masked != folded:
         words = words_of(masked)
     if _HAS_DIGIT.search(masked) is None:

@@ -137,13 +137,13 @@ class _Powers:
 _POWERS = _Powers()
 
 
-def _code_points(text: str) -> U64Array:
+def _code_points(text: str) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint32]:
     if text.isascii():
-        return np.frombuffer(text.encode("ascii"), dtype=np.uint8).astype(_UINT)
-    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(_UINT)
+        return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def _prefix(codes: U64Array) -> tuple[U64Array, U64Array]:
+def _prefix(codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint32]) -> tuple[U64Array, U64Array]:
     """G (see above) and P**k for k < len(codes) + 1."""
     p, q = _POWERS.ensure(len(codes) + 1)
     g = np.zeros(len(codes) + 1, dtype=_UINT)

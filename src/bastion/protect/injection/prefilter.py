@@ -127,9 +127,37 @@ def _variants_of(c: int, caseless: dict[int, list[int]] | None) -> list[int]:
     return caseless.get(c, [c])
 
 
-def _translate(items: Any, caseless: dict[int, list[int]] | None) -> str:
+def _before(av: Any, caseless: dict[int, list[int]] | None, *, negative: bool) -> str:
+    """A leading look-behind at one character, as a consumed character (or the text's start)."""
+    direction, sub = av
+    items = list(sub)
+    if direction != -1 or len(items) != 1 or caseless is not None:
+        return ""
+    op, arg = items[0]
+    # The set S the preceding character is tested against, as class items, and whether negated.
+    if op is _c.LITERAL:
+        cls, negated = [(_c.LITERAL, arg)], False
+    elif op is _c.NOT_LITERAL:
+        cls, negated = [(_c.LITERAL, arg)], True
+    elif op is _c.IN:
+        negated = bool(arg) and arg[0][0] is _c.NEGATE
+        cls = list(arg[1:]) if negated else list(arg)
+    else:
+        return ""
+    # (?<!S): a character outside S, or the start; (?<=S): a character in S.
+    outside = negative != negated
+    body = _class(([(_c.NEGATE, None)] if outside else []) + cls, None)
+    return f"(?:^|{body})" if negative else body
+
+
+def _translate(items: Any, caseless: dict[int, list[int]] | None, *, top: bool = False) -> str:
     out: list[str] = []
-    for op, av in items:
+    for k, (op, av) in enumerate(items):
+        if top and k == 0 and op in (_c.ASSERT, _c.ASSERT_NOT):
+            # A look-behind that opens the pattern tests the character before the match:
+            # matching that character too keeps the superset (only whether it matches counts).
+            out.append(_before(av, caseless, negative=op is _c.ASSERT_NOT))
+            continue
         if op is _c.LITERAL:
             alts = _variants_of(av, caseless)
             out.append(_cp(av) if len(alts) == 1 else "[" + _ranges_text([(x, x) for x in sorted(alts)]) + "]")
@@ -172,7 +200,7 @@ def loose_expression(pattern: re.Pattern[str], caseless: dict[int, list[int]] | 
         raise Untranslatable("flags")
     if not isinstance(pattern.pattern, str):
         raise Untranslatable("bytes pattern")
-    return _translate(_parser.parse(pattern.pattern, pattern.flags), caseless)
+    return _translate(_parser.parse(pattern.pattern, pattern.flags), caseless, top=True)
 
 
 def literal_expression(text: str, caseless: dict[int, list[int]] | None = None) -> str:

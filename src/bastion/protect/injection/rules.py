@@ -107,26 +107,34 @@ class RuleSet:
         """Every rule that matches, once each, at its first match.
 
         ``words``: the text's words, if known. ``candidates``: indices (into ``rules``) of the
-        only rules whose pattern can match ``folded`` (from a ``Prefilter``); the others are
-        skipped. None: every rule is tried. Either way the rules tried run exactly as here.
+        only rules whose pattern can match ``folded`` at all, from a hyperscan prefilter
+        (``prefilter.Prefilter``); each is searched for in the whole text. Without them, the
+        anchors and required words of each rule decide, cheaply, which patterns to run and
+        where. The result is the same: every match contains an anchor and a required word,
+        within MATCH_REACH of the anchor (the tests check both ways on every text they have).
         """
-        hits: list[RuleHit] = []
-        present: frozenset[str] | None = None
-        if candidates is None:
-            todo: Iterable[Rule] = self.rules
-        else:
+        if candidates is not None:
             n = len(self.rules)
-            todo = [self.rules[i] for i in sorted(candidates) if 0 <= i < n]
-        for rule in todo:
+            hits: list[RuleHit] = []
+            for i in sorted(candidates):
+                if 0 <= i < n:
+                    rule = self.rules[i]
+                    m = rule.pattern.search(folded)
+                    if m is not None:
+                        hits.append(RuleHit(rule, m.start(), m.end()))
+            return hits
+        return self._scan_anchored(folded, words)
+
+    def _scan_anchored(self, folded: str, words: list[str] | None) -> list[RuleHit]:
+        hits = []
+        present = text_prefixes(folded, words)
+        for rule in self.rules:
             if not rule.anchors:
                 m = rule.pattern.search(folded)
             else:
                 # Cheap necessary condition first (a set lookup), then where the anchors are.
-                if not rule.substrings:
-                    if present is None:
-                        present = text_prefixes(folded, words)
-                    if rule.prefixes.isdisjoint(present):
-                        continue
+                if not rule.substrings and rule.prefixes.isdisjoint(present):
+                    continue
                 firsts = [p for p in map(folded.find, rule.anchors) if p >= 0]
                 if not firsts:
                     continue
