@@ -134,6 +134,9 @@ def resource_entity(ref: ResourceRef) -> dict[str, Any]:
 _dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 #: Principals, resources and providers whose encodings are remembered (per engine).
 DEFAULT_MEMO_SIZE = 4096
+#: Objects (principals, resources, providers) whose encodings are remembered by identity: enough for
+#: the few decisions one request asks for; a principal seen again in a later request is found by value.
+OBJECT_MEMO_SIZE = 256
 
 Token = tuple[Any, ...]
 
@@ -385,7 +388,7 @@ class Encoder:
         self._serials = itertools.count(1)
 
     def _remember_id(self, obj: Any, value: Any) -> None:
-        if len(self._by_id) >= self._memo_size:
+        if len(self._by_id) >= min(self._memo_size, OBJECT_MEMO_SIZE):
             self._by_id.clear()
         self._by_id[id(obj)] = (obj, value)
 

@@ -65,6 +65,9 @@ class _Authz(NamedTuple):
     errors: tuple[str, ...]
 
 
+_NOTHING = _Authz(False, (), ())
+
+
 @dataclass(frozen=True, slots=True)
 class Explanation:
     """A decision together with every policy that matched the request."""
@@ -135,6 +138,7 @@ class PolicyEngine:
         self._encoder = Encoder(self._zone)
         self._parsed: dict[tuple[Any, ...], cedarpy.Entities] = {}
         self._provider_refs: dict[tuple[Any, ...], ResourceRef] = {}
+        self._model_refs: dict[tuple[Any, ...], ResourceRef] = {}
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_size = self.settings.decision_cache_size
         #: Evaluate with compiled rules where they apply (False: every evaluation is a Cedar call).
@@ -188,8 +192,7 @@ class PolicyEngine:
         The compiled evaluator answers when it can; Cedar decides when a policy in the
         slice is not compiled or fails for this request (its error report is then Cedar's).
         """
-        (ptype, pid), (rtype, rid) = enc.principal_uid, enc.resource_uid
-        mask = index.mask(ptype, pid, enc.principal_groups, rtype, rid, enc.resource_provider)
+        mask = index.mask_of(enc)
         if not mask:
             return None
         self.evaluations += 1
@@ -221,11 +224,13 @@ class PolicyEngine:
         return ents
 
     def _authorize(self, action: str, enc: Encoded) -> _Authz:
+        if self._cache_size <= 0:
+            return self._run(self._authz[action], enc) or _NOTHING
         key = ("authz", *enc.key)
         hit = self._cache.get(key)
         if hit is not None:
             return hit  # type: ignore[no-any-return]
-        result = self._run(self._authz[action], enc) or _Authz(False, (), ())
+        result = self._run(self._authz[action], enc) or _NOTHING
         self._remember(key, result)
         return result
 
@@ -238,6 +243,8 @@ class PolicyEngine:
         if hit is not None:
             return hit.copy()  # type: ignore[no-any-return]
         decision = self._decide(request, enc)
+        if self._cache_size <= 0:
+            return decision  # nothing else holds it
         self._remember(enc.key, decision)
         return decision.copy()
 
@@ -426,9 +433,7 @@ class PolicyEngine:
                 continue
             ctx = dict(context or {})
             ctx.update(provider=prov, model=m.name)
-            req = PolicyRequest(
-                principal, "invoke_model", ResourceRef.model(m.name, provider=m.provider, kind=m.kind), ctx
-            )
+            req = PolicyRequest(principal, "invoke_model", self._model_ref(m), ctx)
             if self.decide(req).allowed:
                 out.append(m)
         return out
@@ -442,9 +447,16 @@ class PolicyEngine:
         unknown = {"name": model.provider, "tier": "consumer", "trains_on_inputs": True}
         ctx.setdefault("provider", self._providers.get(model.provider) or unknown)
         ctx.setdefault("model", model.name)
-        return PolicyRequest(
-            principal, "invoke_model", ResourceRef.model(model.name, provider=model.provider, kind=model.kind), ctx
-        )
+        return PolicyRequest(principal, "invoke_model", self._model_ref(model), ctx)
+
+    def _model_ref(self, model: ModelSettings) -> ResourceRef:
+        # One ResourceRef per model, so its encoding is found by identity.
+        key = (model.name, model.provider, model.kind)
+        ref = self._model_refs.get(key)
+        if ref is None:
+            ref = ResourceRef.model(model.name, provider=model.provider, kind=model.kind)
+            put_bounded(self._model_refs, key, ref, MAX_PARSED_ENTITIES)
+        return ref
 
     def explain(self, request: PolicyRequest) -> Explanation:
         """The decision plus every policy whose conditions matched (permits, forbids, protection)."""

@@ -179,7 +179,7 @@ class GuardIndex:
         for path, bits, member_bits, member, eq, ranges in self._paths:
             if not guarded & bits:
                 continue
-            v = _lookup(context, path)
+            v = context.get(path[0], _MISSING) if len(path) == 1 else _lookup(context, path)
             if v is _MISSING:
                 keep |= guarded & bits
                 continue

@@ -132,6 +132,8 @@ class ScopeIndex:
         self._compiled = [_compile(pol, as_permit, action) for pol in self.policies]
         self._rules: dict[int, tuple[CompiledRule, ...] | None] = {}
         self._guards = GuardIndex([guards_of(pol.est) for pol in self.policies])
+        self._pmasks: dict[int, int] = {}
+        self._rmasks: dict[int, int] = {}
 
     def holding(self, mask: int, context: Any) -> int:
         """``mask`` less the policies whose first condition is certainly false for this context (guards)."""
@@ -147,15 +149,46 @@ class ScopeIndex:
         provider: str,
     ) -> int:
         """The policies whose scopes can match this principal and resource."""
-        p, r = self._p, self._r
+        return self.principal_mask(principal_type, principal_id, groups) & self.resource_mask(
+            resource_type, resource_id, provider
+        )
+
+    def principal_mask(self, principal_type: str, principal_id: str, groups: Sequence[str]) -> int:
+        """The policies whose principal scope can match this principal."""
+        p = self._p
         pm = p.get(("*",), 0) | p.get(("eq", principal_type, principal_id), 0) | p.get(("is", principal_type), 0)
         for g in groups:
             pm |= p.get(("group", g), 0)
+        return pm
+
+    def resource_mask(self, resource_type: str, resource_id: str, provider: str) -> int:
+        """The policies whose resource scope can match this resource."""
+        r = self._r
         rm = r.get(("*",), 0) | r.get(("eq", resource_type, resource_id), 0) | r.get(("is", resource_type), 0)
         if resource_type == _PROVIDER:
             rm |= r.get(("provider", resource_id), 0)
         elif resource_type == _MODEL and provider:
             rm |= r.get(("provider", provider), 0)
+        return rm
+
+    def mask_of(self, enc: Any) -> int:
+        """``mask`` for an encoded request, remembering the masks of the principals and resources seen.
+
+        They are remembered by the encodings' serials, which stand for exact entities.
+        """
+        pserial, rserial = enc.key[1], enc.key[2]
+        pm = self._pmasks.get(pserial)
+        if pm is None:
+            ptype, pid = enc.principal_uid
+            pm = self.principal_mask(ptype, pid, enc.principal_groups)
+            put_bounded(self._pmasks, pserial, pm, self._max_sets)
+        if not pm:
+            return 0
+        rm = self._rmasks.get(rserial)
+        if rm is None:
+            rtype, rid = enc.resource_uid
+            rm = self.resource_mask(rtype, rid, enc.resource_provider)
+            put_bounded(self._rmasks, rserial, rm, self._max_sets)
         return pm & rm
 
     @property
