@@ -2,7 +2,7 @@
 """Score the injection detector on a labelled set with the shared scorer.
 
 usage: evaluate.py [GOLD.jsonl] [--pred PRED.jsonl] [--source user|tool|document] [--no-classifier] [--no-rules]
-                   [--classifier ARTEFACT.json] [--all-benign] [--errors]
+                   [--classifier ARTEFACT.json] [--engine auto|hyperscan|python] [--all-benign] [--errors]
 
 Writes predictions in the scorer's format ({"id", "injection": {"flagged", "score"}})
 and runs ``score_injection.py GOLD PRED``. Defaults to the development set next
@@ -42,9 +42,12 @@ def main() -> int:
     ap.add_argument("--errors", action="store_true", help="print the texts that were misjudged")
     ap.add_argument("--classifier", default=None, help="another classifier artefact")
     ap.add_argument("--all-benign", action="store_true", help="every text is benign: print the flag rate")
+    ap.add_argument("--engine", default="auto", choices=["auto", "hyperscan", "python"], help="rule prefilter")
     args = ap.parse_args()
 
-    det = build_detector(InjectionSettings(classifier_path=args.classifier))
+    det = build_detector(InjectionSettings(classifier_path=args.classifier, engine=args.engine))
+    # The verdicts do not depend on it, but evaluate what the gateway runs once started.
+    det.wait_for_engine()
     if args.no_classifier:
         det = InjectionDetector(det.rules, None, det.settings)
     if args.no_rules:
