@@ -166,7 +166,7 @@ class _Entities:
     The JSON is made only when Cedar is called; ``store`` is None when only Cedar can read them.
     """
 
-    __slots__ = ("uid", "store", "serial", "_make", "_objects", "_text")
+    __slots__ = ("uid", "store", "serial", "masks", "_make", "_objects", "_text")
 
     def __init__(
         self,
@@ -188,6 +188,8 @@ class _Entities:
         self.store = store
         #: Stands for these exact entities in cache keys (set by the encoder; never reused).
         self.serial = 0
+        #: Scope masks of these entities, per index (filled by the indexes).
+        self.masks: dict[int, int] = {}
 
     @classmethod
     def of(cls, objects: list[dict[str, Any]]) -> _Entities:
@@ -299,6 +301,16 @@ class Encoded:
         self._native_context = native_context
         self._context: dict[str, Any] | None = None
         self._env: Env | None = None
+
+    @property
+    def principal_masks(self) -> dict[int, int]:
+        """Scope masks of the principal's encoding, per index (kept with the encoding)."""
+        return self._principal.masks
+
+    @property
+    def resource_masks(self) -> dict[int, int]:
+        """Scope masks of the resource's encoding, per index (kept with the encoding)."""
+        return self._resource.masks
 
     @property
     def principal_uid(self) -> Uid:

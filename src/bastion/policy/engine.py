@@ -139,6 +139,7 @@ class PolicyEngine:
         self._parsed: dict[tuple[Any, ...], cedarpy.Entities] = {}
         self._provider_refs: dict[tuple[Any, ...], ResourceRef] = {}
         self._model_refs: dict[tuple[Any, ...], ResourceRef] = {}
+        self._target_ok: dict[tuple[Any, ...], bool] = {}
         self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_size = self.settings.decision_cache_size
         #: Evaluate with compiled rules where they apply (False: every evaluation is a Cedar call).
@@ -335,11 +336,17 @@ class PolicyEngine:
     def _reroute_candidates(self, request: PolicyRequest, enc: Encoded, reroutes: list[CompiledPolicy]) -> list[str]:
         current = enc.provider_name
         out: list[str] = []
+        targets = tuple(p.targets for p in reroutes)
         for name, prov in self._providers.items():
             if name == current:
                 continue
-            info = self._encoder.provider(prov)
-            if not all(_matches_targets(info, p.targets) for p in reroutes):
+            # The registry is fixed for this engine, so whether a provider meets targets is too.
+            ok = self._target_ok.get((name, targets))
+            if ok is None:
+                info = self._encoder.provider(prov)
+                ok = all(_matches_targets(info, t) for t in targets)
+                put_bounded(self._target_ok, (name, targets), ok, MAX_PARSED_ENTITIES)
+            if not ok:
                 continue
             # The same request, for this provider: invoke_model on it, with it as context.provider.
             ask = self._encoder.for_provider(enc, self._provider_ref(prov), prov)

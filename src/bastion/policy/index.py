@@ -132,8 +132,6 @@ class ScopeIndex:
         self._compiled = [_compile(pol, as_permit, action) for pol in self.policies]
         self._rules: dict[int, tuple[CompiledRule, ...] | None] = {}
         self._guards = GuardIndex([guards_of(pol.est) for pol in self.policies])
-        self._pmasks: dict[int, int] = {}
-        self._rmasks: dict[int, int] = {}
 
     def holding(self, mask: int, context: Any) -> int:
         """``mask`` less the policies whose first condition is certainly false for this context (guards)."""
@@ -172,24 +170,21 @@ class ScopeIndex:
         return rm
 
     def mask_of(self, enc: Any) -> int:
-        """``mask`` for an encoded request, remembering the masks of the principals and resources seen.
-
-        They are remembered by the encodings' serials, which stand for exact entities.
-        """
-        pserial, rserial = enc.key[1], enc.key[2]
-        pm = self._pmasks.get(pserial)
+        """``mask`` for an encoded request; the masks are kept with the principal's and resource's encodings."""
+        me = id(self)
+        pmasks = enc.principal_masks
+        pm = pmasks.get(me)
         if pm is None:
             ptype, pid = enc.principal_uid
-            pm = self.principal_mask(ptype, pid, enc.principal_groups)
-            put_bounded(self._pmasks, pserial, pm, self._max_sets)
+            pm = pmasks[me] = self.principal_mask(ptype, pid, enc.principal_groups)
         if not pm:
             return 0
-        rm = self._rmasks.get(rserial)
+        rmasks = enc.resource_masks
+        rm = rmasks.get(me)
         if rm is None:
             rtype, rid = enc.resource_uid
-            rm = self.resource_mask(rtype, rid, enc.resource_provider)
-            put_bounded(self._rmasks, rserial, rm, self._max_sets)
-        return pm & rm
+            rm = rmasks[me] = self.resource_mask(rtype, rid, enc.resource_provider)
+        return int(pm & rm)
 
     @property
     def unsupported(self) -> list[str]:
