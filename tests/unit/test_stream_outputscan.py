@@ -78,16 +78,18 @@ def test_whole_answer(answer: str, expected: str) -> None:
     assert stream([answer]) == expected
 
 
+@pytest.mark.parametrize("window", [0, 5, 256])
 @pytest.mark.parametrize(("answer", "expected"), ANSWERS)
-def test_value_split_over_three_chunks_at_every_split_point(answer: str, expected: str) -> None:
+def test_value_split_over_three_chunks_at_every_split_point(answer: str, expected: str, window: int) -> None:
     for i, j in itertools.combinations(range(len(answer) + 1), 2):
-        got = stream([answer[:i], answer[i:j], answer[j:]])
+        got = stream([answer[:i], answer[i:j], answer[j:]], scanner(scan_window_chars=window))
         assert got == expected, (i, j, got)
 
 
+@pytest.mark.parametrize("window", [0, 3, 256])
 @pytest.mark.parametrize(("answer", "expected"), ANSWERS)
-def test_one_character_at_a_time(answer: str, expected: str) -> None:
-    assert stream(list(answer)) == expected
+def test_one_character_at_a_time(answer: str, expected: str, window: int) -> None:
+    assert stream(list(answer), scanner(scan_window_chars=window)) == expected
 
 
 def test_findings_carry_offsets_into_the_whole_answer() -> None:
@@ -105,15 +107,57 @@ def test_findings_carry_offsets_into_the_whole_answer() -> None:
 
 
 def test_prose_is_released_promptly_and_hold_back_is_bounded() -> None:
-    s = scanner(holdback_chars=32)
+    s = scanner(holdback_chars=32, scan_window_chars=0)
     assert s.feed("Sure, here is the answer") == "Sure, here is the "
     assert s.feed(" you asked") == "answer you "
     out = s.feed("x" * 100)
     assert s.held <= 32
     assert out.startswith("askedxxx")
-    s2 = scanner(holdback_chars=32)
+    s2 = scanner(holdback_chars=32, scan_window_chars=0)
     s2.feed("1234 " * 40)
     assert s2.held <= 32
+
+
+def test_stream_is_scanned_a_window_at_a_time_after_the_first_text() -> None:
+    now = [0.0]
+    calls: list[str] = []
+
+    def counting(text: str) -> list[Finding]:
+        calls.append(text)
+        return fake_scan(text)
+
+    s = OutputScanner([counting], ActionPolicy(), holdback_chars=32, scan_window_chars=40, scan_delay_ms=20,
+                      clock=lambda: now[0])
+    # The first text goes out at once.
+    assert s.feed("Sure, here is the answer") == "Sure, here is the "
+    assert len(calls) == 1
+    # Later chunks wait for a full window ...
+    assert s.feed(" you asked") == "" and s.feed(" for, card 4242") == ""
+    assert len(calls) == 1 and s.held <= 32 + 40
+    out = s.feed(" 4242 4242 4242 and more ")
+    assert len(calls) == 2
+    assert out == "answer you asked for, card [CREDIT_CARD] and "
+    # ... or for their delay to pass, whichever comes first.
+    assert s.feed("text ") == ""
+    now[0] += 0.019
+    assert s.feed("again ") == ""
+    now[0] += 0.002
+    assert s.feed("now ") == "more text again "
+    assert len(calls) == 3
+    assert s.feed("the end.") == "" and s.flush() == "now the end."
+
+
+def test_held_text_stays_bounded_by_hold_back_and_window() -> None:
+    s = scanner(holdback_chars=32, scan_window_chars=64, scan_delay_ms=10_000)
+    s.feed("Start. ")
+    for _ in range(200):
+        s.feed("1234 ")
+        assert s.held < 32 + 64
+    s2 = scanner(holdback_chars=32, scan_window_chars=64, scan_delay_ms=10_000)
+    s2.feed("Start. ")
+    for _ in range(100):
+        s2.feed("x" * 7)
+        assert s2.held < 32 + 64
 
 
 def test_value_longer_than_the_hold_back_is_still_cut_where_sent() -> None:
@@ -435,13 +479,14 @@ REAL = [
 ]
 
 
+@pytest.mark.parametrize("window", [0, 256])
 @pytest.mark.parametrize("answer", REAL)
-def test_real_scanner_catches_values_split_at_every_point(real_scan: Detector, answer: str) -> None:
+def test_real_scanner_catches_values_split_at_every_point(real_scan: Detector, answer: str, window: int) -> None:
     whole = OutputScanner([real_scan], ActionPolicy()).scan(answer)
     assert whole.applied, "the scanner should find something in " + answer
     for i in range(1, len(answer)):
         for j in range(i + 1, len(answer), 3):
-            s = OutputScanner([real_scan], ActionPolicy())
+            s = OutputScanner([real_scan], ActionPolicy(), scan_window_chars=window)
             out = "".join(s.feed(p) for p in (answer[:i], answer[i:j], answer[j:])) + s.flush()
             assert out == whole.text, (i, j, out)
 

@@ -1,12 +1,17 @@
 """Scanning answers, streamed or whole, for leaked data, canaries and exfiltration links.
 
-Streams are scanned incrementally. Text is released as soon as nothing at its
-end could still grow into a value: the scanner holds back only the trailing run
-of characters that look like part of a value (a word, a group of digits and the
-groups joined to it, an unclosed markdown link or HTML tag), and never more than
-``holdback_chars``. Each round runs the detectors over the held text plus some
-already-released context, so a card number arriving in three chunks is seen
-whole before any of it is released. A finding is acted on with the output
+Streams are scanned incrementally, a window of text at a time. The first text
+of an answer is scanned as soon as it arrives; after that, a round runs when
+``scan_window_chars`` new characters have arrived or the oldest of them has
+waited ``scan_delay_ms`` (checked as chunks arrive), so a fast stream of small
+chunks costs a few scans instead of one per chunk. Text is released as soon as
+a round finds that nothing at its end could still grow into a value: the
+scanner holds back only the trailing run of characters that look like part of a
+value (a word, a group of digits and the groups joined to it, an unclosed
+markdown link or HTML tag), and never more than ``holdback_chars``. Each round
+runs the detectors over the held text plus some already-released context, so a
+card number arriving in three chunks is seen whole before any of it is
+released. A finding is acted on with the output
 policy (redact by default); ``block`` raises ContentFiltered, which the stream
 turns into a final error event (``stream_error_event``).
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
@@ -46,6 +52,8 @@ EXFIL_TYPE = "EXFILTRATION_LINK"
 DEFAULT_HOLDBACK_CHARS = 64
 DEFAULT_CONTEXT_CHARS = 64
 DEFAULT_LINK_DATA_CHARS = 16
+DEFAULT_SCAN_WINDOW_CHARS = 256
+DEFAULT_SCAN_DELAY_MS = 20.0
 #: Longest URL the link detector reads; longer ones are cut (and still flagged).
 MAX_URL_CHARS = 4096
 
@@ -110,6 +118,10 @@ class OutputScanSettings(BaseModel):
     allowed_link_domains: list[str] = Field(default_factory=list)
     #: Query or fragment length from which a link to an unknown domain counts as carrying data.
     link_data_chars: int = Field(default=DEFAULT_LINK_DATA_CHARS, ge=1, le=4096)
+    #: New characters of a stream gathered before a scan round (0 scans every chunk); the first text goes at once.
+    scan_window_chars: int = Field(default=DEFAULT_SCAN_WINDOW_CHARS, ge=0, le=65536)
+    #: Longest time new streamed text waits for its window to fill, in milliseconds (checked as chunks arrive).
+    scan_delay_ms: float = Field(default=DEFAULT_SCAN_DELAY_MS, ge=0.0, le=10_000.0)
 
 
 class LinkDetector:
@@ -213,6 +225,9 @@ class OutputScanner:
         tenant: str | None = None,
         holdback_chars: int = DEFAULT_HOLDBACK_CHARS,
         context_chars: int = DEFAULT_CONTEXT_CHARS,
+        scan_window_chars: int = DEFAULT_SCAN_WINDOW_CHARS,
+        scan_delay_ms: float = DEFAULT_SCAN_DELAY_MS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._detectors = tuple(detectors)
         self._policy = policy
@@ -220,9 +235,15 @@ class OutputScanner:
         self._tenant = tenant
         self._holdback = holdback_chars
         self._context_chars = context_chars
+        self._window = scan_window_chars
+        self._delay = scan_delay_ms / 1000.0
+        self._clock = clock
         self._buf = ""
         self._context = ""
         self._released = 0
+        #: Characters fed since the last scan round, and when the first of them arrived.
+        self._unscanned = 0
+        self._waiting_since = 0.0
         self._closed = False
         #: Findings acted on so far, with offsets into the whole original answer.
         self.findings: list[Finding] = []
@@ -231,7 +252,7 @@ class OutputScanner:
 
     @property
     def held(self) -> int:
-        """Characters currently held back."""
+        """Characters currently held back (at most ``holdback_chars`` plus a scan window)."""
         return len(self._buf)
 
     def feed(self, chunk: str) -> str:
@@ -239,6 +260,14 @@ class OutputScanner:
         if self._closed:
             return ""
         self._buf += chunk
+        if self._window and self._released:
+            # Past the first release, new text waits for a full window or for its delay to pass.
+            if not self._unscanned:
+                self._waiting_since = self._clock()
+            self._unscanned += len(chunk)
+            if self._unscanned < self._window and self._clock() - self._waiting_since < self._delay:
+                return ""
+        self._unscanned = 0
         return self._guarded(final=False)
 
     def flush(self) -> str:
@@ -468,6 +497,8 @@ class ProtectOutput:
                 tenant=tenant,
                 holdback_chars=self._settings.holdback_chars,
                 context_chars=self._settings.context_chars,
+                scan_window_chars=self._settings.scan_window_chars,
+                scan_delay_ms=self._settings.scan_delay_ms,
             )
         values = ctx.state.get(PSEUDONYMS_STATE)
         restorer = StreamRestorer(values) if isinstance(values, dict) and values else None
