@@ -1,0 +1,203 @@
+"""The scanner's shortcuts change nothing: remembered results, skipped decoders and runs, range windows."""
+
+from __future__ import annotations
+
+import random
+import re
+from functools import cache
+
+import pytest
+
+from bastion.protect import ProtectionSettings, Scanner, names
+from bastion.protect import decode as dec
+from bastion.protect.engine import (
+    HS_NO_SOM_MAX_WIDTH,
+    HyperscanEngine,
+    PythonEngine,
+    _may_match_space,
+    hyperscan_available,
+    window,
+)
+from bastion.protect.patterns import BUILTIN, PatternSpec
+from bastion.protect.scancache import ScanCache
+
+needs_hs = pytest.mark.skipif(not hyperscan_available(), reason="hyperscan is not installed")
+
+#: Pieces random texts are made of: values, near misses, words, separators, other scripts.
+PIECES = [
+    "4111 1111 1111 1111", "4111-1111-1111-1112", "536-22-8471", "+1 415 555 0134", "(415) 555-0134",
+    "jane.doe@example.com", "jane at example dot com", "jane [at] example [dot] com", "a @ b . com",
+    "DE89 3704 0044 0532 0130 00", "192.168.10.4", "2001:db8::1", "AKIAIOSFODNN7EXAMPLE",
+    "ghp_16C7e42F292c6912E7710c838347Ae178B4a", "password=hunter2x9", "token: abcdef123456",
+    "postgres://app:s3cret@db:5432/x", "MRN 00482913", "DOB 1985-03-14", "born March 3, 1985",
+    "42 Elm Street, Springfield, IL 62704", "Hauptstraße 12, 10115 Berlin", "12 rue de la Paix",
+    "five three six two two one two three four", "one two three", "SGVsbG8gd29ybGQgc2VjcmV0IQ==",
+    "48656c6c6f20776f726c6421", "jane%40example.com", "Dr. Maria Gonzalez", "Dear Tomasz,",
+    "Customer", "Summarise", "the", "and", "notes", "IBAN", "EUR", "Bank of Spain", "O'Neil-Smith",
+    "naïve", "Ünïcödé", "日本語", "Σωκράτης", "—", " ", "  ", "\n", "\t", ",", ".", "-", "(", ")",
+    ":", ";", "@", "%", "_", "/", "=", "1", "12", "123456789", "x" * 20, "A" * 17, "Ab" * 9,
+]
+
+
+def random_texts(n: int, seed: int) -> list[str]:
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        parts = [rnd.choice(PIECES) for _ in range(rnd.randrange(1, 30))]
+        seps = [rnd.choice(["", " ", " ", "\n", ", "]) for _ in parts]
+        out.append("".join(p + s for p, s in zip(parts, seps, strict=True)))
+    return out
+
+
+# --- remembered results -------------------------------------------------------------------
+
+
+@cache
+def scanner(entries: int = 64) -> Scanner:
+    settings = ProtectionSettings(
+        ner={"mode": "off"}, engine="python", scan_cache_entries=entries,
+        custom_patterns=[{"type": "EMPLOYEE_ID", "regex": r"\bEMP-\d{6}\b", "tenants": ["acme"]}],
+    )
+    return Scanner(settings)
+
+
+def test_a_repeated_text_gets_the_same_findings_as_new_objects() -> None:
+    s = scanner()
+    text = "Card 4111 1111 1111 1111 for Dr. Maria Gonzalez, jane.doe@example.com"
+    first = s.scan(text)
+    second = s.scan(text)
+    assert first == second and first
+    assert all(a is not b for a, b in zip(first, second, strict=True))
+    # A caller moving its findings (the answer scanner does) changes nobody else's.
+    second[0].start += 1000
+    second[0].location = "output"
+    assert s.scan(text) == first
+    assert s.scan(text) == scanner(0).scan(text)
+
+
+def test_results_are_kept_per_tenant() -> None:
+    s = scanner()
+    text = "Badge EMP-123456 issued."
+    assert [f.type for f in s.scan(text, tenant="acme")] == ["EMPLOYEE_ID"]
+    assert s.scan(text, tenant="other") == []
+    assert s.scan(text) == []
+    assert [f.type for f in s.scan(text, tenant="acme")] == ["EMPLOYEE_ID"]
+
+
+def test_cache_is_off_at_zero_and_bounded_otherwise() -> None:
+    assert scanner(0)._cache is None
+    c = ScanCache(10)
+    for i in range(100):
+        c.put(c.key(f"text {i}", None), [])
+    assert len(c) <= 10
+
+
+def test_texts_seen_once_do_not_push_out_texts_seen_twice() -> None:
+    c = ScanCache(10)
+    history = [c.key(f"message {i}", None) for i in range(5)]
+    for k in history:
+        c.put(k, [])
+        assert c.get(k) == []  # a second sight protects it
+    for i in range(1000):
+        c.put(c.key(f"stream window {i}", None), [])
+    assert all(c.get(k) == [] for k in history)
+    assert c.get(c.key("stream window 3", None)) is None
+
+
+def test_cache_keys_are_keyed_digests_not_text() -> None:
+    a, b = ScanCache(4), ScanCache(4)
+    key = a.key("Jane Doe 536-22-8471", "acme")
+    assert b"Jane" not in key[0] and len(key[0]) == 16
+    assert key != b.key("Jane Doe 536-22-8471", "acme")  # each cache has its own key
+    assert a.key("x", "acme") != a.key("x", "other")
+
+
+def test_cached_and_uncached_scanners_agree_on_random_texts() -> None:
+    cached, plain = scanner(), scanner(0)
+    for text in random_texts(150, seed=3) * 2:
+        assert cached.scan(text, tenant="acme") == plain.scan(text, tenant="acme")
+
+
+# --- decoders and name runs skipped only where they cannot match --------------------------
+
+
+def test_spelled_digit_shortcut_never_hides_a_match() -> None:
+    rnd = random.Random(5)
+    words = [*dec._DIGIT_WORDS, "ten", "phone", "someone", "ONE", "Two", "oh"]
+    seps = [" ", ",", ".", "-", " - ", ", ", "(", ")", "!", "\n", "_", "  "]
+    for _ in range(3000):
+        text = "".join(rnd.choice(words) + rnd.choice(seps) for _ in range(rnd.randrange(1, 14)))
+        if dec._SPELLED_DIGITS.search(text):
+            assert dec._may_spell_digits(text), text
+
+
+def test_encoded_runs_found_word_by_word_as_in_the_whole_text() -> None:
+    for text in random_texts(400, seed=11):
+        spans = dec._long_words(text, text.split())
+        whole_b64 = [m.span() for m in dec._BASE64.finditer(text)]
+        whole_hex = [m.span() for m in dec._HEX.finditer(text)]
+        assert [m.span() for a, b in spans for m in dec._BASE64.finditer(text, a, b)] == whole_b64
+        assert [m.span() for a, b in spans for m in dec._HEX.finditer(text, a, b)] == whole_hex
+
+
+def test_capitalised_regions_found_at_capitals_as_by_the_regex() -> None:
+    rx = names._cap_region()
+    for text in random_texts(400, seed=13) + ["A", "Ab Cd", "x Y", "Mc'Donald O'Neil-Smith Jr. van der Berg"]:
+        assert [m.span() for m in names._cap_regions(text)] == [m.span() for m in rx.finditer(text)]
+
+
+def test_header_shortcut_never_skips_a_header_naming_people() -> None:
+    rnd = random.Random(17)
+    cells = ["Name", "full_name", "Nachname", "patient", "ID", "email", "Imię", "NOME", "city", "Kunde", "x1"]
+    for _ in range(2000):
+        line = rnd.choice([",", ";", "\t", "|"]).join(rnd.choice(cells) for _ in range(rnd.randrange(1, 5)))
+        header = [c.strip().strip("\"'") for c in re.split("[,;\t|]", line)]
+        if any(names._NAME_HEADER.search(h) for h in header) and not any(ch.isdigit() for ch in line):
+            assert names._may_be_header(line), line
+
+
+# --- hyperscan ranges without start-of-match tracking -------------------------------------
+
+
+def _spec(regex: str) -> PatternSpec:
+    return PatternSpec("t", "T", regex, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("regex", "space"),
+    [
+        (r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}\b", False),
+        (r"\d{3}[ .-]\d{4}", True),
+        (r"a\sb", True),
+        (r"a\Sb", False),
+        (r"[^x]", True),
+        (r"[^ ]", False),
+        (r"a\Db", True),
+        (r"a\Wb", True),
+        (r"(?:ab|c d)", True),
+        (r"x(?=y)", True),  # look-arounds: unsure, so yes
+        (r"a.b", True),
+    ],
+)
+def test_space_analysis(regex: str, space: bool) -> None:
+    import importlib
+
+    parser = importlib.import_module("re._parser")
+    assert _may_match_space(parser.parse(regex, re.ASCII)) is space
+
+
+def test_windows_of_patterns() -> None:
+    assert window(_spec(r"\b\d{3}-\d{2}-\d{4}\b")) == (11, True)
+    assert window(_spec(r"\b\d{3} \d{4}\b")) == (8, False)
+    assert window(_spec(r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}\.[a-z]{2,24}\b")) == (153, True)
+    assert window(_spec(r"\bpassword[ \t]{0,3}=[ \t]{0,3}\S{6,200}")) is None  # wide and may hold a space
+    assert window(_spec(r"\beyJ[A-Za-z0-9_-]{8,}")) is None  # no bound
+    assert window(_spec("a" * (HS_NO_SOM_MAX_WIDTH + 1) + " ")) is None
+
+
+@needs_hs
+def test_engines_identical_on_random_texts() -> None:
+    py, hs = PythonEngine(BUILTIN), HyperscanEngine(BUILTIN)
+    for text in random_texts(500, seed=23):
+        key = lambda c: (c.pattern, c.match_start)  # noqa: E731
+        assert sorted(py.candidates(text), key=key) == hs.candidates(text), text
