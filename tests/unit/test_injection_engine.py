@@ -395,3 +395,4 @@ def test_settings_reject_bad_values():
         InjectionSettings(cache_entries=-1)
     with pytest.raises(ValueError):
         InjectionSettings(engine="fast")  # type: ignore[arg-type]
+

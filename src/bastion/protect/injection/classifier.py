@@ -174,10 +174,9 @@ class LinearClassifier:
         ``words``: its plain words, if known; ``mask_cues``: which ``entities.MASK_CUES`` can
         match it, if known (see ``entities.mask_entities``).
         """
-        words = entity_words(folded, words, mask_cues)
-        n = len(words)
-        fh = feature_hashes(joined_words(words))
-        ng, nw = fh.grams, fh.words
+        fh = feature_hashes(joined_words(entity_words(folded, words, mask_cues)))
+        ng = fh.grams
+        n = nw = fh.words
         weights = self.table.lookup(fh.hashes)
         if n <= WINDOW_WORDS:
             count = len(weights)

@@ -48,7 +48,9 @@ _HAS_DIGIT = re.compile(r"\d")
 #: Cheap tests led by a literal or a short class, so the engine skips ahead quickly; a full
 #: pattern runs only when its test finds a candidate (most prose has none).
 _HINT_IPV4 = re.compile(r"\.\d{1,3}\.\d{1,3}\.")
-_HINT_IPV6 = re.compile(r":[0-9a-f]{0,4}:")
+#: Every IPv6 form has "::" or five groups in a row (a MAC address too); clock times have neither.
+_HINT_IPV6 = re.compile(r"::|(?:[0-9a-f]{1,4}:){5}")
+_HINT_UUID = re.compile(r"-[0-9a-f]{4}-[0-9a-f]{4}-")
 _HINT_DATE = re.compile(r"[-/.]\d{1,2}[-/.]\d")
 _HINT_TIME = re.compile(r":\d\d|/[a-z]{3}/\d")
 _HINT_HOST = re.compile(_HOST.pattern.split(r")+", 1)[1].replace("(?:", r"\.(?:", 1))
@@ -66,7 +68,7 @@ MASK_CUES: dict[str, re.Pattern[str]] = {
     "url": re.compile(r"://|www\."),
     "email": re.compile("@"),
     "digit": _HAS_DIGIT,
-    "dash": re.compile("-"),
+    "uuid": _HINT_UUID,
     "ipv4": _HINT_IPV4,
     "ipv6": _HINT_IPV6,
     "time": _HINT_TIME,
@@ -94,7 +96,7 @@ def mask_entities(folded: str, possible: Container[str] | None = None) -> str:
         text = _EMAIL.sub(EMAIL, text)
         possible = None
     if may("digit") and _HAS_DIGIT.search(text) is not None:
-        if may("dash") and "-" in text:
+        if may("uuid") and "-" in text and _HINT_UUID.search(text):
             text = _UUID.sub(ID, text)
             possible = None
         if may("ipv4") and _HINT_IPV4.search(text):
@@ -145,3 +147,4 @@ def entity_words(
     for i in compress(range(len(words)), map(not_, alpha)):
         out[i] = _mask_word(words[i])
     return out
+

@@ -93,17 +93,18 @@ def windows(words: list[str]) -> Iterator[list[str]]:
 # before it; for a pair, the two words with the space before the first. All are hashed alike:
 # h(s, e) = sum(c[j] * Q**(j - s)) over the code points c of the span [s, e), modulo 2**64. With
 # G[i] = sum(c[j] * Q**j for j < i), a prefix sum, h(s, e) = (G[e] - G[s]) * P**s where P is Q's
-# inverse: one subtraction and one product per feature. A constant per kind is added, so the
-# n-gram "abcd" and the word "abcd" hash apart. Hashes only address weights: no two feature
-# strings the model knows share one (the weight table checks), and another text feature meets
-# a known hash with a chance of about 60,000 in 2**64.
+# inverse: one subtraction and one product per feature. A constant per kind is added. Hashes only
+# address weights: no two feature strings the model knows share one (the weight table checks),
+# and another text feature meets a known hash with a chance of about 60,000 in 2**64.
 
 #: Kinds of feature.
 GRAM, WORD, PAIR = 0, 1, 2
 _UINT = np.uint64
 _Q = 0x9E3779B97F4A7C15
 _P = pow(_Q, -1, 1 << 64)
-_KIND_SALT = np.array([0x243F6A8885A308D3, 0x13198A2E03707344, 0xA4093822299F31D0], dtype=_UINT)
+#: Added to each kind's hashes (n-grams: nothing), so the n-gram " abc" and the word "abc"
+#: (the same span of text) hash apart.
+_KIND_SALT = np.array([0, 0x13198A2E03707344, 0xA4093822299F31D0], dtype=_UINT)
 _SPACE = 32
 
 U64Array = npt.NDArray[np.uint64]
@@ -114,24 +115,25 @@ class _Powers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.p: U64Array = np.ones(1, dtype=_UINT)
-        self.q: U64Array = np.ones(1, dtype=_UINT)
+        one = np.ones(1, dtype=_UINT)
+        # One reference to both arrays, replaced at once: readers never see them mismatched.
+        self._pq: tuple[U64Array, U64Array] = (one, one)
         self.ensure(4096)
 
     def ensure(self, n: int) -> tuple[U64Array, U64Array]:
-        p, q = self.p, self.q
-        if len(p) >= n:
-            return p, q
+        pq = self._pq
+        if len(pq[0]) >= n:
+            return pq
         with self._lock:
-            size = max(n, 2 * len(self.p))
+            size = max(n, 2 * len(self._pq[0]))
             p = np.empty(size, dtype=_UINT)
             q = np.empty(size, dtype=_UINT)
             p[0] = q[0] = 1
             # Integer overflow in numpy array arithmetic wraps, which is arithmetic modulo 2**64.
             np.cumprod(np.full(size - 1, _P, dtype=_UINT), out=p[1:])
             np.cumprod(np.full(size - 1, _Q, dtype=_UINT), out=q[1:])
-            self.p, self.q = p, q
-        return p, q
+            self._pq = pq = (p, q)
+        return pq
 
 
 _POWERS = _Powers()
@@ -215,7 +217,6 @@ def feature_hashes(joined: str) -> FeatureHashes:
     grams = out[:m]
     np.subtract(g[CHAR_N:], g[:m], out=grams)
     grams *= p[:m]
-    grams += _KIND_SALT[GRAM]
     # Words and pairs start at a space: G and P there are all they need.
     gs = g.take(spaces)
     ps = p.take(spaces)

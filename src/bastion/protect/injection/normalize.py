@@ -91,7 +91,11 @@ def fold(text: str) -> str:
     text = text[:MAX_FOLD_CHARS]
     if text.isascii():
         # ASCII is already in NFKC and NFD and holds no invisible characters or marks.
-        return collapse_spaces(text.lower())
+        text = text.lower()
+        # Every ASCII whitespace character but the space is unprintable: nothing to collapse.
+        if "  " not in text and text.isprintable():
+            return text
+        return collapse_spaces(text)
     text = unicodedata.normalize("NFKC", text)
     text = _INVISIBLE.sub("", text)
     text = strip_marks(text).lower()
