@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime, tzinfo
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from bastion.context import Principal
 from bastion.errors import BastionError
 from bastion.policy.evaluate import I64_MAX, I64_MIN, Entity, Env, Uid, Unsupported, entity_store
+from bastion.policy.index import put_bounded
 from bastion.policy.model import PolicyRequest, ResourceRef
 from bastion.policy.schema import NAMESPACE, RESOURCE_ATTRIBUTES
 
@@ -395,20 +397,18 @@ class Encoder:
         self.zone = zone
         self._memo_size = memo_size
         # id(obj) -> (obj, value): holding obj keeps its id from being reused while remembered.
-        self._by_id: dict[int, tuple[Any, Any]] = {}
-        self._by_token: dict[Token, _Entities] = {}
+        # First in, first out, one at a time: in a steady state as many objects are freed as made,
+        # so the garbage collector's young generation does not fill up with remembered encodings.
+        self._by_id: dict[int, tuple[Any, Any]] = OrderedDict()
+        self._by_token: dict[Token, _Entities] = OrderedDict()
         self._serials = itertools.count(1)
 
     def _remember_id(self, obj: Any, value: Any) -> None:
-        if len(self._by_id) >= min(self._memo_size, OBJECT_MEMO_SIZE):
-            self._by_id.clear()
-        self._by_id[id(obj)] = (obj, value)
+        put_bounded(self._by_id, id(obj), (obj, value), min(self._memo_size, OBJECT_MEMO_SIZE))
 
     def _remember_token(self, token: Token, value: _Entities) -> None:
         value.serial = next(self._serials)
-        if len(self._by_token) >= self._memo_size:
-            self._by_token.clear()
-        self._by_token[token] = value
+        put_bounded(self._by_token, token, value, self._memo_size)
 
     def _principal(self, p: Principal) -> tuple[int, _Entities]:
         hit = self._by_id.get(id(p))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -27,7 +28,6 @@ from bastion.context import Principal
 from bastion.errors import ConfigError
 from bastion.policy.config import PolicySettings
 from bastion.policy.encode import Encoded, Encoder
-from bastion.policy.evaluate import authorize
 from bastion.policy.index import ScopeIndex, put_bounded
 from bastion.policy.model import (
     DEFAULT_DENY_ID,
@@ -136,11 +136,11 @@ class PolicyEngine:
             self._protection[action] = ScopeIndex(pr, as_permit=True, action=action)
             self._everything[action] = _policy_set(a + pr, as_permit=True) if a or pr else None
         self._encoder = Encoder(self._zone)
-        self._parsed: dict[tuple[Any, ...], cedarpy.Entities] = {}
-        self._provider_refs: dict[tuple[Any, ...], ResourceRef] = {}
-        self._model_refs: dict[tuple[Any, ...], ResourceRef] = {}
-        self._target_ok: dict[tuple[Any, ...], bool] = {}
-        self._cache: dict[tuple[Any, ...], Any] = {}
+        self._parsed: dict[tuple[Any, ...], cedarpy.Entities] = OrderedDict()
+        self._provider_refs: dict[tuple[Any, ...], ResourceRef] = OrderedDict()
+        self._model_refs: dict[tuple[Any, ...], ResourceRef] = OrderedDict()
+        self._target_ok: dict[tuple[Any, ...], bool] = OrderedDict()
+        self._cache: dict[tuple[Any, ...], Any] = OrderedDict()
         self._cache_size = self.settings.decision_cache_size
         #: Evaluate with compiled rules where they apply (False: every evaluation is a Cedar call).
         self._compiled = compiled_evaluator
@@ -200,12 +200,9 @@ class PolicyEngine:
         if self._compiled:
             env = enc.env
             if env is not None:
-                live = index.holding(mask, env.context)
-                rules = index.rules(live) if live else ()
-                if rules is not None:
-                    out = authorize(rules, env)
-                    if out is not None:
-                        return _Authz(out.allowed, out.reasons, ())
+                out = index.evaluate(mask, env)
+                if out is not None:
+                    return _Authz(out[0], out[1], ())
         pset = index.policy_set(mask)
         if pset is None:  # pragma: no cover - a non-empty mask always has a set
             return None
@@ -240,12 +237,12 @@ class PolicyEngine:
         if request.action not in ACTIONS:
             return self._refuse([f"Unknown action {request.action!r}."], [DEFAULT_DENY_ID])
         enc = self._encoder.encode(request)
+        if self._cache_size <= 0:
+            return self._decide(request, enc)  # nothing else holds it, no copy needed
         hit = self._cache.get(enc.key)
         if hit is not None:
             return hit.copy()  # type: ignore[no-any-return]
         decision = self._decide(request, enc)
-        if self._cache_size <= 0:
-            return decision  # nothing else holds it
         self._remember(enc.key, decision)
         return decision.copy()
 

@@ -16,18 +16,22 @@ the resource is p or a model of p.
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import cedarpy
 
-from bastion.policy.evaluate import CompiledRule, Unsupported, compile_policy
+from bastion.policy.evaluate import CompiledRule, Env, Outcome, Unsupported, authorize, compile_policy
 from bastion.policy.guards import GuardIndex, guards_of
 from bastion.policy.schema import NAMESPACE
 from bastion.policy.source import CompiledPolicy
 
 #: Policy sets remembered per index (one per distinct scope mask seen).
 DEFAULT_MAX_SETS = 2048
+
+_NO_MATCH = Outcome(False, ())
+_UNKNOWN: Any = object()
 
 _GROUP = f"{NAMESPACE}::Group"
 _PROVIDER = f"{NAMESPACE}::Provider"
@@ -84,15 +88,23 @@ def _resource_keys(scope: dict[str, Any]) -> list[Key]:
 
 
 def put_bounded(store: dict[Any, Any], key: Any, value: Any, limit: int) -> None:
-    """Insert into a dict kept to ``limit`` entries by dropping the oldest (safe if another thread races)."""
+    """Insert into a dict kept to ``limit`` entries by dropping the oldest (safe if another thread races).
+
+    Give it an OrderedDict: dropping its oldest entry costs the same however many came and went
+    (a plain dict's first entry is found by walking past the slots of the entries dropped before).
+    """
     if limit <= 0:
         return
-    while len(store) >= limit:
-        try:
-            store.pop(next(iter(store)), None)
-        except (RuntimeError, StopIteration):
-            # Another thread changed the dict mid-iteration; the bound is approximate, never unbounded.
-            break
+    if key not in store:
+        while len(store) >= limit:
+            try:
+                if isinstance(store, OrderedDict):
+                    store.popitem(last=False)
+                else:
+                    store.pop(next(iter(store)), None)
+            except (KeyError, RuntimeError, StopIteration):
+                # Another thread changed the dict meanwhile; the bound is approximate, never unbounded.
+                break
     store[key] = value
 
 
@@ -126,11 +138,11 @@ class ScopeIndex:
                 self._p[k] = self._p.get(k, 0) | bit
             for k in _resource_keys(pol.est.get("resource") or {}):
                 self._r[k] = self._r.get(k, 0) | bit
-        self._sets: dict[int, cedarpy.PolicySet] = {}
+        self._sets: dict[int, cedarpy.PolicySet] = OrderedDict()
         #: Position of each policy, so reasons read in the order the policies were written.
         self.order = {pol.id: i for i, pol in enumerate(self.policies)}
         self._compiled = [_compile(pol, as_permit, action) for pol in self.policies]
-        self._rules: dict[int, tuple[CompiledRule, ...] | None] = {}
+        self._rules: dict[int, tuple[CompiledRule, ...] | None] = OrderedDict()
         self._guards = GuardIndex([guards_of(pol.est) for pol in self.policies])
 
     def holding(self, mask: int, context: Any) -> int:
@@ -185,6 +197,19 @@ class ScopeIndex:
             rtype, rid = enc.resource_uid
             rm = rmasks[me] = self.resource_mask(rtype, rid, enc.resource_provider)
         return int(pm & rm)
+
+    def evaluate(self, mask: int, env: Env) -> Outcome | None:
+        """Cedar's decision over the policies in ``mask`` by the compiled rules, after the guards;
+        None when Cedar must decide (a policy here is not compiled, or one failed for this request)."""
+        live = self._guards.holding(mask, env.context)
+        if not live:
+            return _NO_MATCH
+        rules = self._rules.get(live, _UNKNOWN)
+        if rules is _UNKNOWN:
+            rules = self.rules(live)
+        if rules is None:
+            return None
+        return authorize(rules, env)
 
     @property
     def unsupported(self) -> list[str]:
