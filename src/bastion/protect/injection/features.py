@@ -35,13 +35,25 @@ _WORD = re.compile(r"\w+")
 _ASCII_NON_WORD = str.maketrans({c: " " for c in range(128) if not _WORD.fullmatch(chr(c))})
 
 
+#: Typographic punctuation common in otherwise ASCII text (none of it is a word character).
+_TYPOGRAPHIC = "’‘“”—–…«»•·"
+
+
 def words_of(folded: str) -> list[str]:
     """The word tokens of folded text."""
-    if folded.isascii():
-        # The same tokens as the regex, several times faster: non-word characters become
-        # spaces (str.translate has a fast path for ASCII) and str.split() cuts there.
-        return folded.translate(_ASCII_NON_WORD).split()
-    return _WORD.findall(folded)
+    if not folded.isascii():
+        # English typed in a word processor is ASCII but for its quotes and dashes: as they
+        # are not word characters, they can be spaces, and the text split the fast way.
+        plain = folded
+        for c in _TYPOGRAPHIC:
+            if c in plain:
+                plain = plain.replace(c, " ")
+        if not plain.isascii():
+            return _WORD.findall(folded)
+        folded = plain
+    # The same tokens as the regex, several times faster: non-word characters become
+    # spaces (str.translate has a fast path for ASCII) and str.split() cuts there.
+    return folded.translate(_ASCII_NON_WORD).split()
 
 
 def joined_words(words: list[str]) -> str:

@@ -20,6 +20,7 @@ is loaded: the pure-Python path is always the reference.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import re
@@ -200,7 +201,15 @@ def loose_expression(pattern: re.Pattern[str], caseless: dict[int, list[int]] | 
         raise Untranslatable("flags")
     if not isinstance(pattern.pattern, str):
         raise Untranslatable("bytes pattern")
+    if caseless is None:
+        return _translated(pattern.pattern, pattern.flags)
     return _translate(_parser.parse(pattern.pattern, pattern.flags), caseless, top=True)
+
+
+@functools.lru_cache(maxsize=1024)
+def _translated(pattern: str, flags: int) -> str:
+    # Parsing the rule set takes tens of milliseconds: every detector built shares the work.
+    return _translate(_parser.parse(pattern, flags), None, top=True)
 
 
 def literal_expression(text: str, caseless: dict[int, list[int]] | None = None) -> str:
