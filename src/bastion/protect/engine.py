@@ -33,11 +33,9 @@ _WIDE_REPEAT = re.compile(r"\{(\d+),(\d+)\}")
 HS_MAX_BOUNDED_REPEAT = 16
 #: Patterns whose Python matches are at most this long are compiled without start-of-match
 #: tracking, which makes hyperscan scan several times faster: the range then starts this
-#: many characters before the reported end, which is where any match ending there can start.
-HS_NO_SOM_MAX_WIDTH = 80
-#: The same for patterns that never match a space, which are also cut at the last space
-#: before the end (an address or a key is one word, so its range stays short).
-HS_NO_SOM_MAX_WIDTH_NO_SPACE = 1024
+#: many characters before the reported end (where any match ending there can start), or
+#: after the last space before it for patterns that never match a space.
+HS_NO_SOM_MAX_WIDTH = 1024
 
 
 class Candidate(NamedTuple):
@@ -181,15 +179,13 @@ def window(spec: PatternSpec) -> tuple[int, bool] | None:
     space before it.
     """
     width = max_match_chars(spec)
-    if width is None or width > HS_NO_SOM_MAX_WIDTH_NO_SPACE:
+    if width is None or width > HS_NO_SOM_MAX_WIDTH:
         return None
     try:
         spaceless = not _may_match_space(_parsed(spec))
-    except Exception:  # noqa: BLE001 - unparsable here means unknown: keep tracking
+    except Exception:  # noqa: BLE001 - unparsable here means unknown: no shortening
         spaceless = False
-    if width <= HS_NO_SOM_MAX_WIDTH:
-        return width, spaceless
-    return (width, True) if spaceless else None
+    return width, spaceless
 
 
 def hyperscan_inputs(specs: Sequence[PatternSpec]) -> list[tuple[bytes, int]]:

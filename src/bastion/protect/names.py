@@ -229,9 +229,10 @@ def _runs(text: str) -> list[list[tuple[int, int, str]]]:
         words = region.group(0)
         first = words[0]
         if " " not in words and "\u00a0" not in words and first.isalnum() and not first.isdecimal():
-            # One word starting with a letter: the whole region is its only token, and a run of its own.
+            # One word starting with a letter: the whole region is its only token, and a run of its own,
+            # which a lone title, particle or ordinary word cannot make a name of.
             s, e = base, region.end()
-            if _is_cap(words) and not (s > 0 and (text[s - 1].isdigit() or text[s - 1] in "_@/") or e < n and (
+            if _norm(words) not in _NEVER_ALONE and _is_cap(words) and not (s > 0 and (text[s - 1].isdigit() or text[s - 1] in "_@/") or e < n and (
                     text[e].isdigit() or text[e] in "_@")):
                 runs.append([(s, e, words)])
             continue
