@@ -232,8 +232,9 @@ def _runs(text: str) -> list[list[tuple[int, int, str]]]:
             # One word starting with a letter: the whole region is its only token, and a run of its own,
             # which a lone title, particle or ordinary word cannot make a name of.
             s, e = base, region.end()
-            if _norm(words) not in _NEVER_ALONE and _is_cap(words) and not (s > 0 and (text[s - 1].isdigit() or text[s - 1] in "_@/") or e < n and (
-                    text[e].isdigit() or text[e] in "_@")):
+            glued = s > 0 and (text[s - 1].isdigit() or text[s - 1] in "_@/") or e < n and (
+                text[e].isdigit() or text[e] in "_@")
+            if not glued and _norm(words) not in _NEVER_ALONE and _is_cap(words):
                 runs.append([(s, e, words)])
             continue
         for m in _TOKEN.finditer(words):
