@@ -64,7 +64,7 @@ def _detector(engine: str) -> tuple[Any, float, float]:
     start = time.perf_counter()
     try:
         det = build_detector(InjectionSettings(engine=engine))
-    except TypeError:  # an older tree: no engine setting
+    except ValueError:  # an older tree: no engine setting (a pydantic validation error)
         det = build_detector()
     loaded = time.perf_counter()
     if hasattr(det, "wait_for_engine"):
