@@ -156,7 +156,7 @@ class GuardIndex:
                     entry[kind][operand] = entry[kind].get(operand, 0) | bit
                 else:
                     entry["ranges"].setdefault(kind, []).append((operand, bit))
-        self._paths: list[tuple[tuple[str, ...], int, int, dict[str, int], dict[str, int], list[_Range]]] = []
+        self._paths: list[_Path] = []
         for path, e in by_path.items():
             member_bits = 0
             for b in e["member"].values():
@@ -168,7 +168,7 @@ class GuardIndex:
                 for _, b in items:
                     prefix.append(prefix[-1] | b)
                 ranges.append(_Range(op, [n for n, _ in items], prefix))
-            self._paths.append((path, e["bits"], member_bits, e["member"], e["eq"], ranges))
+            self._paths.append(_Path(path, e["bits"], member_bits, e["member"], e["eq"], ranges, {}))
 
     def holding(self, mask: int, context: Mapping[str, Any]) -> int:
         """``mask`` without the policies whose guard is certainly false (and cannot fail) for ``context``."""
@@ -176,27 +176,59 @@ class GuardIndex:
         if not guarded:
             return mask
         keep = mask & ~self.guarded
-        for path, bits, member_bits, member, eq, ranges in self._paths:
-            if not guarded & bits:
+        for entry in self._paths:
+            if not guarded & entry.bits:
                 continue
+            path = entry.path
             v = context.get(path[0], _MISSING) if len(path) == 1 else _lookup(context, path)
             if v is _MISSING:
-                keep |= guarded & bits
+                keep |= guarded & entry.bits
                 continue
-            hits = 0
-            if member:
-                if type(v) is frozenset:
-                    for x in v:
-                        if type(x) is str:
-                            hits |= member.get(x, 0)
-                else:
-                    hits |= member_bits  # `.contains` on a non-set fails: let it be evaluated
-            if eq and type(v) is str:
-                hits |= eq.get(v, 0)
-            for r in ranges:
-                if type(v) is int:
-                    hits |= r.holding(v)
-                else:
-                    hits |= r.prefix[-1]  # `<` on a non-Long fails: let it be evaluated
+            # The type is part of the key: 1 and True are equal keys in Python, not in Cedar.
+            key = (type(v), v)
+            try:
+                hits = entry.seen[key]
+            except KeyError:
+                hits = entry.hits(v)
+                if len(entry.seen) < MAX_SEEN_VALUES:
+                    entry.seen[key] = hits
+            except TypeError:  # an unhashable value (a record)
+                hits = entry.hits(v)
             keep |= guarded & hits
         return keep
+
+
+#: Values remembered per guarded path, with the policies whose guard they satisfy.
+MAX_SEEN_VALUES = 1024
+
+
+@dataclass(slots=True)
+class _Path:
+    """The guards on one context path."""
+
+    path: tuple[str, ...]
+    bits: int
+    member_bits: int
+    member: dict[str, int]
+    eq: dict[str, int]
+    ranges: list[_Range]
+    seen: dict[tuple[type, Any], int]
+
+    def hits(self, v: Any) -> int:
+        """Bits of the policies guarded here whose test holds for ``v`` or could fail on it."""
+        hits = 0
+        if self.member:
+            if type(v) is frozenset:
+                for x in v:
+                    if type(x) is str:
+                        hits |= self.member.get(x, 0)
+            else:
+                hits |= self.member_bits  # `.contains` on a non-set fails: let it be evaluated
+        if self.eq and type(v) is str:
+            hits |= self.eq.get(v, 0)
+        for r in self.ranges:
+            if type(v) is int:
+                hits |= r.holding(v)
+            else:
+                hits |= r.prefix[-1]  # `<` on a non-Long fails: let it be evaluated
+        return hits
