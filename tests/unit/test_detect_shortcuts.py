@@ -193,6 +193,7 @@ def test_windows_of_patterns() -> None:
     assert window(_spec(r"\bpassword[ \t]{0,3}=[ \t]{0,3}\S{6,200}")) == (215, False)
     assert window(_spec(r"\beyJ[A-Za-z0-9_-]{8,}")) is None  # no bound
     assert window(_spec("a" * HS_NO_SOM_MAX_WIDTH + " ")) is None  # too wide
+    assert window(PatternSpec("t", "T", r"\b\d{3} \d{4}\b", 0.5, track_start=True)) is None
 
 
 @needs_hs

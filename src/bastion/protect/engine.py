@@ -179,7 +179,7 @@ def window(spec: PatternSpec) -> tuple[int, bool] | None:
     space before it.
     """
     width = max_match_chars(spec)
-    if width is None or width > HS_NO_SOM_MAX_WIDTH:
+    if width is None or width > HS_NO_SOM_MAX_WIDTH or spec.track_start:
         return None
     try:
         spaceless = not _may_match_space(_parsed(spec))
