@@ -449,11 +449,10 @@ class Encoder:
         return value
 
     def _provider(self, value: Any) -> tuple[dict[str, Any], Token, dict[str, Any]]:
+        hit = self._by_id.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]  # type: ignore[no-any-return]
         by_object = value is not None and type(value) is not dict and not isinstance(value, Mapping)
-        if by_object:
-            hit = self._by_id.get(id(value))
-            if hit is not None and hit[0] is value:
-                return hit[1]  # type: ignore[no-any-return]
         info = provider_info(value)
         key = tuple(tuple(v) if isinstance(v, list) else v for v in info.values())
         native = {**info, "certifications": frozenset(info["certifications"])}
@@ -535,15 +534,15 @@ class Encoder:
                 "provider": pnative,
             }
         return Encoded(
-            key=(request.action, ptoken, rtoken, values, pkey),
-            action=request.action,
-            principal_groups=p.groups,
-            resource_provider=provider,
-            values=values,
-            provider=info,
-            principal=pents,
-            resource=rents,
-            native_context=native,
+            (request.action, ptoken, rtoken, values, pkey),
+            request.action,
+            p.groups,
+            provider,
+            values,
+            info,
+            pents,
+            rents,
+            native,
         )
 
 
