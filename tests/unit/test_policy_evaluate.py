@@ -593,6 +593,27 @@ def test_a_failing_policy_still_refuses_with_cedars_report() -> None:
     assert fast.decide(req).policies == ["overflow"]
 
 
+def test_a_policy_failing_on_a_provider_keeps_it_out_of_reroutes() -> None:
+    text = """
+    @id("phi-local") @effect("reroute") @target("tier:on_prem")
+    forbid(principal, action == Bastion::Action::"invoke_model", resource)
+      when { context.data_classes.contains("phi") && context.provider.tier != "on_prem" };
+    @id("local-overflows") forbid(principal, action == Bastion::Action::"invoke_model", resource)
+      when { context.provider.tier == "on_prem" && context.request_kib * 4611686018427387904 < 0 };
+    """
+    settings = PolicySettings(include_defaults=True, decision_cache_size=0)
+    for compiled in (True, False):
+        eng = PolicyEngine.from_text(text, settings=settings, providers=PROVIDERS, compiled_evaluator=compiled)
+        model = ModelSettings(name="m1", provider="p1")
+        who = Principal("u")
+        small = eng.decide(eng.request_for_model(who, model, {"data_classes": ["phi"], "request_kib": 1}))
+        assert small.effect == "reroute" and small.reroute == ["local"]
+        # On "local" the second policy overflows: Cedar skips it, but the provider stays closed.
+        big = eng.decide(eng.request_for_model(who, model, {"data_classes": ["phi"], "request_kib": 8}))
+        assert not big.allowed and big.reroute is None and big.effect == "deny"
+        assert eng.allowed_providers(who, ["phi"], context={"request_kib": 8}) == []
+
+
 def test_examples_cases_agree() -> None:
     root = Path(__file__).resolve().parents[2] / "examples" / "policies"
     settings = PolicySettings(paths=[str(root / "policies")], decision_cache_size=0)

@@ -68,6 +68,11 @@ class _Authz(NamedTuple):
 _NOTHING = _Authz(False, (), ())
 
 
+def _clean_allow(authz: _Authz) -> bool:
+    """Allowed with no policy failing: Cedar skips a failing forbid, which must not open a provider."""
+    return authz.allowed and not authz.errors
+
+
 @dataclass(frozen=True, slots=True)
 class Explanation:
     """A decision together with every policy that matched the request."""
@@ -347,7 +352,7 @@ class PolicyEngine:
                 continue
             # The same request, for this provider: invoke_model on it, with it as context.provider.
             ask = self._encoder.for_provider(enc, self._provider_ref(prov), prov)
-            if self._authorize("invoke_model", ask).allowed:
+            if _clean_allow(self._authorize("invoke_model", ask)):
                 out.append(name)
         return out
 
@@ -408,7 +413,7 @@ class PolicyEngine:
         ctx = dict(context)
         ctx["provider"] = provider
         req = PolicyRequest(principal, "invoke_model", self._provider_ref(provider), ctx)
-        return self._authorize("invoke_model", self._encoder.encode(req)).allowed
+        return _clean_allow(self._authorize("invoke_model", self._encoder.encode(req)))
 
     # -- helpers for routing and listing -----------------------------------
 
