@@ -217,3 +217,28 @@ def test_ranges_without_start_tracking_stay_linear_on_adversarial_input() -> Non
         s.scan(text)
         elapsed = time.perf_counter() - t0
         assert elapsed < 5.0, f"scan took {elapsed:.2f}s on {text[:12]!r}..."
+
+
+def test_iban_check_agrees_with_stdnum() -> None:
+    from stdnum import iban as std_iban
+
+    from bastion.protect.validators import iban
+
+    rnd = random.Random(29)
+    valid = ["DE89 3704 0044 0532 0130 00", "GB82 WEST 1234 5698 7654 32", "FR14 2004 1010 0505 0001 3M02 606",
+             "ES91 2100 0418 4502 0005 1332", "NL91 ABNA 0417 1643 00", "BE68 5390 0754 7034",
+             "IT60X0542811101000000123456", "CH93 0076 2011 6238 5295 7", "PL61 1090 1014 0000 0712 1981 2874",
+             "NO93 8601 1117 947"]
+    cases = list(valid)
+    for v in valid:
+        chars = list(v)
+        for _ in range(30):
+            c = chars[:]
+            i = rnd.randrange(len(c))
+            c[i] = rnd.choice("0123456789ABCXZ -٣é")
+            cases.append("".join(c))
+        cases += [v.lower(), v.replace(" ", "-"), v[:-1], v + "0", "XX" + v[2:], v[:2] + "00" + v[4:]]
+    cases += ["", "DE", "DE89", "DE89 ", "1234 5678"]
+    for case in cases:
+        compact = "".join(case.split()).replace("-", "").upper()
+        assert iban(case) is bool(std_iban.is_valid(compact)), case
