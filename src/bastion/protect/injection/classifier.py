@@ -187,7 +187,7 @@ class LinearClassifier:
         # words, then pairs, in the order of ``fh.hashes``). A text has few windows (one per 48
         # words), so they are counted off in Python from one gather of the values they need.
         prefix = np.zeros(len(weights) + 1)
-        np.cumsum(weights, out=prefix[1:])
+        np.add.accumulate(weights, out=prefix[1:])
         bounds = list(window_bounds(n))
         # fh.spaces[k] is the space before word k: a window's n-grams run from the space before
         # its first word to the one ending with the space after its last word.

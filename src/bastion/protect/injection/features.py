@@ -162,7 +162,7 @@ def _prefix(codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint32]) -> tuple[U64A
     p, q = _POWERS.ensure(len(codes) + 1)
     g = np.zeros(len(codes) + 1, dtype=_UINT)
     np.multiply(codes, q[: len(codes)], out=g[1:])
-    np.cumsum(g[1:], out=g[1:])
+    np.add.accumulate(g[1:], out=g[1:])
     return g, p
 
 
@@ -218,7 +218,7 @@ def feature_hashes(joined: str) -> FeatureHashes:
     """The hashed features of a joined text (single spaces between words, one on each side)."""
     codes = _code_points(joined)
     n = len(codes)
-    spaces = np.flatnonzero(codes == _SPACE)
+    spaces = (codes == _SPACE).nonzero()[0]
     if n <= 2:
         # No words (the joined text of none is two spaces), and no n-grams.
         return FeatureHashes(np.zeros(0, dtype=_UINT), 0, 0, spaces)
