@@ -183,6 +183,7 @@ def worker(mode: str, round_: int, n: int) -> dict[str, Any]:
         "cached": cached,
         "decisions": digest.hexdigest(),
         "effects": dict(collections.Counter(x.effect for x in decided)),
+        "effect_of_each": [x.effect for x in decided],
         "evaluations": cold.evaluations,
         "cedar_calls": cold.cedar_calls,
     }
@@ -230,6 +231,12 @@ def main() -> None:
         }
         for m in modes
     }
+    for m in modes:
+        by_effect: dict[str, list[int]] = collections.defaultdict(list)
+        for r in runs[m]:
+            for ns, eff in zip(r["uncached"], r["effect_of_each"], strict=True):
+                by_effect[eff].append(ns)
+        results[m]["uncached_by_effect_pooled"] = {e: percentiles(v) for e, v in sorted(by_effect.items())}
     same = all(a["decisions"] == b["decisions"] for a, b in zip(runs["compiled"], runs["cedar"], strict=True))
     sent = sum(r["cedar_calls"] for r in runs["compiled"]) / max(1, sum(r["evaluations"] for r in runs["compiled"]))
 
