@@ -270,7 +270,7 @@ def main() -> None:
         m = index.mask_of(e)
         scope_sizes.append(m.bit_count())
         assert e.env is not None
-        live_sizes.append(index.holding(m, e.env.context).bit_count())
+        live_sizes.append(index.holding(m, e.env).bit_count())
 
     after, before = results["compiled"], results["cedar"]
     result = {

@@ -26,6 +26,7 @@ from bastion.policy.engine import PolicyEngine
 from bastion.policy.evaluate import (
     CedarError,
     CompiledRule,
+    Entity,
     Unsupported,
     authorize,
     cedar_eq,
@@ -640,6 +641,10 @@ def test_guards_leave_out_only_policies_that_cannot_match_or_fail() -> None:
         "3 < context.weekday",
         "context.provider.baa == true",
         "context.approved",
+        'principal.region like "eu*"',
+        'principal.region like "*-1"',
+        'principal.tenant == "acme"',
+        'context.caller_region like "e*u"',
     ]
     texts = []
     for i in range(120):
@@ -650,7 +655,8 @@ def test_guards_leave_out_only_policies_that_cannot_match_or_fail() -> None:
     ests = [_est(t) for t in texts]
     rules = [compile_policy(f"q{i}", est) for i, est in enumerate(ests)]
     index = GuardIndex([guards_of(est) for est in ests])
-    assert index.guarded.bit_count() == sum(1 for t in texts if "context.approved" not in t and "baa" not in t)
+    unguarded = ("context.approved", "baa")
+    assert index.guarded.bit_count() == sum(1 for t in texts if not any(u in t for u in unguarded))
     full = (1 << len(rules)) - 1
     odd_values = [None, "x", 5, True, frozenset({"pii", 1}), frozenset(), {"tier": 1}, -(2**63), 2**63 - 1]
     left_out = 0
@@ -666,7 +672,18 @@ def test_guards_leave_out_only_policies_that_cannot_match_or_fail() -> None:
             elif r < 0.25:
                 ctx[key] = rng.choice(odd_values)
         env.context = ctx
-        kept = index.holding(full, ctx)
+        if rng.random() < 0.3:
+            # The principal's attributes, changed or missing, as they could be in a store Cedar reads.
+            uid = env.principal
+            ent = env.entities[uid]
+            attrs = dict(ent.attrs)
+            for key in ("region", "tenant"):
+                if rng.random() < 0.5:
+                    attrs.pop(key)
+                else:
+                    attrs[key] = rng.choice(odd_values)
+            env.entities = {**env.entities, uid: Entity(attrs, ent.ancestors, ent.tags)}
+        kept = index.holding(full, env)
         for i, rule in enumerate(rules):
             if not kept >> i & 1:
                 left_out += 1

@@ -145,6 +145,8 @@ class PolicyEngine:
         self._provider_refs: dict[tuple[Any, ...], ResourceRef] = OrderedDict()
         self._model_refs: dict[tuple[Any, ...], ResourceRef] = OrderedDict()
         self._target_ok: dict[tuple[Any, ...], bool] = OrderedDict()
+        #: The registry with each provider's resource, in registry order.
+        self._registry = [(name, prov, self._provider_ref(prov)) for name, prov in self._providers.items()]
         self._cache: dict[tuple[Any, ...], Any] = OrderedDict()
         self._cache_size = self.settings.decision_cache_size
         #: Evaluate with compiled rules where they apply (False: every evaluation is a Cedar call).
@@ -339,7 +341,7 @@ class PolicyEngine:
         current = enc.provider_name
         out: list[str] = []
         targets = tuple(p.targets for p in reroutes)
-        for name, prov in self._providers.items():
+        for name, prov, ref in self._registry:
             if name == current:
                 continue
             # The registry is fixed for this engine, so whether a provider meets targets is too.
@@ -351,7 +353,7 @@ class PolicyEngine:
             if not ok:
                 continue
             # The same request, for this provider: invoke_model on it, with it as context.provider.
-            ask = self._encoder.for_provider(enc, self._provider_ref(prov), prov)
+            ask = self._encoder.for_provider(enc, ref, prov)
             if _clean_allow(self._authorize("invoke_model", ask)):
                 out.append(name)
         return out

@@ -672,7 +672,29 @@ def _c_dot(arg: Any) -> Fn:
                 raise CedarError(f"context has no attribute {attr!r}") from None
 
         return of_context
-    return lambda env: _attr(env, f(env), attr)
+    if arg["left"] == {"Var": "principal"}:
+
+        def of_principal(env: Env) -> Any:
+            ent = env.entities.get(env.principal)
+            if ent is None:
+                raise CedarError("entity does not exist")
+            try:
+                return ent.attrs[attr]
+            except KeyError:
+                raise CedarError(f"entity has no attribute {attr!r}") from None
+
+        return of_principal
+
+    def of_value(env: Env) -> Any:
+        v = f(env)
+        if type(v) is dict:  # a record, e.g. context.provider
+            try:
+                return v[attr]
+            except KeyError:
+                raise CedarError(f"record has no attribute {attr!r}") from None
+        return _attr(env, v, attr)
+
+    return of_value
 
 
 def _c_has(arg: Any) -> Fn:

@@ -19,21 +19,21 @@ kept.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.policy.evaluate import _conjuncts
+from bastion.policy.evaluate import Env, Unsupported, _conjuncts, _like
 
-#: (kind, context path, operand): kind is "member" (set contains a string), "eq" (equals a string),
-#: or one of "<", "<=", ">", ">=" against a Long.
+#: (kind, path, operand): the path is ("context", ...) or ("principal", attr); kind is "member" (set
+#: contains a string), "eq" (equals a string), "like" (operand: the matcher), or "<", "<=", ">", ">=" a Long.
 Guard = tuple[str, tuple[str, ...], Any]
 
 _MISSING = object()
 
 
 def _context_path(node: Any) -> tuple[str, ...] | None:
-    """("a", "b") when ``node`` is ``context.a.b``."""
+    """("context", "a", "b") for ``context.a.b``; ("principal", "a") for ``principal.a``."""
     path: list[str] = []
     while isinstance(node, dict) and set(node) == {"."}:
         inner = node["."]
@@ -41,8 +41,9 @@ def _context_path(node: Any) -> tuple[str, ...] | None:
             return None
         path.append(inner["attr"])
         node = inner["left"]
-    if node != {"Var": "context"} or not path:
+    if node not in ({"Var": "context"}, {"Var": "principal"}) or not path:
         return None
+    path.append(node["Var"])
     path.reverse()
     return tuple(path)
 
@@ -76,6 +77,13 @@ def guards_of(est: Mapping[str, Any]) -> list[Guard]:
     if not isinstance(first, dict) or len(first) != 1:
         return []
     ((op, arg),) = first.items()
+    if op == "like" and isinstance(arg, dict) and set(arg) == {"left", "pattern"}:
+        path = _context_path(arg["left"])
+        try:
+            match = _like(arg["pattern"])
+        except Unsupported:
+            return []
+        return [("like", path, match)] if path is not None else []
     if not isinstance(arg, dict) or set(arg) != {"left", "right"}:
         return []
     left, right = arg["left"], arg["right"]
@@ -106,9 +114,16 @@ def guards_of(est: Mapping[str, Any]) -> list[Guard]:
     return []
 
 
-def _lookup(context: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    value: Any = context
-    for attr in path:
+def _lookup(env: Env, path: tuple[str, ...]) -> Any:
+    value: Any
+    if path[0] == "context":
+        value = env.context
+    else:
+        ent = env.entities.get(env.principal)
+        if ent is None:
+            return _MISSING
+        value = ent.attrs
+    for attr in path[1:]:
         if type(value) is not dict:
             return _MISSING
         value = value.get(attr, _MISSING)
@@ -150,9 +165,11 @@ class GuardIndex:
             bit = 1 << i
             self.guarded |= bit
             for kind, path, operand in gs:
-                entry = by_path.setdefault(path, {"bits": 0, "member": {}, "eq": {}, "ranges": {}})
+                entry = by_path.setdefault(path, {"bits": 0, "member": {}, "eq": {}, "ranges": {}, "like": []})
                 entry["bits"] |= bit
-                if kind in ("member", "eq"):
+                if kind == "like":
+                    entry["like"].append((operand, bit))
+                elif kind in ("member", "eq"):
                     entry[kind][operand] = entry[kind].get(operand, 0) | bit
                 else:
                     entry["ranges"].setdefault(kind, []).append((operand, bit))
@@ -168,10 +185,10 @@ class GuardIndex:
                 for _, b in items:
                     prefix.append(prefix[-1] | b)
                 ranges.append(_Range(op, [n for n, _ in items], prefix))
-            self._paths.append(_Path(path, e["bits"], member_bits, e["member"], e["eq"], ranges, {}))
+            self._paths.append(_Path(path, e["bits"], member_bits, e["member"], e["eq"], ranges, e["like"], {}))
 
-    def holding(self, mask: int, context: Mapping[str, Any]) -> int:
-        """``mask`` without the policies whose guard is certainly false (and cannot fail) for ``context``."""
+    def holding(self, mask: int, env: Env) -> int:
+        """``mask`` without the policies whose guard is certainly false (and cannot fail) for this request."""
         guarded = mask & self.guarded
         if not guarded:
             return mask
@@ -180,7 +197,7 @@ class GuardIndex:
             if not guarded & entry.bits:
                 continue
             path = entry.path
-            v = context.get(path[0], _MISSING) if len(path) == 1 else _lookup(context, path)
+            v = env.context.get(path[1], _MISSING) if len(path) == 2 and path[0] == "context" else _lookup(env, path)
             if v is _MISSING:
                 keep |= guarded & entry.bits
                 continue
@@ -212,6 +229,7 @@ class _Path:
     member: dict[str, int]
     eq: dict[str, int]
     ranges: list[_Range]
+    like: list[tuple[Callable[[str], bool], int]]
     seen: dict[tuple[type, Any], int]
 
     def hits(self, v: Any) -> int:
@@ -231,4 +249,7 @@ class _Path:
                 hits |= r.holding(v)
             else:
                 hits |= r.prefix[-1]  # `<` on a non-Long fails: let it be evaluated
+        for match, bit in self.like:
+            if type(v) is not str or match(v):  # `like` on a non-String fails: let it be evaluated
+                hits |= bit
         return hits

@@ -145,9 +145,9 @@ class ScopeIndex:
         self._rules: dict[int, tuple[CompiledRule, ...] | None] = OrderedDict()
         self._guards = GuardIndex([guards_of(pol.est) for pol in self.policies])
 
-    def holding(self, mask: int, context: Any) -> int:
-        """``mask`` less the policies whose first condition is certainly false for this context (guards)."""
-        return self._guards.holding(mask, context)
+    def holding(self, mask: int, env: Env) -> int:
+        """``mask`` less the policies whose first condition is certainly false for this request (guards)."""
+        return self._guards.holding(mask, env)
 
     def mask(
         self,
@@ -201,7 +201,7 @@ class ScopeIndex:
     def evaluate(self, mask: int, env: Env) -> Outcome | None:
         """Cedar's decision over the policies in ``mask`` by the compiled rules, after the guards;
         None when Cedar must decide (a policy here is not compiled, or one failed for this request)."""
-        live = self._guards.holding(mask, env.context)
+        live = self._guards.holding(mask, env)
         if not live:
             return _NO_MATCH
         rules = self._rules.get(live, _UNKNOWN)
