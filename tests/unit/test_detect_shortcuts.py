@@ -131,9 +131,10 @@ def test_spelled_digit_shortcut_never_hides_a_match() -> None:
             assert dec._may_spell_digits(text), text
 
 
-def test_encoded_runs_found_word_by_word_as_in_the_whole_text() -> None:
-    for text in random_texts(400, seed=11):
-        spans = dec._long_words(text, text.split())
+def test_encoded_runs_found_stretch_by_stretch_as_in_the_whole_text() -> None:
+    extra = ["SGVsbG8gd29ybGQ=x==ab", "é" + "A" * 20 + "é", "x" * 15 + "=" + "y" * 15, "0x" + "ab" * 10 + "_z"]
+    for text in random_texts(400, seed=11) + extra:
+        spans = dec._encoded_stretches(text)
         whole_b64 = [m.span() for m in dec._BASE64.finditer(text)]
         whole_hex = [m.span() for m in dec._HEX.finditer(text)]
         assert [m.span() for a, b in spans for m in dec._BASE64.finditer(text, a, b)] == whole_b64

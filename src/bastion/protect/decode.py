@@ -100,16 +100,19 @@ def _spelled_digits(run: str) -> str:
     return "".join(_DIGIT_WORDS.get(tok.lower(), " " if tok == "," else tok) for tok in _DIGIT_SPLIT.findall(run))
 
 
-#: ASCII characters that are not word characters, turned into spaces to split words out.
-_NON_WORD_TO_SPACE = str.maketrans({c: " " for c in map(chr, range(128)) if not (c.isalnum() or c == "_")})
-_DIGIT_WORD_SET = frozenset(_DIGIT_WORDS)
+#: ASCII bytes: word characters in lower case, everything else a space (to split words out).
+_WORDS_LOWER = bytes(
+    (b | 0x20 if 65 <= b <= 90 else b) if chr(b).isascii() and (chr(b).isalnum() or b == 95) else 32
+    for b in range(256)
+)
+_DIGIT_WORD_SET = frozenset(w.encode() for w in _DIGIT_WORDS)
 
 
 def _may_spell_digits(text: str) -> bool:
     """False only when ``text`` cannot hold seven digits written as words in a row (cheap, no regex)."""
     if not text.isascii():
         return True
-    words = text.lower().translate(_NON_WORD_TO_SPACE).split()
+    words = text.encode("ascii").translate(_WORDS_LOWER).split()
     if _DIGIT_WORD_SET.isdisjoint(words):
         return False
     run = 0
@@ -128,10 +131,10 @@ def find_encoded(text: str) -> Iterator[Decoded]:
     if _may_spell_digits(text):
         for m in _SPELLED_DIGITS.finditer(text):
             yield Decoded(m.start(), m.end(), _spelled_digits(m.group(0)), "spelled-digits")
-    # Base64 and hex runs are 16 or more characters without a space: only such words are searched.
-    words = text.split()
-    if max(map(len, words), default=0) >= MIN_ENCODED_CHARS:
-        yield from _base64_and_hex(text, _long_words(text, words))
+    # Base64 and hex runs lie in stretches of 16 or more of their characters: only those are searched.
+    spans = _encoded_stretches(text)
+    if spans:
+        yield from _base64_and_hex(text, spans)
     if "%" in text:
         for m in _URLENC.finditer(text):
             run = m.group(0)
@@ -142,22 +145,31 @@ def find_encoded(text: str) -> Iterator[Decoded]:
                 yield Decoded(m.start(), m.end(), decoded_text, "url", origin)
 
 
-def _long_words(text: str, words: list[str]) -> list[tuple[int, int]]:
-    """Spans of the whitespace-separated words of at least ``MIN_ENCODED_CHARS`` characters."""
+#: Bytes of base64 (either alphabet, with padding) and hex (with ``0x``) kept; all others become spaces.
+_ENCODED_CHARS = bytes(
+    b if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/_=-") else 32 for b in range(256)
+)
+
+
+def _encoded_stretches(text: str) -> list[tuple[int, int]]:
+    """Spans of the stretches of at least ``MIN_ENCODED_CHARS`` base64 or hex characters."""
+    # One byte per character ('?' for those outside Latin-1), so byte offsets are string offsets.
+    data = text.encode("latin-1", "replace").translate(_ENCODED_CHARS)
     spans: list[tuple[int, int]] = []
     pos = 0
-    for w in words:
-        if len(w) >= MIN_ENCODED_CHARS:
-            # Shorter words in between cannot hold this one, so its next occurrence is the word itself.
-            start = text.find(w, pos)
-            pos = start + len(w)
+    for run in data.split():
+        if len(run) >= MIN_ENCODED_CHARS:
+            # Shorter stretches in between cannot hold this one: its next occurrence is itself.
+            start = data.find(run, pos)
+            pos = start + len(run)
             spans.append((start, pos))
     return spans
 
 
 def _base64_and_hex(text: str, spans: list[tuple[int, int]]) -> Iterator[Decoded]:
-    # No match crosses a space, and both patterns look only at the characters beside a match,
-    # so searching each long word alone finds exactly what a search of the whole text finds.
+    # No match holds a character outside the stretches, and the characters beside a stretch
+    # are neither in either alphabet nor word characters, so searching each stretch alone
+    # finds exactly what a search of the whole text finds.
     for m in (m for a, b in spans for m in _BASE64.finditer(text, a, b)):
         run = m.group(0)
         if len(run) > MAX_ENCODED_CHARS or run.isdigit() or run.isalpha() and (run.islower() or run.isupper()):
