@@ -689,3 +689,18 @@ def test_guards_leave_out_only_policies_that_cannot_match_or_fail() -> None:
                 left_out += 1
                 assert _matches(rule, env) == "no", (texts[i], ctx)
     assert left_out > 10_000
+
+
+def test_cached_decisions_outlive_the_encoding_memo() -> None:
+    eng = PolicyEngine.from_text("", settings=PolicySettings(include_defaults=True), providers=PROVIDERS)
+    eng._encoder._memo_size = 2
+    model = ModelSettings(name="m1", provider="p1")
+    people = [Principal(f"u{i}", groups=("eng",)) for i in range(6)]
+    first = [eng.decide(eng.request_for_model(p, model, {"hour": 3, "weekday": 2})) for p in people]
+    done = eng.evaluations
+    # New Principal objects with the same content, long after their encodings were dropped.
+    again = [
+        eng.decide(eng.request_for_model(Principal(p.subject, groups=p.groups), model, {"hour": 3, "weekday": 2}))
+        for p in people
+    ]
+    assert again == first and eng.evaluations == done

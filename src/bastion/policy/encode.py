@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections import OrderedDict
@@ -168,7 +167,7 @@ class _Entities:
     The JSON is made only when Cedar is called; ``store`` is None when only Cedar can read them.
     """
 
-    __slots__ = ("uid", "store", "serial", "masks", "_make", "_objects", "_text")
+    __slots__ = ("uid", "store", "masks", "_make", "_objects", "_text")
 
     def __init__(
         self,
@@ -188,8 +187,6 @@ class _Entities:
             except Unsupported:
                 store = None
         self.store = store
-        #: Stands for these exact entities in cache keys (set by the encoder; never reused).
-        self.serial = 0
         #: Scope masks of these entities, per index (filled by the indexes).
         self.masks: dict[int, int] = {}
 
@@ -262,8 +259,8 @@ def principal_store(principal: Principal) -> dict[Uid, Entity] | None:
 class Encoded:
     """A request in Cedar's terms, plus a hashable key that identifies it exactly.
 
-    In the key, the principal and the resource are the serials of their encodings: one serial
-    per exact encoding, never reused, so equal keys mean equal entities.
+    In the key, the principal and the resource are tokens of everything their encodings are made
+    of, so equal keys mean equal entities, however long ago either was encoded.
     """
 
     __slots__ = (
@@ -401,16 +398,14 @@ class Encoder:
         # so the garbage collector's young generation does not fill up with remembered encodings.
         self._by_id: dict[int, tuple[Any, Any]] = OrderedDict()
         self._by_token: dict[Token, _Entities] = OrderedDict()
-        self._serials = itertools.count(1)
 
     def _remember_id(self, obj: Any, value: Any) -> None:
         put_bounded(self._by_id, id(obj), (obj, value), min(self._memo_size, OBJECT_MEMO_SIZE))
 
     def _remember_token(self, token: Token, value: _Entities) -> None:
-        value.serial = next(self._serials)
         put_bounded(self._by_token, token, value, self._memo_size)
 
-    def _principal(self, p: Principal) -> tuple[int, _Entities]:
+    def _principal(self, p: Principal) -> tuple[Token, _Entities]:
         hit = self._by_id.get(id(p))
         if hit is not None and hit[0] is p:
             return hit[1]  # type: ignore[no-any-return]
@@ -431,10 +426,10 @@ class Encoder:
 
                 ents = _Entities((f"{NAMESPACE}::{kind}", p.subject), make=make, store=store)
             self._remember_token(token, ents)
-        self._remember_id(p, (ents.serial, ents))
-        return ents.serial, ents
+        self._remember_id(p, (token, ents))
+        return token, ents
 
-    def _resource(self, ref: ResourceRef) -> tuple[int, _Entities, str]:
+    def _resource(self, ref: ResourceRef) -> tuple[Token, _Entities, str]:
         hit = self._by_id.get(id(ref))
         if hit is not None and hit[0] is ref:
             return hit[1]  # type: ignore[no-any-return]
@@ -444,7 +439,7 @@ class Encoder:
             ents = _Entities.of([resource_entity(ref)])
             self._remember_token(token, ents)
         provider = str(ref.attributes.get("provider", "")) if resource_type(ref) == "Model" else ""
-        value = (ents.serial, ents, provider)
+        value = (token, ents, provider)
         self._remember_id(ref, value)
         return value
 
