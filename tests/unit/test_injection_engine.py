@@ -397,3 +397,30 @@ def test_settings_reject_bad_values():
     with pytest.raises(ValueError):
         InjectionSettings(engine="fast")  # type: ignore[arg-type]
 
+
+
+def _mask_reference(text: str) -> str:
+    """Entity masking as defined: each pattern substituted over the whole text, in order."""
+    from bastion.protect.injection import entities as e
+
+    for rx, token in ((e._URL, e.URL), (e._EMAIL, e.EMAIL), (e._UUID, e.ID), (e._IPV4, e.IP), (e._IPV6, e.IP)):
+        text = rx.sub(token, text)
+    text = e._DATETIME.sub(e.DATE, text)
+    return e._HOST.sub(e.HOST, text)
+
+
+def test_masking_run_by_run_equals_whole_text_substitution():
+    rng = random.Random(13)
+    pieces = [
+        "2026-11-17", "t", " ", "02:02:00", "z", "+01:00", "24/nov/2026", ":06:00:01", "12.03.2025", "1.2.3.4",
+        "130.251.118.193", "/24", ":8080", "fe80::1", "00:1a:2b:3c:4d:5e", "550e8400-e29b-41d4-a716-446655440000",
+        "kim.ross@example.com", "a@b.co", "@", "https://x.example.net/p?q=1", "www.example.org", "mail.corp.internal",
+        "app.js", "v2", "-", ".", ":", "/", "x", "10", "2026", "user=", "id=ab12cd34ef",
+    ]
+    texts = [fold(t) for t in CORPUS]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 40))) for _ in range(4000)]
+    texts += [" ".join(rng.choice(pieces) for _ in range(rng.randint(1, 40))) for _ in range(4000)]
+    for text in texts:
+        assert mask_entities(text) == _mask_reference(text), text
+        # Text with other whitespace than the space (not folded) takes the whole-text path.
+        assert mask_entities(text.replace(" ", "\t", 1)) == _mask_reference(text.replace(" ", "\t", 1)), text

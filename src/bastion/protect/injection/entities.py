@@ -77,6 +77,62 @@ MASK_CUES: dict[str, re.Pattern[str]] = {
 }
 
 
+_OTHER_SPACE = re.compile(r"[^\S ]")
+
+
+def _single_spaced(text: str) -> bool:
+    """Whether the only whitespace in ``text`` is the space (true of folded text)."""
+    if text.isascii():
+        # Every ASCII whitespace character but the space is unprintable.
+        return text.isprintable() or _OTHER_SPACE.search(text) is None
+    return _OTHER_SPACE.search(text) is None
+
+
+def _sub_in_runs(rx: re.Pattern[str], repl: str, text: str, hint: re.Pattern[str], reach: int = 0) -> str:
+    """``rx.sub(repl, text)`` on text whose only whitespace is the space, for a pattern whose every
+    match holds a match of ``hint`` and spans at most ``reach`` + 1 space-free runs.
+
+    Only the runs holding a match of ``hint``, with ``reach`` runs on each side, can hold a
+    match (overlapping stretches are merged), and the pattern sees the same at a stretch's
+    ends as in the whole text (a space, or nothing: neither is a character its look-arounds,
+    ``\\b`` or classes accept there). So each stretch is substituted on its own and the rest
+    copied: the regex no longer walks the whole text.
+    """
+    stretches: list[list[int]] = []
+    for m in hint.finditer(text):
+        if stretches and m.end() <= stretches[-1][1]:
+            continue  # inside a stretch already taken
+        start = text.rfind(" ", 0, m.start()) + 1
+        end = text.find(" ", m.end())
+        end = len(text) if end < 0 else end
+        for _ in range(reach):
+            if start > 0:
+                start = text.rfind(" ", 0, start - 1) + 1
+            if end < len(text):
+                end = text.find(" ", end + 1)
+                end = len(text) if end < 0 else end
+        if stretches and start <= stretches[-1][1]:
+            stretches[-1][1] = max(stretches[-1][1], end)
+        else:
+            stretches.append([start, end])
+    if not stretches:
+        return text
+    out: list[str] = []
+    done = 0
+    for start, end in stretches:
+        out.append(text[done:start])
+        out.append(rx.sub(repl, text[start:end]))
+        done = end
+    out.append(text[done:])
+    return "".join(out)
+
+
+_HINT_URL = re.compile(r"://|www\.")
+_HINT_EMAIL = re.compile("@")
+#: Every date or time the pattern masks holds one of these (and at most one space).
+_HINT_DATETIME = re.compile(f"{_HINT_TIME.pattern}|{_HINT_DATE.pattern}")
+
+
 def mask_entities(folded: str, possible: Container[str] | None = None) -> str:
     """Folded text with URLs, emails, UUIDs, IP and MAC addresses, dates, times and host names masked.
 
@@ -85,31 +141,39 @@ def mask_entities(folded: str, possible: Container[str] | None = None) -> str:
     something; from then on every test runs on the text as it now is.
     """
     text = folded
+    runs: bool | None = None  # whether the space-free runs can be substituted alone
 
     def may(name: str) -> bool:
         return possible is None or name in possible
 
+    def sub(rx: re.Pattern[str], repl: str, hint: re.Pattern[str], reach: int = 0) -> str:
+        nonlocal runs
+        if runs is None:
+            runs = _single_spaced(text)
+        return _sub_in_runs(rx, repl, text, hint, reach) if runs else rx.sub(repl, text)
+
     if may("url") and ("://" in text or "www." in text):
-        text = _URL.sub(URL, text)
+        text = sub(_URL, URL, _HINT_URL)
         possible = None
     if may("email") and "@" in text:
-        text = _EMAIL.sub(EMAIL, text)
+        text = sub(_EMAIL, EMAIL, _HINT_EMAIL)
         possible = None
     if may("digit") and _HAS_DIGIT.search(text) is not None:
         if may("uuid") and "-" in text and _HINT_UUID.search(text):
-            text = _UUID.sub(ID, text)
+            text = sub(_UUID, ID, _HINT_UUID)
             possible = None
         if may("ipv4") and _HINT_IPV4.search(text):
-            text = _IPV4.sub(IP, text)
+            text = sub(_IPV4, IP, _HINT_IPV4)
             possible = None
         if may("ipv6") and _HINT_IPV6.search(text):
-            text = _IPV6.sub(IP, text)
+            text = sub(_IPV6, IP, _HINT_IPV6)
             possible = None
         if (may("time") and _HINT_TIME.search(text)) or (may("date") and _HINT_DATE.search(text)):
-            text = _DATETIME.sub(DATE, text)
+            # A date and its time may be one match across a space: one run either side.
+            text = sub(_DATETIME, DATE, _HINT_DATETIME, 1)
             possible = None
     if may("host") and _HINT_HOST.search(text):
-        text = _HOST.sub(HOST, text)
+        text = sub(_HOST, HOST, _HINT_HOST)
     return text
 
 
