@@ -260,24 +260,33 @@ class HyperscanEngine:
         windows = self._windows
 
         def on_match(pid: int, start: int, end: int, _flags: int, _ctx: Any) -> None:
+            spans = hits.get(pid)
             win = windows[pid]
             if win is not None:
+                width, spaceless = win
+                if spans is not None:
+                    last = spans[-1]
+                    if last[0] <= end - width <= last[1] and not (spaceless and b" " in data[last[1] : end]):
+                        # The usual report: the same value growing by a character. Its range
+                        # starts inside the last one, so it only extends it.
+                        if end > last[1]:
+                            last[1] = end
+                        return
                 # Reported without its start: a match ending here starts at most ``width`` before,
                 # and after the last space when it cannot hold one.
-                width, spaceless = win
                 start = end - width if end > width else 0
                 if spaceless:
                     start = data.rfind(b" ", start, end) + 1 or start
-            spans = hits.get(pid)
             if spans is None:
                 hits[pid] = [[start, end]]
                 return
             # Reports arrive in order of end offset; merge overlapping ranges as they come.
-            if spans and start <= spans[-1][1]:
-                if end > spans[-1][1]:
-                    spans[-1][1] = end
-                if start < spans[-1][0]:
-                    spans[-1][0] = start
+            last = spans[-1]
+            if start <= last[1]:
+                if end > last[1]:
+                    last[1] = end
+                if start < last[0]:
+                    last[0] = start
             else:
                 spans.append([start, end])
 
