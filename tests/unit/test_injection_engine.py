@@ -424,3 +424,9 @@ def test_masking_run_by_run_equals_whole_text_substitution():
         assert mask_entities(text) == _mask_reference(text), text
         # Text with other whitespace than the space (not folded) takes the whole-text path.
         assert mask_entities(text.replace(" ", "\t", 1)) == _mask_reference(text.replace(" ", "\t", 1)), text
+
+
+def test_case_insensitive_parts_are_always_tried():
+    with pytest.raises(pf.Untranslatable):
+        pf.loose_expression(re.compile(r"abc(?i:def)"))
+    assert pf.regex_cue(re.compile(r"abc(?i:def)")).expression is None

@@ -3,14 +3,15 @@
 The detector's decisions are all made by Python's ``re``; this module only
 says which regexes are worth running. Each Python regex is parsed (with the
 parser ``re`` itself uses) and written out again as a looser hyperscan
-expression: every assertion (``\\b``, ``^``, ``$``, look-arounds) is dropped,
-wide repeats are opened up, ``.`` also matches a newline, and the shorthand
+expression: every assertion (``\\b``, ``^``, ``$``, look-arounds) is dropped
+(a look-behind that opens the pattern becomes "start of text, or a character
+it accepts"), wide repeats are opened up, ``.`` also matches a newline, and the shorthand
 classes ``\\w``, ``\\s``, ``\\d`` accept every non-ASCII character (inside a
 negated class they keep only their ASCII members). Each change only widens
 the set of strings matched, so whenever the Python regex matches anywhere in a
 text, or in any slice of it, the hyperscan expression matches in the text
 too. A pattern hyperscan does not report therefore cannot match, and skipping
-it changes nothing; a reported pattern is run by ``re`` exactly as before.
+it changes nothing; a reported pattern is run by ``re``.
 
 Texts are scanned as UTF-8 in hyperscan's UTF-8 mode. A text that is not
 valid UTF-8 (lone surrogates) gets "every pattern possible", as does any
@@ -43,8 +44,7 @@ _c: Any = importlib.import_module("re._constants")
 MAX_BOUNDED_REPEAT = 16
 _LAST_CODE_POINT = 0x10FFFF
 
-# Code point ranges of Python's shorthand classes for str patterns, as an ASCII part that is
-# exact and a flag saying whether non-ASCII members exist (they always do for these).
+# The ASCII members of Python's shorthand classes for str patterns (each has non-ASCII ones too).
 _WORD_ASCII = [(0x30, 0x39), (0x41, 0x5A), (0x5F, 0x5F), (0x61, 0x7A)]
 _SPACE_ASCII = [(0x09, 0x0D), (0x1C, 0x20)]
 _DIGIT_ASCII = [(0x30, 0x39)]
@@ -175,6 +175,8 @@ def _translate(items: Any, caseless: dict[int, list[int]] | None, *, top: bool =
         elif op is _c.BRANCH:
             out.append("(?:" + "|".join(_translate(b, caseless) for b in av[1]) + ")")
         elif op is _c.SUBPATTERN:
+            if av[1] & (re.IGNORECASE | re.VERBOSE):
+                raise Untranslatable("inline flags")
             out.append("(?:" + _translate(av[-1], caseless) + ")")
         elif op is _c.ATOMIC_GROUP:
             out.append("(?:" + _translate(av, caseless) + ")")
