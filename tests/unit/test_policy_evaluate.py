@@ -369,9 +369,9 @@ def test_sets_decide_as_cedar_or_defer_to_it(seed: int) -> None:
             assert got is not None
             answered += 1
             assert got.allowed == res.allowed
-            assert set(got.reasons) == set(res.diagnostics.reasons)
+            assert set(got.fired) == set(res.diagnostics.reasons)
             # Reasons come in the order the policies were written.
-            assert list(got.reasons) == [p for p in policies if p in got.reasons]
+            assert list(got.fired) == [p for p in policies if p in got.fired]
     assert answered > 100 and deferred > 10, (answered, deferred)
 
 

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import cedarpy
@@ -28,6 +28,7 @@ from bastion.context import Principal
 from bastion.errors import ConfigError
 from bastion.policy.config import PolicySettings
 from bastion.policy.encode import Encoded, Encoder
+from bastion.policy.evaluate import Outcome
 from bastion.policy.index import ScopeIndex, put_bounded
 from bastion.policy.model import (
     DEFAULT_DENY_ID,
@@ -59,10 +60,7 @@ MAX_PARSED_ENTITIES = 4096
 _ERROR_POLICY = re.compile(r"policy `([^`]+)`")
 
 
-class _Authz(NamedTuple):
-    allowed: bool
-    fired: tuple[str, ...]
-    errors: tuple[str, ...]
+_Authz = Outcome
 
 
 _NOTHING = _Authz(False, (), ())
@@ -209,7 +207,7 @@ class PolicyEngine:
             if env is not None:
                 out = index.evaluate(mask, env)
                 if out is not None:
-                    return _Authz(out[0], out[1], ())
+                    return out
         pset = index.policy_set(mask)
         if pset is None:  # pragma: no cover - a non-empty mask always has a set
             return None

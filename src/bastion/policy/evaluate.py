@@ -931,10 +931,12 @@ def compile_policy(
 
 
 class Outcome(NamedTuple):
-    """Cedar's answer: allowed, and the determining policies (forbids when any matched, else permits)."""
+    """Cedar's answer: allowed, the determining policies (forbids when any matched, else permits), errors."""
 
     allowed: bool
-    reasons: tuple[str, ...]
+    fired: tuple[str, ...]
+    #: Cedar's reports of policies that failed (never set by ``authorize``: it defers to Cedar instead).
+    errors: tuple[str, ...] = ()
 
 
 def authorize(rules: Sequence[CompiledRule], env: Env) -> Outcome | None:
