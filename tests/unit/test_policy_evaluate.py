@@ -20,6 +20,7 @@ import cedarpy
 import pytest
 
 from bastion.context import Principal
+from bastion.errors import BastionError
 from bastion.policy.config import PolicySettings
 from bastion.policy.encode import Encoder
 from bastion.policy.engine import PolicyEngine
@@ -704,3 +705,11 @@ def test_cached_decisions_outlive_the_encoding_memo() -> None:
         for p in people
     ]
     assert again == first and eng.evaluations == done
+
+
+def test_a_principal_changed_after_encoding_is_refused_not_misread() -> None:
+    who = Principal("u", attributes={"dept": "legal"})
+    enc = Encoder(ZONE).encode(PolicyRequest(who, "invoke_model", ResourceRef.model("m1")))
+    who.attributes["dept"] = "sales"
+    with pytest.raises(BastionError):
+        _ = enc.entities_json

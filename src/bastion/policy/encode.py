@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -167,19 +167,19 @@ class _Entities:
     The JSON is made only when Cedar is called; ``store`` is None when only Cedar can read them.
     """
 
-    __slots__ = ("uid", "store", "masks", "_make", "_objects", "_text")
+    __slots__ = ("uid", "store", "masks", "_source", "_objects", "_text")
 
     def __init__(
         self,
         uid: Uid,
         *,
         objects: list[dict[str, Any]] | None = None,
-        make: Callable[[], list[dict[str, Any]]] | None = None,
+        source: tuple[Principal, Token] | None = None,
         store: dict[Uid, Entity] | None = None,
     ) -> None:
         self.uid = uid
         self._objects = objects
-        self._make = make
+        self._source = source
         self._text: str | None = None
         if store is None and objects is not None:
             try:
@@ -200,8 +200,12 @@ class _Entities:
     def objects(self) -> list[dict[str, Any]]:
         """The Cedar entity JSON objects."""
         if self._objects is None:
-            assert self._make is not None
-            self._objects = self._make()
+            assert self._source is not None
+            p, token = self._source
+            # Made later than the store: refuse if the principal changed in between.
+            if _principal_token(p) != token:
+                raise BastionError("the principal changed while its request was being decided")
+            self._objects = principal_entities(p)
         return self._objects
 
     @property
@@ -417,14 +421,7 @@ class Encoder:
                 ents = _Entities.of(principal_entities(p))
             else:
                 kind = "Service" if p.kind == "service" else "User"
-
-                def make(p: Principal = p, token: Token = token) -> list[dict[str, Any]]:
-                    # Made later than the store: refuse if the principal changed in between.
-                    if _principal_token(p) != token:
-                        raise BastionError("the principal changed while its request was being decided")
-                    return principal_entities(p)
-
-                ents = _Entities((f"{NAMESPACE}::{kind}", p.subject), make=make, store=store)
+                ents = _Entities((f"{NAMESPACE}::{kind}", p.subject), source=(p, token), store=store)
             self._remember_token(token, ents)
         self._remember_id(p, (token, ents))
         return token, ents
