@@ -167,19 +167,21 @@ class _Entities:
     The JSON is made only when Cedar is called; ``store`` is None when only Cedar can read them.
     """
 
-    __slots__ = ("uid", "store", "masks", "_source", "_objects", "_text")
+    __slots__ = ("uid", "store", "masks", "_principal", "_token", "_objects", "_text")
 
     def __init__(
         self,
         uid: Uid,
         *,
         objects: list[dict[str, Any]] | None = None,
-        source: tuple[Principal, Token] | None = None,
+        principal: Principal | None = None,
+        token: Token = (),
         store: dict[Uid, Entity] | None = None,
     ) -> None:
         self.uid = uid
         self._objects = objects
-        self._source = source
+        self._principal = principal
+        self._token = token
         self._text: str | None = None
         if store is None and objects is not None:
             try:
@@ -200,10 +202,10 @@ class _Entities:
     def objects(self) -> list[dict[str, Any]]:
         """The Cedar entity JSON objects."""
         if self._objects is None:
-            assert self._source is not None
-            p, token = self._source
+            p = self._principal
+            assert p is not None
             # Made later than the store: refuse if the principal changed in between.
-            if _principal_token(p) != token:
+            if _principal_token(p) != self._token:
                 raise BastionError("the principal changed while its request was being decided")
             self._objects = principal_entities(p)
         return self._objects
@@ -221,8 +223,11 @@ _NO_ATTRS: dict[str, Any] = {}
 _GROUP_ENTITY = Entity(_NO_ATTRS, frozenset(), _NO_ATTRS)
 
 
-def principal_store(principal: Principal) -> dict[Uid, Entity] | None:
-    """``principal_entities`` in the evaluator's terms, built directly (None: use the generic conversion)."""
+def principal_store(principal: Principal) -> tuple[Uid, dict[Uid, Entity]] | None:
+    """The principal's uid and ``principal_entities`` in the evaluator's terms, built directly.
+
+    None: only the generic conversion can tell.
+    """
     kind = "Service" if principal.kind == "service" else "User"
     attrs = principal.attributes or {}
     email, tenant, method = principal.email or "", principal.tenant or "", principal.auth_method
@@ -256,8 +261,9 @@ def principal_store(principal: Principal) -> dict[Uid, Entity] | None:
         tags,
     )
     store = dict.fromkeys(parents, _GROUP_ENTITY)
-    store[(f"{NAMESPACE}::{kind}", principal.subject)] = entity
-    return store
+    uid = (f"{NAMESPACE}::{kind}", principal.subject)
+    store[uid] = entity
+    return uid, store
 
 
 class Encoded:
@@ -400,7 +406,7 @@ class Encoder:
         # id(obj) -> (obj, value): holding obj keeps its id from being reused while remembered.
         # First in, first out, one at a time: in a steady state as many objects are freed as made,
         # so the garbage collector's young generation does not fill up with remembered encodings.
-        self._by_id: dict[int, tuple[Any, Any]] = OrderedDict()
+        self._by_id: dict[int, tuple[Any, ...]] = OrderedDict()
         self._by_token: dict[Token, _Entities] = OrderedDict()
 
     def _remember_id(self, obj: Any, value: Any) -> None:
@@ -412,18 +418,17 @@ class Encoder:
     def _principal(self, p: Principal) -> tuple[Token, _Entities]:
         hit = self._by_id.get(id(p))
         if hit is not None and hit[0] is p:
-            return hit[1]  # type: ignore[no-any-return]
+            return hit[1], hit[2]
         token = _principal_token(p)
         ents = self._by_token.get(token)
         if ents is None:
-            store = principal_store(p)
-            if store is None:
+            built = principal_store(p)
+            if built is None:
                 ents = _Entities.of(principal_entities(p))
             else:
-                kind = "Service" if p.kind == "service" else "User"
-                ents = _Entities((f"{NAMESPACE}::{kind}", p.subject), source=(p, token), store=store)
+                ents = _Entities(built[0], principal=p, token=token, store=built[1])
             self._remember_token(token, ents)
-        self._remember_id(p, (token, ents))
+        put_bounded(self._by_id, id(p), (p, token, ents), min(self._memo_size, OBJECT_MEMO_SIZE))
         return token, ents
 
     def _resource(self, ref: ResourceRef) -> tuple[Token, _Entities, str]:
