@@ -1,8 +1,11 @@
-"""The policy engine: Cedar decides every request; annotations add reroute, approval and protection.
+"""The policy engine: Cedar's semantics decide every request; annotations add reroute, approval and protection.
 
 A policy set is split per action at load, and per principal and resource
 scope at request time (bastion.policy.index), so a request is evaluated only
-against the policies whose scope can match it. Two kinds of set exist: the
+against the policies whose scope can match it, less those whose first test is
+false for it (bastion.policy.guards). The slice is evaluated by the policies
+compiled at load (bastion.policy.evaluate); Cedar itself is called when a
+policy in it is not compiled or fails for the request. Two kinds of set exist: the
 authorization set (permit / forbid, with deny, reroute and
 require_approval forbids) and the protection set (policies with
 ``@applies_to``, all evaluated as permits so that every match is reported).
