@@ -320,10 +320,17 @@ class Gateway:
                     out.append(data)
                 if time.monotonic() > deadline:
                     raise BastionError("The answer exceeded the gateway's stream time limit.", code="stream_timeout")
-                if out and not (ready is not None and ready()):
-                    # Nothing more has arrived: send what there is before waiting for the provider.
-                    yield b"".join(out) if len(out) > 1 else out[0]
-                    out.clear()
+                if not (ready is not None and ready()):
+                    # Nothing more has arrived: release what the filters only held to batch their
+                    # scans, and send everything before waiting for the provider.
+                    if output and not flushed:
+                        drained = output.drain()
+                        if drained:
+                            pieces.append(drained)
+                            out.append(sse(_content_chunk(template, drained)))
+                    if out:
+                        yield b"".join(out) if len(out) > 1 else out[0]
+                        out.clear()
                 started = time.perf_counter_ns()
                 try:
                     pending = await chunks.__anext__()

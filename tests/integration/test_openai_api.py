@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
@@ -34,6 +35,28 @@ def test_streaming_chat_with_the_sdk(gateway):
     assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1
     # The gateway asks upstream for usage, but the client did not: it gets no usage-only chunk.
     assert all(c.choices for c in chunks)
+
+
+def test_a_slow_stream_is_relayed_as_it_comes(gateway):
+    """Scanning in windows must not hold a slow model's words back until more arrive."""
+    client = gateway.openai(gateway.keys[0])
+    started = time.monotonic()
+    stream = client.chat.completions.create(
+        model="drip-test", stream=True,
+        messages=[{"role": "user", "content": "alpha bravo charlie delta echo foxtrot golf hotel india"}],
+    )
+    arrivals = [(time.monotonic() - started, c.choices[0].delta.content)
+                for c in stream if c.choices and c.choices[0].delta.content]
+    text = "".join(t for _, t in arrivals)
+    assert text == "You said: alpha bravo charlie delta echo foxtrot golf hotel india"
+    # Four chunks, 0.25 s apart (then 0.25 s to the stop): each is out as it comes, not held
+    # until the next one arrives or the answer ends.
+    def at(word: str) -> float:
+        return next(t for t, piece in arrivals if word in piece)
+
+    assert 0.15 < at("delta") - at("alpha") < 0.4, arrivals
+    assert 0.4 < at("golf") - at("alpha") < 0.65, arrivals
+    assert 0.6 < at("india") - at("alpha") < 0.9, arrivals
 
 
 def test_streaming_usage_when_asked(gateway):

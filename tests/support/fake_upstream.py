@@ -4,6 +4,7 @@ The upstream model name picks the behaviour:
   normal        echo the last user message back (chat), deterministic vectors (embeddings)
   toolcall      answer with a tool call carrying the arguments from the request
   slow:SECONDS  wait before answering
+  drip:SECONDS  stream like "normal", pausing SECONDS between chunks (a model emitting tokens slowly)
   garbage       200 with a body that is not JSON
   error500      500 with an error message naming internal hosts
   error429      429 with Retry-After
@@ -128,6 +129,8 @@ class FakeUpstream:
                 if i + self.words_per_chunk < len(words):
                     piece += " "
                 yield _sse({**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+                if mode.startswith("drip:"):
+                    await asyncio.sleep(float(mode.split(":", 1)[1]))
             yield _sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         if (body.get("stream_options") or {}).get("include_usage"):
             n = len(answer.split())

@@ -34,6 +34,7 @@ def base_config(upstream_url: str, data_dir: Path, **overrides: Any) -> dict[str
             {"name": "gpt-test", "provider": "fake", "upstream_model": "normal"},
             {"name": "tool-test", "provider": "fake", "upstream_model": "toolcall"},
             {"name": "slow-test", "provider": "fake", "upstream_model": "slow:3"},
+            {"name": "drip-test", "provider": "fake", "upstream_model": "drip:0.25"},
             {"name": "garbage-test", "provider": "fake", "upstream_model": "garbage"},
             {"name": "error500-test", "provider": "fake", "upstream_model": "error500"},
             {"name": "error429-test", "provider": "fake", "upstream_model": "error429"},

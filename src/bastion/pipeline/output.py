@@ -27,6 +27,14 @@ class OutputFilter(Protocol):
         ...
 
 
+class Drainable(Protocol):
+    """A filter that batches its work may release early when the provider has nothing more ready."""
+
+    def drain(self) -> str:
+        """Nothing more has arrived: return what was only waiting to be batched."""
+        ...
+
+
 class OutputStage(Protocol):
     """Builds an output filter for a request, or None when it has nothing to do."""
 
@@ -63,6 +71,20 @@ class OutputChain:
             for later in self._filters[i + 1 :]:
                 tail = later.feed(tail)
             out += tail
+        return out
+
+    def drain(self) -> str:
+        """Ask every filter for what it only held to batch; each release passes the filters after it."""
+        out = ""
+        for i, f in enumerate(self._filters):
+            drain = getattr(f, "drain", None)
+            if drain is None:
+                continue
+            text = drain()
+            if text:
+                for later in self._filters[i + 1 :]:
+                    text = later.feed(text)
+                out += text
         return out
 
     def whole(self, text: str) -> str:

@@ -2,9 +2,11 @@
 
 Streams are scanned incrementally, a window of text at a time. The first text
 of an answer is scanned as soon as it arrives; after that, a round runs when
-``scan_window_chars`` new characters have arrived or the oldest of them has
-waited ``scan_delay_ms`` (checked as chunks arrive), so a fast stream of small
-chunks costs a few scans instead of one per chunk. Text is released as soon as
+``scan_window_chars`` new characters have arrived, the oldest of them has
+waited ``scan_delay_ms``, or the gateway is about to wait for the provider
+(``drain``: nothing more has arrived, so nothing is gained by waiting), so a
+burst of small chunks costs a few scans instead of one per chunk while a model
+that emits tokens one at a time has each released as it comes. Text is released as soon as
 a round finds that nothing at its end could still grow into a value: the
 scanner holds back only the trailing run of characters that look like part of a
 value (a word, a group of digits and the groups joined to it, an unclosed
@@ -270,6 +272,13 @@ class OutputScanner:
         self._unscanned = 0
         return self._guarded(final=False)
 
+    def drain(self) -> str:
+        """Scan now what waits for its window (nothing more has arrived); the hold-back stays held."""
+        if self._closed or not self._unscanned:
+            return ""
+        self._unscanned = 0
+        return self._guarded(final=False)
+
     def flush(self) -> str:
         """Everything still held, scanned, at the end of the answer."""
         if self._closed:
@@ -408,6 +417,11 @@ class AnswerStream:
         text = self.scanner.feed(chunk) if self.scanner is not None else chunk
         return self.restorer.feed(text) if self.restorer is not None and text else text
 
+    def drain(self) -> str:
+        """Text that waited for a scan window, released because the provider has sent nothing more."""
+        text = self.scanner.drain() if self.scanner is not None else ""
+        return self.restorer.feed(text) if self.restorer is not None and text else text
+
     def flush(self) -> str:
         """Everything still held, at the end of the answer."""
         text = self.scanner.flush() if self.scanner is not None else ""
@@ -438,6 +452,10 @@ class _ProtectedAnswer:
     def feed(self, text: str) -> str:
         """Scan, act and restore the next piece of the answer."""
         return self._recorded(self._answer.feed, text)
+
+    def drain(self) -> str:
+        """Release what waited for a scan window (the provider has nothing more ready)."""
+        return self._recorded(lambda _: self._answer.drain(), "")
 
     def finish(self) -> str:
         """Release what is held at the end of the answer."""
