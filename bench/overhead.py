@@ -40,12 +40,38 @@ CLIENT_CORE = "0"
 UPSTREAM_KEY = "sk-bench-upstream-key"
 #: ~1 KB; UNIQUE makes every request's text different (no cache can flatter the figures).
 PROMPT = (f"Ticket {UNIQUE}. " + "Summarise the following meeting notes for the weekly report. " * 16)[:1000]
-#: A ~4 KB prompt carrying personal data, so protection has work to do (issue: added p50 under 1 ms).
-PROMPT_4KB = f"Ticket {UNIQUE}. " + ((
+#: A ~4 KB prompt dense with personal data (108 candidate values): the worst case for protection.
+PROMPT_4KB = (f"Ticket {UNIQUE}. " + (
     "Customer follow-up from the support desk. Maria Gonzalez (maria.gonzalez@example.com, +1 415 555 0134) "
     "called about invoice INV-2291; her card ending 4242 was charged twice. Please draft a polite reply, "
     "confirm the refund of 49.90 EUR to IBAN DE89 3704 0044 0532 0130 00 and keep the tone friendly. "
-) * 12)[:4096]
+) * 14)[:4096]
+#: A ~4 KB business prompt with a few personal values, as most prompts that carry any have.
+PROMPT_4KB_TYPICAL = (f"Ticket {UNIQUE}. Please turn these notes into a short status update for the steering "
+                      "committee. " + " ".join([
+    "The migration of the billing service to the new cluster finished on Tuesday, two days later than planned,",
+    "because the load tests showed that the connection pool was too small for the month-end batch jobs.",
+    "Operations raised the pool size and the second run passed with a comfortable margin.",
+    "Finance asked whether the invoices generated during the cut-over were complete; a reconciliation",
+    "against the previous system found no gaps, and the report has been shared with the controllers.",
+    "The vendor contract for the document archive expires at the end of the quarter. Procurement proposes",
+    "a two-year renewal with a lower storage price and a stricter retention clause, which legal reviewed.",
+    "Questions about the renewal go to Daniel Okafor (daniel.okafor@example.com, +44 20 7946 0958).",
+    "On the hiring side, two of the three open platform roles are filled; the third candidate declined,",
+    "and the search restarts next week with a revised description that stresses on-call expectations.",
+    "Security finished the review of the new single sign-on flow. They asked for shorter session",
+    "lifetimes on administrative consoles and for alerts when a service account signs in interactively.",
+    "Both changes are scheduled for the next release train. The mobile team shipped the accessibility",
+    "fixes reported by the customer advisory board; feedback so far is positive, with one remaining issue",
+    "about screen-reader labels on the settings page, tracked for the following sprint.",
+    "Budget: spending is at 46 percent of the annual plan at the half-year mark, mostly because two",
+    "conferences were cancelled and travel stayed low. The committee may want to move part of the",
+    "surplus to the observability project, which is short of funding for its storage tier.",
+    "Risks: the data-centre lease negotiation is still open, and the landlord asked for a decision",
+    "before the end of next month. A fallback plan with a colocation provider is being priced.",
+    "Next steps: confirm the archive renewal, approve the observability budget change, and agree on",
+    "the date of the disaster-recovery exercise, proposed for the second week of the next quarter.",
+] * 2))[:4096]
 
 
 def _pin(core: str) -> list[str]:
@@ -214,16 +240,23 @@ def main() -> None:
             for t in targets:
                 measured[t.name] = asyncio.run(measure(t, "normal" if t.name == "direct" else "gpt-test", n, seconds))
             results["targets"] = measured
-            pii = {"model": "gpt-test", "messages": [{"role": "user", "content": PROMPT_4KB}]}
-            results["prompt_4kb"] = {
-                t.name: asyncio.run(latency(t, {**pii, "model": "normal" if t.name == "direct" else "gpt-test"}, n))
-                for t in targets[:2]
-            }
+            for key, prompt in (("prompt_4kb", PROMPT_4KB), ("prompt_4kb_typical", PROMPT_4KB_TYPICAL)):
+                pii = {"messages": [{"role": "user", "content": prompt}]}
+                results[key] = {
+                    t.name: asyncio.run(latency(t, {**pii, "model": "normal" if t.name == "direct" else "gpt-test"},
+                                                n))
+                    for t in targets[:2]
+                }
             results["bastion_rss_kb"] = {"before": rss_before, "after": _rss_kb(bastion.pid)}
             results["summary"] = summarise(measured)
             p4 = results["prompt_4kb"]
             results["summary"]["prompt_4kb_added_p50_ms"] = round(p4["bastion"]["p50_ms"] - p4["direct"]["p50_ms"], 3)
             results["summary"]["prompt_4kb_added_p99_ms"] = round(p4["bastion"]["p99_ms"] - p4["direct"]["p99_ms"], 3)
+            p4t = results["prompt_4kb_typical"]
+            results["summary"]["prompt_4kb_typical_added_p50_ms"] = round(
+                p4t["bastion"]["p50_ms"] - p4t["direct"]["p50_ms"], 3)
+            results["summary"]["prompt_4kb_typical_added_p99_ms"] = round(
+                p4t["bastion"]["p99_ms"] - p4t["direct"]["p99_ms"], 3)
         finally:
             for p in reversed(procs):
                 stop(p)
