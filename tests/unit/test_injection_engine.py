@@ -426,6 +426,42 @@ def test_masking_run_by_run_equals_whole_text_substitution():
         assert mask_entities(text.replace(" ", "\t", 1)) == _mask_reference(text.replace(" ", "\t", 1)), text
 
 
+def test_masking_with_cues_tests_only_what_can_match():
+    """Cues of the folded text, then tests on the rewritten stretches only, mask as testing everything does."""
+    from bastion.protect.injection import entities as e
+
+    rng = random.Random(17)
+    pieces = [
+        "2026-11-17", "t", " ", "02:02:00", "z", "+01:00", "24/nov/2026", ":06:00:01", "12.03.2025", "1.2.3.4",
+        "130.251.118.193", "/24", ":8080", "fe80::1", "00:1a:2b:3c:4d:5e", "550e8400-e29b-41d4-a716-446655440000",
+        "kim.ross@example.com", "a@b.co", "@", "https://x.example.net/p?q=1", "www.example.org", "mail.corp.internal",
+        "app.js", "v2", "-", ".", ":", "::", "/", "x", "a", "10", "2026", "user=", "id=ab12cd34ef", ".com", "ab:",
+        "1@2.3.4.5", "http://1.2.3.4:80/", "a@10.0.0.1", "x@fe80::1", "www.1-2-3.org", "b@c.io/12/03/2025",
+    ]
+    texts = [fold(t) for t in CORPUS]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 30))) for _ in range(4000)]
+    texts += [" ".join(rng.choice(pieces) for _ in range(rng.randint(1, 30))) for _ in range(4000)]
+    for text in texts:
+        cues = {name for name, rx in MASK_CUES.items() if rx.search(text)}
+        assert mask_entities(text, cues) == mask_entities(text), text
+    # Cues that say nothing can match, on a text where every test fails, mask nothing.
+    assert mask_entities("plain words only", set()) == "plain words only"
+    assert e.mask_entities("mail kim@example.com now", {"email"}) == "mail  _email_  now"
+
+
+def test_ipv6_hint_finds_the_same_runs_as_its_definition():
+    """The colon-led IPv6 hint matches in exactly the space-free runs where "::" or five groups do."""
+    from bastion.protect.injection import entities as e
+
+    definition = re.compile(r"::|(?:[0-9a-f]{1,4}:){5}")
+    rng = random.Random(19)
+    pieces = ["a", "f", "0", "9", "fe80", "12345", ":", "::", "g", "-", " ", "1:", "ab:", "x:"]
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 16)))
+        for run in text.split(" "):
+            assert (definition.search(run) is None) == (e._HINT_IPV6.search(run) is None), repr(run)
+
+
 def test_case_insensitive_parts_are_always_tried():
     with pytest.raises(pf.Untranslatable):
         pf.loose_expression(re.compile(r"abc(?i:def)"))

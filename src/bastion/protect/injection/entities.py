@@ -49,7 +49,8 @@ _HAS_DIGIT = re.compile(r"\d")
 #: pattern runs only when its test finds a candidate (most prose has none).
 _HINT_IPV4 = re.compile(r"\.\d{1,3}\.\d{1,3}\.")
 #: Every IPv6 form has "::" or five groups in a row (a MAC address too); clock times have neither.
-_HINT_IPV6 = re.compile(r"::|(?:[0-9a-f]{1,4}:){5}")
+#: Written from the colon (after the first group's last digit), so the engine only stops at colons.
+_HINT_IPV6 = re.compile(r":(?::|(?<=[0-9a-f]:)(?:[0-9a-f]{1,4}:){4})")
 _HINT_UUID = re.compile(r"-[0-9a-f]{4}-[0-9a-f]{4}-")
 _HINT_DATE = re.compile(r"[-/.]\d{1,2}[-/.]\d")
 _HINT_TIME = re.compile(r":\d\d|/[a-z]{3}/\d")
@@ -88,9 +89,12 @@ def _single_spaced(text: str) -> bool:
     return _OTHER_SPACE.search(text) is None
 
 
-def _sub_in_runs(rx: re.Pattern[str], repl: str, text: str, hint: re.Pattern[str], reach: int = 0) -> str:
+def _sub_in_runs(
+    rx: re.Pattern[str], repl: str, text: str, hint: re.Pattern[str], reach: int = 0
+) -> tuple[str, list[str]]:
     """``rx.sub(repl, text)`` on text whose only whitespace is the space, for a pattern whose every
-    match holds a match of ``hint`` and spans at most ``reach`` + 1 space-free runs.
+    match holds a match of ``hint`` and spans at most ``reach`` + 1 space-free runs; with it, the
+    stretches of the result that were substituted (the rest is copied from ``text``).
 
     Only the runs holding a match of ``hint``, with ``reach`` runs on each side, can hold a
     match (overlapping stretches are merged), and the pattern sees the same at a stretch's
@@ -116,15 +120,18 @@ def _sub_in_runs(rx: re.Pattern[str], repl: str, text: str, hint: re.Pattern[str
         else:
             stretches.append([start, end])
     if not stretches:
-        return text
+        return text, []
     out: list[str] = []
+    pieces: list[str] = []
     done = 0
     for start, end in stretches:
         out.append(text[done:start])
-        out.append(rx.sub(repl, text[start:end]))
+        piece = rx.sub(repl, text[start:end])
+        out.append(piece)
+        pieces.append(piece)
         done = end
     out.append(text[done:])
-    return "".join(out)
+    return "".join(out), pieces
 
 
 _HINT_URL = re.compile(r"://|www\.")
@@ -137,42 +144,47 @@ def mask_entities(folded: str, possible: Container[str] | None = None) -> str:
     """Folded text with URLs, emails, UUIDs, IP and MAC addresses, dates, times and host names masked.
 
     ``possible``: the names of the ``MASK_CUES`` that can match ``folded`` (from a prefilter).
-    They describe the folded text only, so they are used until the first pattern masks
-    something; from then on every test runs on the text as it now is.
+    A test whose cue cannot match is still made on the stretches masking has rewritten so
+    far: every test is a pattern that cannot match a space, so in text whose only whitespace
+    is the space each of its matches lies in one space-free run, and a run masking left alone
+    is as it was in ``folded``, with the same spaces around it. In other text a test is made
+    on the whole text once anything has been masked.
     """
     text = folded
     runs: bool | None = None  # whether the space-free runs can be substituted alone
+    rewritten: list[str] = []  # every stretch substituted so far, as it was written
 
-    def may(name: str) -> bool:
-        return possible is None or name in possible
+    def may(name: str, test: re.Pattern[str]) -> bool:
+        if possible is None or name in possible:
+            return test.search(text) is not None
+        return any(test.search(piece) is not None for piece in rewritten)
 
     def sub(rx: re.Pattern[str], repl: str, hint: re.Pattern[str], reach: int = 0) -> str:
-        nonlocal runs
+        nonlocal runs, possible
         if runs is None:
             runs = _single_spaced(text)
-        return _sub_in_runs(rx, repl, text, hint, reach) if runs else rx.sub(repl, text)
+        if not runs:
+            possible = None
+            return rx.sub(repl, text)
+        out, pieces = _sub_in_runs(rx, repl, text, hint, reach)
+        rewritten.extend(pieces)
+        return out
 
-    if may("url") and ("://" in text or "www." in text):
+    if may("url", _HINT_URL):
         text = sub(_URL, URL, _HINT_URL)
-        possible = None
-    if may("email") and "@" in text:
+    if may("email", _HINT_EMAIL):
         text = sub(_EMAIL, EMAIL, _HINT_EMAIL)
-        possible = None
-    if may("digit") and _HAS_DIGIT.search(text) is not None:
-        if may("uuid") and "-" in text and _HINT_UUID.search(text):
+    if may("digit", _HAS_DIGIT):
+        if may("uuid", _HINT_UUID):
             text = sub(_UUID, ID, _HINT_UUID)
-            possible = None
-        if may("ipv4") and _HINT_IPV4.search(text):
+        if may("ipv4", _HINT_IPV4):
             text = sub(_IPV4, IP, _HINT_IPV4)
-            possible = None
-        if may("ipv6") and _HINT_IPV6.search(text):
+        if may("ipv6", _HINT_IPV6):
             text = sub(_IPV6, IP, _HINT_IPV6)
-            possible = None
-        if (may("time") and _HINT_TIME.search(text)) or (may("date") and _HINT_DATE.search(text)):
+        if may("time", _HINT_TIME) or may("date", _HINT_DATE):
             # A date and its time may be one match across a space: one run either side.
             text = sub(_DATETIME, DATE, _HINT_DATETIME, 1)
-            possible = None
-    if may("host") and _HINT_HOST.search(text):
+    if may("host", _HINT_HOST):
         text = sub(_HOST, HOST, _HINT_HOST)
     return text
 
