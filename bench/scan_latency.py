@@ -1,6 +1,6 @@
 """Per-call cost of the sensitive-data scan and the answer scan, with a text that changes every call.
 
-Run: .venv/bin/python bench/scan_latency.py [--rounds 5] [--runs 400] [--compare OTHER_SRC] [--out FILE]
+Run: .venv/bin/python bench/scan_latency.py [--rounds 5] [--runs 400] [--compare OTHER_SRC] [--pin CORE] [--out FILE]
 
 Each case is measured on a text that differs on every call (one word near the start
 is replaced by a made-up lower-case word), so no result cache can answer it; the
@@ -9,6 +9,10 @@ Cases:
 
 - ``scan_1kb_benign``: ``Scanner.scan`` on 1 KB of prose without any value;
 - ``scan_4kb_pii``: ``Scanner.scan`` on the 4 KB prompt with personal data of bench/overhead.py;
+- ``scan_4kb_typical``: ``Scanner.scan`` on ``PROMPT_4KB_TYPICAL`` of bench/overhead.py (a status update:
+  capitalised sentences, one name, an email address, a phone number), its ``@UNIQUE@`` replaced by a
+  made-up word on every call;
+- ``answer_4kb_typical``: ``OutputScanner.scan`` of the same text as a whole answer;
 - ``scan_*_repeat``: the same calls on an unchanged text (what a resent chat history costs);
 - ``answer_1kb``: ``OutputScanner.scan`` of a whole 1 KB answer (sensitive-data and link detectors);
 - ``answer_1kb_stream``: the same answer fed in 49 chunks and flushed, in total, with the time of
@@ -16,7 +20,8 @@ Cases:
 
 ``--compare OTHER_SRC`` also measures the package found under ``OTHER_SRC`` (a checkout's
 ``src`` directory), alternating child processes of the two, round after round, so both see
-the same machine load. Figures are medians of microseconds per call.
+the same machine load. ``--pin CORE`` runs every child on that one core (``taskset``). Figures
+are medians of microseconds per call.
 """
 
 from __future__ import annotations
@@ -32,6 +37,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from loadgen import UNIQUE  # noqa: E402
+from overhead import PROMPT_4KB_TYPICAL  # noqa: E402
+
 BENIGN_1KB = ("Summarise the following meeting notes for the weekly report. " * 16)[:1024]
 PROMPT_4KB = ((
     "Customer follow-up from the support desk. Maria Gonzalez (maria.gonzalez@example.com, +1 415 555 0134) "
@@ -62,6 +71,11 @@ def varied(text: str, i: int) -> str:
     head, _, rest = text.partition(" ")
     _, _, rest = rest.partition(" ")
     return f"{head} {_word(i)} {rest}"
+
+
+def varied_typical(text: str, i: int) -> str:
+    """``PROMPT_4KB_TYPICAL`` with its placeholder replaced by a word unique to ``i``."""
+    return text.replace(UNIQUE, _word(i))
 
 
 def _per_call(fn: Any, texts: list[str]) -> float:
@@ -100,14 +114,17 @@ def measure(runs: int) -> dict[str, float]:
     for name, fn, text, n in (
         ("scan_1kb_benign", scanner.scan, BENIGN_1KB, runs),
         ("scan_4kb_pii", scanner.scan, PROMPT_4KB, max(50, runs // 4)),
+        ("scan_4kb_typical", scanner.scan, PROMPT_4KB_TYPICAL, max(50, runs // 2)),
         ("answer_1kb", answer, ANSWER_1KB, runs),
+        ("answer_4kb_typical", answer, PROMPT_4KB_TYPICAL, max(50, runs // 2)),
         ("answer_1kb_stream", stream, ANSWER_1KB, max(50, runs // 4)),
     ):
-        texts = [varied(text, base + k) for k in range(n)]
+        vary = varied_typical if UNIQUE in text else varied
+        texts = [vary(text, base + k) for k in range(n)]
         base += n
         for t in texts[:10]:
             fn(t)  # warm up (first-use costs, NER cache of the repeated template sentences)
-        texts = [varied(text, base + k) for k in range(n)]
+        texts = [vary(text, base + k) for k in range(n)]
         base += n
         out[name] = _per_call(fn, texts)
         if name.startswith("scan_"):
@@ -122,6 +139,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--compare", default="", help="another checkout's src directory to measure alongside")
+    parser.add_argument("--pin", default="", help="run the measuring processes on this core only (taskset)")
     parser.add_argument("--out", default="")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -135,7 +153,8 @@ def main() -> None:
     for _ in range(args.rounds):
         for label, src in trees.items():
             env = dict(os.environ, PYTHONPATH=src)
-            proc = subprocess.run([sys.executable, __file__, "--child", "--runs", str(args.runs)],
+            pin = ["taskset", "-c", args.pin] if args.pin else []
+            proc = subprocess.run([*pin, sys.executable, __file__, "--child", "--runs", str(args.runs)],
                                   env=env, capture_output=True, text=True, check=True)
             for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items():
                 samples[label].setdefault(k, []).append(v)
@@ -144,6 +163,8 @@ def main() -> None:
     }
     result["unit"] = "microseconds per call, median of rounds"
     result["rounds"] = args.rounds
+    if args.pin:
+        result["pinned_core"] = args.pin
     if args.compare:
         result["speedup"] = {k: round(result["compared"][k] / result["current"][k], 1)
                              for k in result["current"] if result["current"][k]}

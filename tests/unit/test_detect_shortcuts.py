@@ -147,6 +147,47 @@ def test_capitalised_regions_found_at_capitals_as_by_the_regex() -> None:
         assert [m.span() for m in names._cap_regions(text)] == [m.span() for m in rx.finditer(text)]
 
 
+NAME_PIECES = [
+    "Procurement", "Both", "Risks", "Daniel", "Okafor", "May", "Dear", "dear", "Hi", "signed by", "Thanks", "and",
+    "Und", "Dr.", "said", "wrote", "is a", "'s", "Smith", "Jr.", "Paris", "patient", "Li", "A.", "van", "with",
+    "Okafor, Chidi", "Kunde", "Herr", "Müller", "(manager", "who", "Sincerely", "my name is", "I'm", "thank you",
+]
+NAME_SEPS = [" ", " ", ". ", ", ", "\n", ": ", " - ", "; ", "! ", "  ", " / ", " & ", "(", ")", "\n\n", "\t"]
+
+
+def test_one_word_runs_left_out_have_no_cue_on_either_side() -> None:
+    rnd = random.Random(19)
+    texts = ["".join(rnd.choice(NAME_PIECES) + rnd.choice(NAME_SEPS) for _ in range(rnd.randrange(1, 20)))
+             for _ in range(4000)]
+    left_out = 0
+    for text in texts + random_texts(400, seed=23):
+        for run in names._runs(text):
+            if len(run) != 1:
+                continue
+            s, e, tok = run[0]
+            if names._weightless(text, s, e, tok):
+                left_out += 1
+                core_end = e - 1 if text[e - 1] == "." and len(tok) > 2 else e
+                assert names._cue_before(text[max(0, s - 40) : s]) is None, (text, tok)
+                assert not names._AFTER_CUE.search(text[core_end : core_end + 40]), (text, tok)
+    assert left_out > 1000
+
+
+def test_leaving_one_word_runs_out_changes_no_span_that_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    rnd = random.Random(29)
+    texts = ["".join(rnd.choice(NAME_PIECES) + rnd.choice(NAME_SEPS) for _ in range(rnd.randrange(1, 20)))
+             for _ in range(3000)] + random_texts(400, seed=31)
+
+    def counting(spans: list[names.NameSpan]) -> list[tuple[int, int, float, list[str], int, int]]:
+        # What the scanner and the model see: spans from the model's band up.
+        return [(s.start, s.end, s.score, s.reasons, s.core_start, s.core_end)
+                for s in spans if s.score >= names.UNDECIDED[0]]
+
+    fast = [counting(names.score_names(t, names.csv_name_cells(t))) for t in texts]
+    monkeypatch.setattr(names, "_weightless", lambda *_: False)
+    assert [counting(names.score_names(t, names.csv_name_cells(t))) for t in texts] == fast
+
+
 def test_header_shortcut_never_skips_a_header_naming_people() -> None:
     rnd = random.Random(17)
     cells = ["Name", "full_name", "Nachname", "patient", "ID", "email", "Imię", "NOME", "city", "Kunde", "x1"]

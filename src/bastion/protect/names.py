@@ -365,10 +365,22 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
     out: list[NameSpan] = []
     csv_set = set(csv_cells)
     consumed = 0
+    # Whether a run was left out since the last span: the next run then has no name listed right before it.
+    passed = False
     for run in _runs(text):
-        if run[0][0] < consumed or len(run) == 1 and _norm(run[0][2]) in _NEVER_ALONE:
-            # A lone title, particle or ordinary word leaves no name words to weigh.
+        if run[0][0] < consumed:
             continue
+        if len(run) == 1:
+            s, e, tok = run[0]
+            low = _norm(tok)
+            if low in _NEVER_ALONE:
+                # A lone title, particle or ordinary word leaves no name words to weigh.
+                continue
+            if not csv_set and low not in names and _weightless(text, s, e, tok):
+                # One word that is no given name, with no cue on either side and no column: it
+                # cannot reach the band the model settles, let alone the threshold.
+                passed = True
+                continue
         titles, words = _split_run(run)
         suffix: list[tuple[int, int, str]] = []
         while words and _norm(words[-1][2]) in _SUFFIXES and len(words) > 1:
@@ -438,7 +450,8 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
             end = consumed = inverted
             score = max(score + 0.3, 0.8)
             reasons.append("surname, given name")
-        prev = out[-1] if out else None
+        prev = out[-1] if out and not passed else None
+        passed = False
         if prev is not None and prev.score >= NAME_THRESHOLD and _JOINER.match(text[prev.end : span_start]):
             score += 0.25
             reasons.append("listed with another name")
@@ -446,6 +459,29 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
     out.extend(_uncased_names(text))
     out.extend(_csv_only_names(text, csv_cells, out))
     return out
+
+
+#: The last word of every cue phrase: a run whose previous word is none of them has no cue before it.
+_CUE_LAST_WORDS = frozenset(p.rsplit(" ", 1)[-1] for p in _STRONG_CUES | _GREETINGS) | _WEAK_CUES
+
+
+def _weightless(text: str, s: int, e: int, tok: str) -> bool:
+    """Whether the one-word run ``tok`` at ``s``-``e`` has neither a cue before nor a cue after it.
+
+    Such a word, when it is no given name and stands in no column headed as names, scores at
+    most 0.25 (a name listed right before it): below the band handed to the model.
+    """
+    core_end = e - 1 if text[e - 1] == "." and len(tok) > 2 else e
+    if _AFTER_CUE.search(text[core_end : core_end + 40]):
+        return False
+    # ``_cue_before`` looks the last one to three words up; every phrase it knows ends in one of
+    # ``_CUE_LAST_WORDS``, so the last word alone rules a cue out.
+    before = text[max(0, s - 40) : s]
+    stripped = before.rstrip(" \t:,.-")
+    if not stripped or len(before) - len(stripped) > 3:
+        return True
+    last = stripped.rsplit(None, 1)
+    return not last or last[-1].lower().strip(_WORD_EDGE) not in _CUE_LAST_WORDS
 
 
 _NAME_WORD = r"[^\W\d_]+(?:['’-][^\W\d_]+)*\.?"
