@@ -11,6 +11,7 @@ import base64
 import binascii
 import codecs
 import re
+from collections.abc import Container
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -83,6 +84,12 @@ def _from_hex(token: str) -> str | None:
         return None
 
 
+#: Indices of ``payload_cues()``: the four regexes, then the rot13 words, then the reverse words.
+BASE64_CUE, HEX_CUE, HEX_ESCAPED_CUE, URL_ENCODED_CUE = range(4)
+_ROT13_CUES = range(4, 4 + len(_ROT13_WORDS))
+_REVERSE_CUES = range(4 + len(_ROT13_WORDS), 4 + len(_ROT13_WORDS) + len(_REVERSE_WORDS))
+
+
 def payload_cues() -> list[Cue]:
     """Prefilter cues at least one of which matches any text in which ``decoded_payloads`` finds something.
 
@@ -99,9 +106,16 @@ def payload_cues() -> list[Cue]:
     return cues
 
 
-def decoded_payloads(text: str) -> list[tuple[str, str]]:
-    """Each decodable payload in ``text`` as (encoding, decoded text), bounded in count and size."""
+def decoded_payloads(text: str, possible: Container[int] | None = None) -> list[tuple[str, str]]:
+    """Each decodable payload in ``text`` as (encoding, decoded text), bounded in count and size.
+
+    ``possible``: the indices of the ``payload_cues()`` that can match ``text`` (from a
+    prefilter); a search none of whose cues can match finds nothing and is skipped.
+    """
     out: list[tuple[str, str]] = []
+
+    def may(*cues: int) -> bool:
+        return possible is None or any(c in possible for c in cues)
 
     def add(encoding: str, decoded: str | None) -> bool:
         if decoded and decoded.strip():
@@ -110,29 +124,34 @@ def decoded_payloads(text: str) -> list[tuple[str, str]]:
 
     # Long whitespace-free tokens are the only base64 or bare-hex candidates; str.split finds
     # them far faster than a regex scan of every position.
-    for token in text.split():
-        if len(token) < MIN_BASE64_CHARS:
-            continue
-        for m in _BASE64.finditer(token[:MAX_CANDIDATE_CHARS]):
-            if not add("base64", _from_base64(m.group(0))):
-                return out
-        for m in _HEX.finditer(token[:MAX_CANDIDATE_CHARS]):
-            if not add("hex", _from_hex(m.group(0))):
-                return out
-    if _SPACED_HEX_CUE.search(text) or "\\x" in text:
+    # A match in a token is one in the text (whitespace is in neither class), unless the token
+    # is cut at MAX_CANDIDATE_CHARS: only a text that long can have such a token.
+    if may(BASE64_CUE, HEX_CUE) or len(text) > MAX_CANDIDATE_CHARS:
+        for token in [t for t in text.split() if len(t) >= MIN_BASE64_CHARS]:
+            for m in _BASE64.finditer(token[:MAX_CANDIDATE_CHARS]):
+                if not add("base64", _from_base64(m.group(0))):
+                    return out
+            for m in _HEX.finditer(token[:MAX_CANDIDATE_CHARS]):
+                if not add("hex", _from_hex(m.group(0))):
+                    return out
+    if may(HEX_CUE, HEX_ESCAPED_CUE) and (_SPACED_HEX_CUE.search(text) or "\\x" in text):
         for pattern in (_HEX, _HEX_ESCAPED):
             for m in pattern.finditer(text):
                 if " " in m.group(0) or "\\x" in m.group(0):
                     if not add("hex", _from_hex(m.group(0)[:MAX_CANDIDATE_CHARS])):
                         return out
-    if "%" in text:
+    if may(URL_ENCODED_CUE) and "%" in text:
         for m in _URL_ENCODED.finditer(text):
             if not add("url-encoding", unquote(m.group(0)[:MAX_CANDIDATE_CHARS])):
                 return out
+    rot13 = may(*_ROT13_CUES)
+    reverse = may(*_REVERSE_CUES)
+    if not (rot13 or reverse):
+        return out
     low = text.lower()
-    if any(map(low.__contains__, _ROT13_WORDS)):
+    if rot13 and any(map(low.__contains__, _ROT13_WORDS)):
         if not add("rot13", codecs.decode(text[:MAX_CANDIDATE_CHARS], "rot13")):
             return out
-    if any(map(low.__contains__, _REVERSE_WORDS)) and _REVERSE_CUE.search(text):
+    if reverse and any(map(low.__contains__, _REVERSE_WORDS)) and _REVERSE_CUE.search(text):
         add("reversed", text[:MAX_CANDIDATE_CHARS][::-1])
     return out

@@ -340,8 +340,9 @@ class InjectionDetector:
         if kind is None and clf >= self.threshold:
             kind = "classifier"
 
-        if depth > 0 and not conclusive and self._payloads.possible(text) != set():
-            for encoding, decoded in decoded_payloads(text):
+        payloads = self._payloads.possible(text) if depth > 0 and not conclusive else set()
+        if payloads != set():
+            for encoding, decoded in decoded_payloads(text, payloads):
                 # Rules only: a decoding of ordinary text (rot13 of prose, reversed prose) is
                 # gibberish, which the classifier has no business judging.
                 inner, inner_reasons, _ = self._score(decoded, source, depth - 1, use_classifier=False)
