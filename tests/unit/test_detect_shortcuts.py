@@ -131,6 +131,38 @@ def test_spelled_digit_shortcut_never_hides_a_match() -> None:
             assert dec._may_spell_digits(text), text
 
 
+def _seven_digit_words_in_a_row(text: str) -> bool:
+    run = 0
+    for w in re.sub(r"[^a-z0-9_]", " ", text.lower()).split():
+        run = run + 1 if w in dec._DIGIT_WORDS else 0
+        if run >= 7:
+            return True
+    return False
+
+
+def test_spelled_digit_shortcut_is_exactly_seven_digit_words_in_a_row() -> None:
+    rnd = random.Random(7)
+    words = [*dec._DIGIT_WORDS, "ten", "phone", "someone", "ONE", "Two", "oh", "twos", "_one", "one1"]
+    seps = [" ", ",", ".", "-", " - ", ", ", "(", ")", "!", "\n", "_", "  ", "", "\t"]
+    hits = 0
+    for _ in range(4000):
+        text = "".join(rnd.choice(words) + rnd.choice(seps) for _ in range(rnd.randrange(1, 16)))
+        assert dec._may_spell_digits(text) == _seven_digit_words_in_a_row(text), text
+        hits += _seven_digit_words_in_a_row(text)
+    assert hits > 100
+
+
+def _stretches_word_by_word(text: str) -> list[tuple[int, int]]:
+    return [m.span() for m in re.finditer(r"[A-Za-z0-9+/_=-]+", text, re.ASCII)
+            if len(m.group(0)) >= dec.MIN_ENCODED_CHARS]
+
+
+def test_encoded_stretches_are_the_long_runs_of_either_alphabet() -> None:
+    extra = ["", "A" * 16, "A" * 15, " " + "b" * 16 + " " + "c" * 40, "é" + "A" * 20 + "é", "x" * 15 + "?" + "y" * 16]
+    for text in random_texts(400, seed=37) + extra:
+        assert dec._encoded_stretches(text) == _stretches_word_by_word(text), text
+
+
 def test_encoded_runs_found_stretch_by_stretch_as_in_the_whole_text() -> None:
     extra = ["SGVsbG8gd29ybGQ=x==ab", "é" + "A" * 20 + "é", "x" * 15 + "=" + "y" * 15, "0x" + "ab" * 10 + "_z"]
     for text in random_texts(400, seed=11) + extra:

@@ -145,24 +145,27 @@ def find_encoded(text: str) -> Iterator[Decoded]:
                 yield Decoded(m.start(), m.end(), decoded_text, "url", origin)
 
 
-#: Bytes of base64 (either alphabet, with padding) and hex (with ``0x``) kept; all others become spaces.
-_ENCODED_CHARS = bytes(
-    b if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/_=-") else 32 for b in range(256)
+#: Bytes of base64 (either alphabet, with padding) and hex (with ``0x``) become "A"; all others a space.
+_ENCODED_MARKS = bytes(
+    65 if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "+/_=-") else 32 for b in range(256)
 )
+_LONG_ENOUGH = b"A" * MIN_ENCODED_CHARS
 
 
 def _encoded_stretches(text: str) -> list[tuple[int, int]]:
     """Spans of the stretches of at least ``MIN_ENCODED_CHARS`` base64 or hex characters."""
-    # One byte per character ('?' for those outside Latin-1), so byte offsets are string offsets.
-    data = text.encode("latin-1", "replace").translate(_ENCODED_CHARS)
+    # One byte per character ('?' for those outside Latin-1), so byte offsets are string offsets;
+    # characters of either alphabet become 'A', all others a space.
+    marks = text.encode("latin-1", "replace").translate(_ENCODED_MARKS)
     spans: list[tuple[int, int]] = []
-    pos = 0
-    for run in data.split():
-        if len(run) >= MIN_ENCODED_CHARS:
-            # Shorter stretches in between cannot hold this one: its next occurrence is itself.
-            start = data.find(run, pos)
-            pos = start + len(run)
-            spans.append((start, pos))
+    # The first place ``MIN_ENCODED_CHARS`` marks stand in a row after a space is a stretch's start.
+    pos = marks.find(_LONG_ENOUGH)
+    while pos >= 0:
+        end = marks.find(b" ", pos)
+        if end < 0:
+            end = len(marks)
+        spans.append((pos, end))
+        pos = marks.find(_LONG_ENOUGH, end)
     return spans
 
 
