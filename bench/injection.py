@@ -3,8 +3,10 @@
 
 usage: python bench/injection.py [--runs N] [--out PATH] [--src DIR]
 
-Texts of 1, 4 and 16 KB are built from ordinary business prose and from log lines
-dense with addresses and ids (the worst case for entity masking), with and without
+Texts of 1, 4 and 16 KB are built from ordinary business prose, from a status update
+with a name, an email address, a phone number and a percentage (as most business
+prompts that carry personal data are), and from log lines dense with addresses and
+ids (the worst case for entity masking), with and without
 an attack inside. Every measured call scores a different text (the base text rotated
 by a few more characters each time), so the verdict cache never hits: these are cold
 figures. They are taken with the hyperscan prefilter serving (when installed) and
@@ -37,6 +39,17 @@ PROSE = (
     "Churn fell to 2.1 percent after the onboarding changes shipped in May. Support volume rose "
     "with the new pricing page, and the median first response time is now four hours. Next quarter "
     "we plan to hire two account managers and to run a pilot with the warehouse analytics module. "
+)
+#: A status update of the kind most prompts with any personal data are: capitalised prose with a
+#: name, an email address, a phone number and a percentage in it.
+BUSINESS = (
+    "Please turn these notes into a short update for the leadership meeting. The warehouse move finished "
+    "on Thursday, a day later than planned, because the scanners needed new firmware. Returns are now "
+    "handled at the new site and the backlog is down to 3 percent of weekly volume. Questions about the "
+    "lease go to Priya Raman (priya.raman@example.com, +44 20 7946 0321). Hiring: one of the two analyst "
+    "roles is filled, and interviews for the other start next week. Risks: the courier contract renews "
+    "next month and the price rise has not been agreed. Next steps: sign off the courier terms, confirm "
+    "the stock count date and share the revised budget with Finance. "
 )
 LOGS = (
     "2026-11-17T02:02:00Z INFO login ok user=kim.ross@example.com src=130.251.118.193 latency_ms=568 req=AXrF6bnZ3eBZ\n"
@@ -75,7 +88,7 @@ def _detector(engine: str) -> tuple[Any, float, float]:
 def measure(det: Any, runs: int) -> list[dict[str, object]]:
     """Per-size, per-case timing, a different text every call."""
     rows = []
-    for kind, base in (("prose", PROSE), ("logs", LOGS)):
+    for kind, base in (("prose", PROSE), ("business", BUSINESS), ("logs", LOGS)):
         for size in (1024, 4096, 16384):
             for attack in (False, True):
                 rows.append(_measure_one(det, kind, base, size, attack, runs))
@@ -204,7 +217,7 @@ def main() -> None:
     for label, table in (("", rows), ("python engine: ", python_rows)):
         for r in table:
             print(
-                f"{label}{r['text']:5} {r['bytes']:>6} B attack={r['attack']!s:5} flagged={r['flagged']:.2f} "
+                f"{label}{r['text']:8} {r['bytes']:>6} B attack={r['attack']!s:5} flagged={r['flagged']:.2f} "
                 f"median {r['us_per_kb_median']:>7} us/KB  p90 {r['us_per_kb_p90']:>7} us/KB"
             )
     for h in hits:
