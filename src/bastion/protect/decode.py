@@ -113,16 +113,24 @@ def _may_spell_digits(text: str) -> bool:
     if not text.isascii():
         return True
     words = text.encode("ascii").translate(_WORDS_LOWER).split()
-    if _DIGIT_WORD_SET.isdisjoint(words):
+    # Seven words in a row hold one whose index is a multiple of seven: only around those
+    # that are digit words can such a row stand.
+    every_seventh = words[::7]
+    if _DIGIT_WORD_SET.isdisjoint(every_seventh):
         return False
-    run = 0
-    for w in words:
-        if w in _DIGIT_WORD_SET:
-            run += 1
-            if run >= 7:
-                return True
-        else:
-            run = 0
+    n = len(words)
+    for k, w in enumerate(every_seventh):
+        if w not in _DIGIT_WORD_SET:
+            continue
+        j = 7 * k
+        lo = j
+        while lo > 0 and j - lo < 6 and words[lo - 1] in _DIGIT_WORD_SET:
+            lo -= 1
+        hi = j + 1
+        while hi < n and hi - lo < 7 and words[hi] in _DIGIT_WORD_SET:
+            hi += 1
+        if hi - lo >= 7:
+            return True
     return False
 
 

@@ -12,7 +12,6 @@ model, which keeps the model's share of the scan small.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -200,23 +199,24 @@ def _class_range(a: int, b: int) -> str:
 _CAPITALS = bytes(65 if 65 <= b <= 90 else 32 for b in range(256))
 
 
-def _cap_regions(text: str) -> Iterator[re.Match[str]]:
+def _cap_regions(text: str) -> list[re.Match[str]]:
     """``_cap_region().finditer(text)``, trying the regex only where a capital letter stands in ASCII text."""
     rx = _cap_region()
     if not text.isascii():
-        yield from rx.finditer(text)
-        return
+        return list(rx.finditer(text))
     # A region starts with a capital letter; memchr finds those far faster than the regex engine.
     caps = text.encode("ascii").translate(_CAPITALS)
+    out: list[re.Match[str]] = []
     pos = caps.find(65)
     while pos >= 0:
         m = rx.match(text, pos)
         if m is not None:
-            yield m
+            out.append(m)
             pos = m.end()
         else:
             pos += 1
         pos = caps.find(65, pos)
+    return out
 
 
 def _runs(text: str) -> list[list[tuple[int, int, str]]]:
@@ -224,9 +224,12 @@ def _runs(text: str) -> list[list[tuple[int, int, str]]]:
     runs: list[list[tuple[int, int, str]]] = []
     n = len(text)
     for region in _cap_regions(text):
+        words = region.group(0)
+        if words in _CAPITALISED_NEVER_ALONE:
+            # The commonest region by far: a sentence starting with an ordinary word ("The", "Please").
+            continue
         cur: list[tuple[int, int, str]] = []
         base = region.start()
-        words = region.group(0)
         first = words[0]
         if " " not in words and "\u00a0" not in words and first.isalnum() and not first.isdecimal():
             # One word starting with a letter: the whole region is its only token, and a run of its own,
@@ -260,6 +263,12 @@ def _runs(text: str) -> list[list[tuple[int, int, str]]]:
 
 #: Words that, alone in a run, are never a name (``_split_run`` leaves no name words).
 _NEVER_ALONE = _TITLES | _PARTICLES | _COMMON
+#: Those words capitalised, with and without a full stop: a region that is one of them makes no run.
+_CAPITALISED_NEVER_ALONE = frozenset(
+    c for w in _NEVER_ALONE for c in (w[:1].upper() + w[1:], w[:1].upper() + w[1:] + ".")
+    if c[:1].isalnum() and not c[:1].isdecimal() and " " not in c and "\u00a0" not in c
+    and c.rstrip(".").lower() in _NEVER_ALONE
+)
 
 
 def _norm(tok: str) -> str:
