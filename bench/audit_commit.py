@@ -92,10 +92,10 @@ def _pg_reachable(url: str) -> bool:
         return False
 
 
-def _bench_backend(url: str, signer: AuditSigner, seconds: float) -> list[dict[str, Any]]:
+def _bench_backend(url: str, signer: AuditSigner, seconds: float, **open_kw: Any) -> list[dict[str, Any]]:
     runs = []
     for c in CONCURRENCY:
-        db = open_database(url)
+        db = open_database(url, **open_kw)
         try:
             runs.append(asyncio.run(_run(db, signer, c, seconds)))
             assert verify_chain(db, [signer.public_key]).ok
@@ -123,7 +123,11 @@ def main() -> None:
         "backends": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        results["backends"]["sqlite"] = _bench_backend(f"sqlite:///{tmp}/bench.db", signer, args.seconds)
+        # The gateway's default (commits in the event loop), then a disk flush per commit (a writer thread).
+        results["backends"]["sqlite"] = _bench_backend(f"sqlite:///{tmp}/bench.db", signer, args.seconds,
+                                                       sqlite_synchronous="normal")
+        results["backends"]["sqlite_synchronous_full"] = _bench_backend(
+            f"sqlite:///{tmp}/bench-full.db", signer, args.seconds, sqlite_synchronous="full")
     if _pg_reachable(args.pg):
         import psycopg
 
