@@ -158,3 +158,21 @@ def test_azure_openai_provider(make_gateway, upstream):
     got = upstream.received[before]
     assert got.path == "/openai/deployments/normal/chat/completions"
     assert got.headers["api-key"] == UPSTREAM_KEY and "authorization" not in got.headers
+
+
+def test_a_workflow_header_caps_one_agent_run(make_gateway):
+    gw = make_gateway(name="gw-workflow", limits={"rules": [
+        {"name": "run-cap", "scope": "workflow", "metric": "requests", "window": "hour", "limit": 2}]})
+    key = gw.create_key("alice")
+    gw.start()
+    body = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
+    with gw.client(key) as c:
+        run = {"X-Bastion-Workflow-Id": "agent-run-1"}
+        assert [c.post("/v1/chat/completions", json=body, headers=run).status_code for _ in range(3)] == [200, 200, 429]
+        refused = c.post("/v1/chat/completions", json=body, headers=run).json()
+        assert "for this workflow" in refused["error"]["message"]
+        other = {"X-Bastion-Workflow-Id": "agent-run-2"}
+        assert c.post("/v1/chat/completions", json=body, headers=other).status_code == 200
+        assert c.post("/v1/chat/completions", json=body).status_code == 200  # outside any workflow
+        bad = c.post("/v1/chat/completions", json=body, headers={"X-Bastion-Workflow-Id": ""})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_workflow"

@@ -404,3 +404,57 @@ def test_stream_meter_enforces_spend_and_reports_soft_limits(backend_kind: dict[
         await lim.aclose()
 
     run(main())
+
+
+def _wf(workflow: str | None, subject: str = "alice") -> RequestContext:
+    c = ctx(subject)
+    if workflow is not None:
+        c.state["workflow_id"] = workflow
+    return c
+
+
+def test_workflow_limits_count_each_agent_run_of_each_user_apart(backend_kind: dict[str, Any]) -> None:
+    async def main() -> None:
+        lim = limiter(backend_kind, [rule("run-cap", "workflow", "requests", "hour", 2)])
+        for _ in range(2):
+            await lim.admit(_wf("run-1"))
+        with pytest.raises(RateLimited) as err:
+            await lim.admit(_wf("run-1"))
+        assert "for this workflow" in err.value.message
+        await lim.admit(_wf("run-2"))  # another run of the same user has its own counter
+        await lim.admit(_wf("run-1", subject="bob"))  # the same id from another user too
+        for _ in range(3):
+            await lim.admit(_wf(None))  # requests outside any workflow are not bound
+
+    run(main())
+
+
+def test_workflow_spend_cap_stops_a_runaway_agent() -> None:
+    async def main() -> None:
+        lim = limiter(
+            {"backend": "memory"},
+            [{"name": "run-spend", "scope": "workflow", "metric": "spend", "window": "day", "limit": 0.2}],
+            prices={"m": ModelPrice(input_per_mtok=5000.0, output_per_mtok=5000.0)},
+        )
+        body = {"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}
+        admitted = 0
+        with pytest.raises(RateLimited):
+            for _ in range(100):
+                c = ctx(body=body)
+                c.state["workflow_id"] = "agent-7"
+                await lim.admit(c)
+                admitted += 1
+        assert 0 < admitted < 100
+
+    run(main())
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 129, "run\n1"])
+def test_an_unusable_workflow_id_is_refused(bad: str) -> None:
+    async def main() -> None:
+        lim = limiter({"backend": "memory"}, [rule("run-cap", "workflow", "requests", "hour", 2)])
+        with pytest.raises(InvalidRequest) as err:
+            await lim.admit(_wf(bad))
+        assert err.value.code == "invalid_workflow"
+
+    run(main())

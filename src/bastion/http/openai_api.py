@@ -21,6 +21,7 @@ from bastion.context import RequestContext
 from bastion.errors import InvalidRequest
 from bastion.gateway import Gateway, Outcome
 from bastion.http.middleware import read_body
+from bastion.limits.limiter import WORKFLOW_STATE
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -31,6 +32,9 @@ def _context(request: Request, endpoint: str) -> RequestContext:
     ctx.state["authorization"] = request.headers.get("authorization")
     ctx.state["x_api_key"] = request.headers.get("x-api-key")
     ctx.state["conversation_id"] = request.headers.get("x-bastion-conversation")
+    workflow = request.headers.get("x-bastion-workflow-id")
+    if workflow is not None:
+        ctx.state[WORKFLOW_STATE] = workflow
     return ctx
 
 
@@ -39,7 +43,8 @@ def _scope_context(scope: Scope, endpoint: str, request_id: str) -> tuple[Reques
     ctx = RequestContext(endpoint=endpoint, request_id=request_id)
     client = scope.get("client")
     ctx.client_ip = client[0] if client else None
-    wanted = {b"authorization": None, b"x-api-key": None, b"x-bastion-conversation": None, b"content-length": None}
+    wanted = {b"authorization": None, b"x-api-key": None, b"x-bastion-conversation": None,
+              b"x-bastion-workflow-id": None, b"content-length": None}
     for key, value in scope["headers"]:
         key = key.lower()
         if key in wanted and wanted[key] is None:
@@ -47,6 +52,8 @@ def _scope_context(scope: Scope, endpoint: str, request_id: str) -> tuple[Reques
     ctx.state["authorization"] = wanted[b"authorization"]
     ctx.state["x_api_key"] = wanted[b"x-api-key"]
     ctx.state["conversation_id"] = wanted[b"x-bastion-conversation"]
+    if wanted[b"x-bastion-workflow-id"] is not None:
+        ctx.state[WORKFLOW_STATE] = wanted[b"x-bastion-workflow-id"]
     return ctx, wanted[b"content-length"]
 
 

@@ -70,6 +70,7 @@ def describe_rule(rule: LimitRule, target: str | None) -> str:
         "group": f"for group '{target}'",
         "tenant": "for your organisation",
         "global": "across the gateway",
+        "workflow": "for this workflow",
     }[rule.scope]
     return f"{amount} per {rule.window} {whose}"
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Scope = Literal["user", "key", "group", "tenant", "global"]
+Scope = Literal["user", "key", "group", "tenant", "global", "workflow"]
 Metric = Literal["requests", "tokens", "spend"]
 Window = Literal["second", "minute", "hour", "day", "month"]
 
@@ -27,7 +27,8 @@ class LimitRule(_Section):
 
     #: Stable name, shown in refusals and alerts and used in counter keys.
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    #: ``user`` (per subject), ``key`` (per API key / app), ``group``, ``tenant`` or ``global``.
+    #: ``user`` (per subject), ``key`` (per API key / app), ``group``, ``tenant``, ``global``, or
+    #: ``workflow`` (per agent run: the ``X-Bastion-Workflow-Id`` header, within its user).
     scope: Scope
     #: A subject, key id, group or tenant name, or ``*`` for each one separately.
     match: str = Field("*", min_length=1, max_length=256)

@@ -43,7 +43,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("bastion.limits")
 
 #: Header specificity: the narrowest scope a caller has a limit in is the one reported.
-SCOPE_ORDER = {"key": 0, "user": 1, "group": 2, "tenant": 3, "global": 4}
+SCOPE_ORDER = {"workflow": -1, "key": 0, "user": 1, "group": 2, "tenant": 3, "global": 4}
+#: ``ctx.state`` key of the workflow (agent run) a request belongs to, from ``X-Bastion-Workflow-Id``.
+WORKFLOW_STATE = "workflow_id"
+#: Longest workflow id accepted.
+MAX_WORKFLOW_ID_CHARS = 128
 #: Soft-limit alerts remembered for de-duplication.
 MAX_ALERT_MEMORY = 100_000
 #: Bucket name for principals without a tenant, so tenant limits still bind them.
@@ -102,9 +106,10 @@ class Limiter:
     async def admit(self, ctx: RequestContext) -> Admission:
         """Reserve this request on every counter that binds it, or raise RateLimited."""
         principal = ctx.principal
+        s = self.settings
+        workflow = _workflow_of(ctx) if s.enabled and any(r.scope == "workflow" for r in s.rules) else None
         body = ctx.body
         model = ctx.model or (body.get("model") if isinstance(body.get("model"), str) else None)
-        s = self.settings
         prompt = estimate_prompt_tokens(body, s.chars_per_token)
         completion = requested_completion_tokens(body, s.default_completion_tokens)
         price = self._prices.get(model or "", _FREE)
@@ -127,7 +132,7 @@ class Limiter:
             if rule.models and model not in rule.models:
                 continue
             cost = costs[rule.metric]
-            for target in self._targets(rule, principal):
+            for target in self._targets(rule, principal, workflow):
                 applied, charge = self._charge_for(rule, target, cost, now)
                 if rule.mode == "hard" and cost > applied.limit_units:
                     raise InvalidRequest(
@@ -278,9 +283,14 @@ class Limiter:
             return principal.key_id
         return principal.subject if principal.kind == "service" else None
 
-    def _targets(self, rule: LimitRule, principal: Principal | None) -> list[str | None]:
+    def _targets(self, rule: LimitRule, principal: Principal | None, workflow: str | None = None) -> list[str | None]:
         if rule.scope == "global":
             return [None]
+        if rule.scope == "workflow":
+            if workflow is None or rule.match not in ("*", workflow):
+                return []
+            # Within its user: one user's workflow id never spends another user's budget.
+            return [f"{principal.subject if principal else ANONYMOUS}\n{workflow}"]
         if rule.scope == "user":
             subject = principal.subject if principal else ANONYMOUS
             email = principal.email if principal else None
@@ -442,6 +452,18 @@ class Limiter:
         if self._last_error is not None:
             log.warning("limits backend %s recovered", self.backend.name)
         self._last_error = None
+
+
+def _workflow_of(ctx: RequestContext) -> str | None:
+    """The request's workflow id, or None; an unusable one is refused rather than ignored."""
+    workflow = ctx.state.get(WORKFLOW_STATE)
+    if workflow is None:
+        return None
+    if not isinstance(workflow, str) or not workflow or len(workflow) > MAX_WORKFLOW_ID_CHARS \
+            or not workflow.isprintable():
+        raise InvalidRequest("The X-Bastion-Workflow-Id header is empty, too long or not printable.",
+                             code="invalid_workflow")
+    return workflow
 
 
 def make_backend(
