@@ -91,7 +91,7 @@ def routes(service: ToolService) -> list[BaseRoute]:
         if not isinstance(arguments, dict):
             raise InvalidRequest("The body must be a JSON object of tool arguments.", code="invalid_arguments")
         workflow = request.headers.get(WORKFLOW_HEADER)
-        service.workflows.admit(principal, workflow)
+        await service.workflows.admit(principal, workflow)
         await service.ensure_discovered()
         call = ToolCall(
             principal=principal, tool=request.path_params["name"], arguments=arguments, request_id=_rid(request),

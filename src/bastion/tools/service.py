@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +19,7 @@ import jwt
 from starlette.requests import Request
 
 from bastion.context import Principal, new_request_id
-from bastion.errors import AuthenticationFailed, BastionError, PermissionDenied, RateLimited
+from bastion.errors import AuthenticationFailed, BastionError, PermissionDenied
 from bastion.identity import Authenticator
 from bastion.policy.store import PolicyStore
 from bastion.protect.injection import InjectionDetector, build_detector
@@ -34,6 +33,9 @@ from bastion.tools.proxy import ToolProxy
 from bastion.tools.registry import ToolRegistry, scopes_with_roles
 from bastion.tools.rest import HttpToolClient
 from bastion.tools.tokens import PRINCIPAL_SCOPES_ATTRIBUTE, ToolTokenMinter, build_minter
+from bastion.tools.workflows import MAX_WORKFLOW_ID_CHARS, WORKFLOW_HEADER, RedisWorkflowCounter, WorkflowLimits
+
+__all__ = ["MAX_WORKFLOW_ID_CHARS", "WORKFLOW_HEADER", "ToolService", "WorkflowLimits"]
 
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
@@ -47,10 +49,6 @@ log = logging.getLogger("bastion.tools")
 MCP_PATH = "/mcp"
 #: RFC 9728 metadata document, and its variant suffixed with the resource path.
 RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource"
-#: Longest workflow id accepted.
-MAX_WORKFLOW_ID_CHARS = 128
-#: Header naming the workflow (an agent run) a call belongs to.
-WORKFLOW_HEADER = "x-bastion-workflow-id"
 #: Header naming the client or agent acting for the user (becomes the token's ``act``).
 ACTOR_HEADER = "x-bastion-actor"
 #: Subject of the tokens Bastion mints for itself to list an MCP server's tools.
@@ -65,38 +63,6 @@ def public_url_of(settings: Settings) -> str:
     if configured:
         return configured.rstrip("/")
     return f"http://{settings.server.host}:{settings.server.port}"
-
-
-class WorkflowLimits:
-    """Caps on calls and time per workflow, so a runaway agent stops (per replica, in memory)."""
-
-    def __init__(self, *, max_calls: int, max_seconds: float, max_tracked: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._max_calls = max_calls
-        self._max_seconds = max_seconds
-        self._max_tracked = max_tracked
-        self._clock = clock
-        self._runs: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
-
-    def admit(self, principal: Principal, workflow_id: str | None) -> None:
-        """Count one call of ``workflow_id`` (scoped to its user); refuse past a cap."""
-        if workflow_id is None:
-            return
-        if not workflow_id or len(workflow_id) > MAX_WORKFLOW_ID_CHARS or not workflow_id.isprintable():
-            raise PermissionDenied("The workflow id is empty, too long or not printable.", code="invalid_workflow")
-        key = (principal.subject, workflow_id)
-        now = self._clock()
-        run = self._runs.get(key)
-        if run is None:
-            run = [now, 0.0]
-            self._runs[key] = run
-            while len(self._runs) > self._max_tracked:
-                self._runs.popitem(last=False)
-        if now - run[0] > self._max_seconds:
-            raise RateLimited("This workflow has run longer than allowed.", code="workflow_time_exceeded")
-        if run[1] >= self._max_calls:
-            raise RateLimited("This workflow has made as many tool calls as allowed.", code="workflow_calls_exceeded")
-        run[1] += 1
 
 
 def _token_scopes(credential: str) -> list[str]:
@@ -153,10 +119,19 @@ class ToolService:
                 self._pending_discovery.setdefault(tool.settings.mcp_url or "", []).append(tool.name)
         self._discovery_lock = asyncio.Lock()
         self._next_discovery = 0.0
+        limits = settings.limits
+        shared = None
+        if limits.backend == "redis":
+            # Every replica counts a workflow's tool calls in the same place as its model calls.
+            shared = RedisWorkflowCounter(limits.redis_url, prefix=limits.key_prefix,
+                                          timeout_seconds=limits.redis_timeout_seconds,
+                                          max_connections=limits.redis_max_connections)
         self.workflows = WorkflowLimits(
             max_calls=proxy_settings.workflow_max_calls,
             max_seconds=proxy_settings.workflow_max_seconds,
             max_tracked=proxy_settings.workflow_max_tracked,
+            shared=shared,
+            fail_open=limits.on_backend_error == "fail_open",
         )
 
     @classmethod
@@ -270,6 +245,7 @@ class ToolService:
         await self.notifier.drain()
         await self._http_tools.aclose()
         await self.proxy.mcp_tools.aclose()
+        await self.workflows.aclose()
         if self._own_policy:
             await self.policy.stop()
 

@@ -153,7 +153,7 @@ class McpEndpoint:
             subject_token=service.subject_token_of(request, principal),
         )
         try:
-            service.workflows.admit(principal, call.workflow_id)
+            await service.workflows.admit(principal, call.workflow_id)
             outcome = await service.proxy.invoke(call)
             if outcome.status == "held":
                 outcome = await self._wait_for_approval(outcome, principal, request_id)
