@@ -179,7 +179,12 @@ def latency(scanner: Scanner, text: str, runs: int) -> dict[str, float]:
         t0 = time.perf_counter_ns()
         scanner.scan(t)
         samples.append((time.perf_counter_ns() - t0) / 1e6)
-    samples.sort()
+    return _summary(samples)
+
+
+def _summary(samples: list[float]) -> dict[str, float]:
+    """p50/p99/mean of millisecond samples."""
+    samples = sorted(samples)
     return {
         "p50_ms": round(samples[len(samples) // 2], 3),
         "p99_ms": round(samples[int(len(samples) * 0.99) - 1], 3),
@@ -195,12 +200,7 @@ def cache_hit(scanner: Scanner, text: str, runs: int) -> dict[str, float]:
         t0 = time.perf_counter_ns()
         scanner.scan(text)
         samples.append((time.perf_counter_ns() - t0) / 1e6)
-    samples.sort()
-    return {
-        "p50_ms": round(samples[len(samples) // 2], 3),
-        "p99_ms": round(samples[int(len(samples) * 0.99) - 1], 3),
-        "mean_ms": round(statistics.fmean(samples), 3),
-    }
+    return _summary(samples)
 
 
 def main() -> None:

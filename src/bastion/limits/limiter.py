@@ -73,6 +73,8 @@ class Limiter:
         self._prices = dict(prices or {})
         self._clock = clock or time.time
         self._anomaly = AnomalyDetector(settings.anomaly, clock=self._clock)
+        #: Whether any rule counts per workflow (only then is the header read, and checked).
+        self._by_workflow = settings.enabled and any(r.scope == "workflow" for r in settings.rules)
         self._soft_sent: OrderedDict[str, float] = OrderedDict()
         self._last_error: str | None = None
         self._last_error_at: float | None = None
@@ -107,7 +109,7 @@ class Limiter:
         """Reserve this request on every counter that binds it, or raise RateLimited."""
         principal = ctx.principal
         s = self.settings
-        workflow = _workflow_of(ctx) if s.enabled and any(r.scope == "workflow" for r in s.rules) else None
+        workflow = _workflow_of(ctx) if self._by_workflow else None
         body = ctx.body
         model = ctx.model or (body.get("model") if isinstance(body.get("model"), str) else None)
         prompt = estimate_prompt_tokens(body, s.chars_per_token)

@@ -73,6 +73,18 @@ def _uid(kind: str, ident: str) -> dict[str, str]:
     return {"type": f"{NAMESPACE}::{kind}", "id": ident}
 
 
+def _principal_tags(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """A principal's other attributes as Cedar tags (those Cedar can hold)."""
+    tags = {}
+    for k, v in attrs.items():
+        if k in _PRINCIPAL_ATTRS:
+            continue
+        tv = _tag_value(v)
+        if tv is not None:
+            tags[str(k)] = tv
+    return tags
+
+
 def _tag_value(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -85,13 +97,7 @@ def principal_entities(principal: Principal) -> list[dict[str, Any]]:
     """The principal and its groups as Cedar entities (other attributes become tags)."""
     kind = "Service" if principal.kind == "service" else "User"
     attrs = principal.attributes or {}
-    tags = {}
-    for k, v in attrs.items():
-        if k in _PRINCIPAL_ATTRS:
-            continue
-        tv = _tag_value(v)
-        if tv is not None:
-            tags[str(k)] = tv
+    tags = _principal_tags(attrs)
     entity = {
         "uid": _uid(kind, principal.subject),
         "attrs": {
@@ -241,13 +247,7 @@ def principal_store(principal: Principal) -> tuple[Uid, dict[Uid, Entity]] | Non
     for g in principal.groups:
         if type(g) is not str:
             return None
-    tags = {}
-    for k, v in attrs.items():
-        if k in _PRINCIPAL_ATTRS:
-            continue
-        tv = _tag_value(v)
-        if tv is not None:
-            tags[str(k)] = tv
+    tags = _principal_tags(attrs)
     parents = frozenset([(_GROUP_TYPE, g) for g in principal.groups])
     entity = Entity(
         {
