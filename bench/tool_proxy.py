@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ from starlette.routing import Route
 
 from bastion.app import build_runtime, create_app
 from bastion.audit.events import make_event
-from bastion.identity import Authenticator
 from bastion.policy.model import PolicyRequest
 from bastion.settings import Settings
 from bastion.tools.proxy import ToolCall
@@ -129,12 +128,10 @@ def bench_settings(root: Path, gw_url: str, be_url: str) -> Settings:
 
 
 def build_service(settings: Settings) -> tuple[Any, ToolService]:
-    """The runtime and the tool service, wired as the gateway wires them."""
+    """The runtime and its tool service, as the gateway builds them."""
     rt = build_runtime(settings)
-    service = ToolService.build(settings, db=rt.db, audit=rt.audit.append, authenticator=Authenticator(rt.keys),
-                                http=rt.http, policy=rt.policies,
-                                scan=rt.protection.scanner.scan if rt.protection else None)
-    return rt, service
+    assert rt.tools is not None
+    return rt, rt.tools
 
 
 def run_backend() -> None:
@@ -148,21 +145,9 @@ def run_gateway(root: Path, be_url: str) -> None:
     """Child process: the gateway with the tool proxy mounted; prints its URL and a key, serves until killed."""
     sock = _socket()
     gw_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    rt, service = build_service(bench_settings(root, gw_url, be_url))
+    rt, _ = build_service(bench_settings(root, gw_url, be_url))
+    # The tool routes and the service's start and stop come with the application, as in the gateway.
     app = create_app(rt.settings, rt)
-    app.router.routes.extend(service.routes())
-    inner = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[None]:
-        async with inner(a):
-            await service.start()
-            try:
-                yield
-            finally:
-                await service.stop()
-
-    app.router.lifespan_context = lifespan
     timings: list[float] = []
 
     async def timed_app(scope: Any, receive: Any, send: Any) -> None:
