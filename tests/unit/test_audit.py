@@ -177,6 +177,57 @@ def test_concurrent_appends_share_commits(db: Database, signer: AuditSigner) -> 
     assert report.ok and report.events_checked == 300 and report.unsigned_events == 0
 
 
+def test_checkpoints_fall_every_n_events_after_their_callers_are_answered(db: Database, signer: AuditSigner) -> None:
+    """A checkpoint due in a batch is signed in a transaction of its own, once the batch's
+    callers have their seq: the caller that completes the fifth event never waits for it."""
+
+    async def go() -> tuple[list[int], list[int]]:
+        log = AuditLog(db, signer, _settings(checkpoint_every=5))
+        await log.start()
+        signed_when_answered = []
+        for i in range(12):
+            seq = await log.append(make_event("test", request_id=f"r{i}"))
+            signed_when_answered.append(log.stats()["checkpoints"])
+            assert seq == i + 1
+        for _ in range(50):  # the deferred checkpoints follow within a few loop turns
+            if log.stats()["checkpoints"] >= 2:
+                break
+            await asyncio.sleep(0.01)
+        with db.engine.connect() as conn:
+            running = [r[0] for r in conn.exec_driver_sql("SELECT seq FROM audit_checkpoints ORDER BY seq")]
+        await log.stop()
+        return signed_when_answered, running
+
+    answered, running = asyncio.run(go())
+    # When the fifth caller got its seq, no checkpoint had been signed yet.
+    assert answered[4] == 0
+    assert running == [5, 10]
+    report = verify_chain(db, [signer.public_key])
+    assert report.ok and report.last_checkpoint_seq == 12 and report.unsigned_events == 0
+
+
+def test_a_cancelled_caller_still_leaves_its_event_committed(db: Database, signer: AuditSigner) -> None:
+    """A request whose client went away is cancelled while it waits: its event is still recorded."""
+
+    async def go() -> int:
+        log = AuditLog(db, signer, _settings())
+        await log.start()
+        gone = asyncio.create_task(log.append(make_event("test", request_id="client-gone")))
+        await asyncio.sleep(0)  # the event is queued and its caller waits for the commit
+        gone.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+        seq = await log.append(make_event("test", request_id="next"))
+        await log.stop()
+        return seq
+
+    assert asyncio.run(go()) == 2
+    with db.engine.connect() as conn:
+        ids = [r[0] for r in conn.exec_driver_sql("SELECT request_id FROM audit_events ORDER BY seq")]
+    assert ids == ["client-gone", "next"]
+    assert verify_chain(db, [signer.public_key]).ok
+
+
 def test_restart_continues_the_chain_and_stop_signs_the_tail(db: Database, signer: AuditSigner) -> None:
     asyncio.run(_write(db, signer, 7, checkpoint_every=1000))
     report = verify_chain(db, [signer.public_key])

@@ -188,6 +188,9 @@ class AuditLog:
         self._stats_lock = threading.Lock()
         self._dirty_since: float | None = None
         self._last_checkpoint_seq = 0
+        #: A checkpoint fell due in a batch: it is signed in a transaction of its own, right
+        #: after that batch's callers are answered, so no caller waits for the signature.
+        self._checkpoint_owed = False
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -340,9 +343,10 @@ class AuditLog:
         if self._flush_handle is None:
             assert self._loop is not None
             self._flush_handle = self._loop.call_soon(self._flush)
-        # Shielded: a caller that is cancelled (client gone) still leaves its event to commit. The
-        # flush resolves every future within the commit timeout, by a seq or by a refusal.
-        return await asyncio.shield(item.future)
+        # Awaited directly (one wake-up, no shield): a caller cancelled meanwhile (client gone)
+        # cancels this future, and the flush still commits its event (see ``_write_batch``). The
+        # flush resolves every other future within the commit timeout, by a seq or by a refusal.
+        return await item.future
 
     def _flush(self) -> None:
         self._flush_handle = None
@@ -360,11 +364,22 @@ class AuditLog:
             return
         self._lock_deadline = None
         self._lock_pause = LOCK_RETRY_FIRST_SECONDS
+        assert self._loop is not None
+        if self._checkpoint_owed:
+            # Scheduled after the callers just answered, so their responses go out first.
+            self._loop.call_soon(self._owed_checkpoint)
         if self._pending:
-            assert self._loop is not None
             self._flush_handle = self._loop.call_soon(self._flush)
         if self._timer is None or not self._healthy:
             self._arm_timer()  # a checkpoint now due in the interval, or a probe of a failing store
+
+    def _owed_checkpoint(self) -> None:
+        if not self._checkpoint_owed or self._raw is None:
+            return
+        try:
+            self._write_guarded([], _SqliteStore(self._raw), _wake_in_loop, force_checkpoint=True)
+        except _StoreBusy:
+            pass  # still owed: the next batch falls due again and asks once more
 
     def _retry_locked(self) -> None:
         """Another process holds the write lock: try again shortly, refuse at the commit timeout."""
@@ -488,6 +503,9 @@ class AuditLog:
             batch, stopping = self._take(first, self.settings.group_commit_max_batch)
             if not stopping:
                 self._write_threaded(batch)
+                if self._checkpoint_owed:
+                    # The batch's callers are answered; now sign, in a transaction of its own.
+                    self._write_threaded([], force_checkpoint=True)
                 continue
             # Everything still queued goes out before the final checkpoint.
             more, _ = self._take(None, self.settings.max_queue + 1)
@@ -588,7 +606,12 @@ class AuditLog:
                 wake(item, exc=AuditUnavailable())
 
     def _write_batch(self, batch: list[_Pending], store: _Store, wake: Any, *, force_checkpoint: bool = False) -> None:
-        live = [item for item in batch if not item.abandoned and not item.future.done()]
+        # A cancelled future is a caller that stopped waiting (client gone): its event is still
+        # committed. Only an event given up on (``abandoned``) or already settled is skipped.
+        live = [
+            item for item in batch
+            if not item.abandoned and (not item.future.done() or item.future.cancelled())
+        ]
         if not live and not (force_checkpoint and self._dirty_since is not None):
             return
         started = time.perf_counter()
@@ -629,8 +652,8 @@ class AuditLog:
                     prev = digest
                 if rows:
                     store.insert_events(rows)
-                due = seq - last_cp >= self.settings.checkpoint_every or force_checkpoint
-                if seq > last_cp and due:
+                owed = seq > last_cp and seq - last_cp >= self.settings.checkpoint_every
+                if seq > last_cp and force_checkpoint:
                     checkpoint = self._checkpoint_row(seq, prev)
                     store.insert_checkpoint(checkpoint)
                 store.commit()
@@ -659,7 +682,10 @@ class AuditLog:
         if checkpoint is not None:
             self._last_checkpoint_seq = checkpoint["seq"]
             self._dirty_since = None
-        elif rows and self._dirty_since is None:
+            self._checkpoint_owed = False
+        else:
+            self._checkpoint_owed = owed
+        if checkpoint is None and rows and self._dirty_since is None:
             self._dirty_since = time.monotonic()
         for item, row in zip(committed, rows, strict=True):
             wake(item, seq=row["seq"])
