@@ -280,10 +280,32 @@ class Gateway:
         flushed = False
         ready = getattr(chunks, "ready", None)
         out: list[bytes] = []
+        carry: dict[str, Any] | None = None
+        ended = False
         try:
             pending = first
             while pending is not None:
                 chunk = pending
+                if ready is not None and ready() and _content_of(chunk) is not None:
+                    # Text deltas that arrived together become one delta: one scan, one event.
+                    texts = [_content_of(chunk) or ""]
+                    started = time.perf_counter_ns()
+                    try:
+                        while ready():
+                            try:
+                                nxt = await chunks.__anext__()
+                            except StopAsyncIteration:
+                                ended = True
+                                break
+                            more = _content_of(nxt)
+                            if more is None or not _same_frame(chunk, nxt):
+                                carry = nxt
+                                break
+                            texts.append(more)
+                    finally:
+                        ctx.upstream_ns += time.perf_counter_ns() - started
+                    if len(texts) > 1:
+                        chunk["choices"][0]["delta"]["content"] = "".join(texts)
                 template = template or chunk
                 if chunk.get("usage"):
                     _take_usage(ctx, chunk["usage"])
@@ -331,6 +353,9 @@ class Gateway:
                     if out:
                         yield b"".join(out) if len(out) > 1 else out[0]
                         out.clear()
+                if carry is not None or ended:
+                    pending, carry = carry, None
+                    continue
                 started = time.perf_counter_ns()
                 try:
                     pending = await chunks.__anext__()
@@ -439,6 +464,36 @@ def _take_usage(ctx: RequestContext, usage: Any) -> None:
         return v if isinstance(v, int) and v >= 0 else 0
 
     ctx.usage = Usage(num("prompt_tokens"), num("completion_tokens"), num("total_tokens"))
+
+
+#: Keys of a chunk's only choice when it carries nothing but text.
+_TEXT_CHOICE_KEYS = frozenset({"index", "delta", "finish_reason", "logprobs"})
+
+
+def _content_of(chunk: dict[str, Any]) -> str | None:
+    """The text of a chunk that carries only text (one choice, no usage, no end): else None."""
+    if chunk.get("usage"):
+        return None
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or len(choices) != 1:
+        return None
+    choice = choices[0]
+    if not isinstance(choice, dict) or choice.get("finish_reason") is not None or choice.get("logprobs") is not None:
+        return None
+    if not _TEXT_CHOICE_KEYS.issuperset(choice):
+        return None
+    delta = choice.get("delta")
+    if not isinstance(delta, dict) or len(delta) != 1:
+        return None
+    text = delta.get("content")
+    return text if isinstance(text, str) else None
+
+
+def _same_frame(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two text chunks differ only in their text (same id, model, choice index...)."""
+    if a.keys() != b.keys() or a["choices"][0].get("index") != b["choices"][0].get("index"):
+        return False
+    return all(a[k] == b[k] for k in a if k != "choices")
 
 
 def _finish_chunk(template: dict[str, Any] | None, reason: str) -> dict[str, Any]:

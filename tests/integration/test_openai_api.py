@@ -32,7 +32,9 @@ def test_streaming_chat_with_the_sdk(gateway):
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "You said: one two three four five six seven"
-    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1
+    # Text deltas that reach the gateway together may leave as one (tests/unit/test_relay.py).
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) >= 1
+    assert chunks[-1].choices[0].finish_reason == "stop"
     # The gateway asks upstream for usage, but the client did not: it gets no usage-only chunk.
     assert all(c.choices for c in chunks)
 
