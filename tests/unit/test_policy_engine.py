@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from bastion.context import Principal
 from bastion.errors import BastionError, ConfigError
 from bastion.policy.config import PolicySettings
 from bastion.policy.engine import PolicyEngine
-from bastion.policy.model import EVALUATION_ERROR_ID, PolicyRequest, ResourceRef
+from bastion.policy.model import EVALUATION_ERROR_ID, PolicyDecision, PolicyRequest, ResourceRef, make_decision
 from bastion.settings import ModelSettings, ProviderSettings
 
 PROVIDERS = [
@@ -156,3 +158,25 @@ def test_invalid_policies_raise_config_error_listing_lines() -> None:
     with pytest.raises(ConfigError) as err:
         _engine("permit(principal, action, resource)\nwhen { context.nope };")
     assert "<policies>:2" in str(err.value)
+
+
+def test_decisions_made_fast_are_whole_decisions() -> None:
+    values = {f.name: f"v-{f.name}" for f in dataclasses.fields(PolicyDecision)}
+    made = make_decision(*values.values())  # type: ignore[arg-type]
+    assert made == PolicyDecision(**values)  # type: ignore[arg-type]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.allowed = True  # type: ignore[misc]
+
+
+def test_one_off_callers_are_not_remembered_by_value_recurring_ones_are() -> None:
+    eng = _engine("", decision_cache_size=0)
+
+    def principals_kept() -> int:
+        return sum(1 for token in eng._encoder._by_token if token[0] != "resource")
+
+    for i in range(30):
+        eng.decide(eng.request_for_model(Principal(f"once-{i}", groups=("staff",)), API))
+    assert principals_kept() == 0
+    for _ in range(3):
+        eng.decide(eng.request_for_model(Principal("again", groups=("staff",)), API))
+    assert principals_kept() == 1

@@ -141,6 +141,8 @@ def resource_entity(ref: ResourceRef) -> dict[str, Any]:
 _dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 #: Principals, resources and providers whose encodings are remembered (per engine).
 DEFAULT_MEMO_SIZE = 4096
+#: Slots for the subjects seen lately (a power of two).
+SUBJECT_SLOTS = 4096
 #: Objects (principals, resources, providers) whose encodings are remembered by identity: enough for
 #: the few decisions one request asks for; a principal seen again in a later request is found by value.
 OBJECT_MEMO_SIZE = 256
@@ -163,8 +165,28 @@ def _freeze(value: Any) -> Any:
     return (t.__name__, value)
 
 
+def _freeze_attributes(attrs: Any) -> Any:
+    """``_freeze(attrs)``; when every key and value is a string (the usual case), without a call per item."""
+    if type(attrs) is dict:
+        for k, v in attrs.items():
+            if type(k) is not str or type(v) is not str:
+                return _freeze(attrs)
+        # Keys are distinct, so sorting the pairs compares keys only, as _freeze does.
+        return ("map", tuple(sorted(attrs.items())))
+    return _freeze(attrs)
+
+
 def _principal_token(p: Principal) -> Token:
-    return (p.kind, p.subject, p.email, p.groups, p.roles, p.tenant, p.auth_method, _freeze(p.attributes or {}))
+    return (
+        p.kind,
+        p.subject,
+        p.email,
+        p.groups,
+        p.roles,
+        p.tenant,
+        p.auth_method,
+        _freeze_attributes(p.attributes or {}),
+    )
 
 
 class _Entities:
@@ -227,6 +249,11 @@ class _Entities:
 _GROUP_TYPE = f"{NAMESPACE}::Group"
 _NO_ATTRS: dict[str, Any] = {}
 _GROUP_ENTITY = Entity(_NO_ATTRS, frozenset(), _NO_ATTRS)
+_NO_ROLES: frozenset[str] = frozenset()
+
+
+_SERVICE_TYPE = f"{NAMESPACE}::Service"
+_USER_TYPE = f"{NAMESPACE}::User"
 
 
 def principal_store(principal: Principal) -> tuple[Uid, dict[Uid, Entity]] | None:
@@ -234,7 +261,6 @@ def principal_store(principal: Principal) -> tuple[Uid, dict[Uid, Entity]] | Non
 
     None: only the generic conversion can tell.
     """
-    kind = "Service" if principal.kind == "service" else "User"
     attrs = principal.attributes or {}
     email, tenant, method = principal.email or "", principal.tenant or "", principal.auth_method
     if type(principal.subject) is not str or type(email) is not str or type(tenant) is not str:
@@ -247,12 +273,12 @@ def principal_store(principal: Principal) -> tuple[Uid, dict[Uid, Entity]] | Non
     for g in principal.groups:
         if type(g) is not str:
             return None
-    tags = _principal_tags(attrs)
+    tags = _principal_tags(attrs) or _NO_ATTRS
     parents = frozenset([(_GROUP_TYPE, g) for g in principal.groups])
     entity = Entity(
         {
             "email": email,
-            "roles": frozenset(principal.roles),
+            "roles": frozenset(principal.roles) if principal.roles else _NO_ROLES,
             "tenant": tenant,
             "region": str(attrs.get("region") or ""),
             "auth_method": method,
@@ -261,7 +287,7 @@ def principal_store(principal: Principal) -> tuple[Uid, dict[Uid, Entity]] | Non
         tags,
     )
     store = dict.fromkeys(parents, _GROUP_ENTITY)
-    uid = (f"{NAMESPACE}::{kind}", principal.subject)
+    uid = (_SERVICE_TYPE if principal.kind == "service" else _USER_TYPE, principal.subject)
     store[uid] = entity
     return uid, store
 
@@ -278,6 +304,10 @@ class Encoded:
         "action",
         "principal_groups",
         "resource_provider",
+        "principal_uid",
+        "resource_uid",
+        "principal_masks",
+        "resource_masks",
         "_values",
         "_provider",
         "_principal",
@@ -310,26 +340,12 @@ class Encoded:
         self._native_context = native_context
         self._context: dict[str, Any] | None = None
         self._env: Env | None = None
-
-    @property
-    def principal_masks(self) -> dict[int, int]:
-        """Scope masks of the principal's encoding, per index (kept with the encoding)."""
-        return self._principal.masks
-
-    @property
-    def resource_masks(self) -> dict[int, int]:
-        """Scope masks of the resource's encoding, per index (kept with the encoding)."""
-        return self._resource.masks
-
-    @property
-    def principal_uid(self) -> Uid:
-        """(type, id) of the principal."""
-        return self._principal.uid
-
-    @property
-    def resource_uid(self) -> Uid:
-        """(type, id) of the resource."""
-        return self._resource.uid
+        #: (type, id) of the principal and of the resource.
+        self.principal_uid: Uid = principal.uid
+        self.resource_uid: Uid = resource.uid
+        #: Scope masks of the principal's and the resource's encodings, per index (kept with them).
+        self.principal_masks: dict[int, int] = principal.masks
+        self.resource_masks: dict[int, int] = resource.masks
 
     @property
     def data_classes(self) -> tuple[str, ...]:
@@ -384,17 +400,43 @@ class Encoded:
         env = self._env
         if env is None:
             pstore, rstore, ctx = self._principal.store, self._resource.store, self._native_context
-            if pstore is None or rstore is None or ctx is None or not pstore.keys().isdisjoint(rstore):
+            if pstore is None or rstore is None or ctx is None:
                 return None
-            env = Env(
-                self._principal.uid,
-                (_ACTION_TYPE, self.action),
-                self._resource.uid,
-                ctx,
-                {**pstore, **rstore},
-            )
+            entities = {**pstore, **rstore}
+            if len(entities) != len(pstore) + len(rstore):
+                return None  # the principal's entities and the resource's share a uid
+            env = Env(self.principal_uid, (_ACTION_TYPE, self.action), self.resource_uid, ctx, entities)
             self._env = env
         return env
+
+
+class ProviderTarget:
+    """A provider asked about as the resource of invoke_model with itself as ``context.provider``,
+    encoded once: the engine asks this of its registry whenever it looks for a reroute."""
+
+    __slots__ = ("name", "resource_token", "resource", "resource_provider", "info", "key", "native")
+
+    def __init__(
+        self,
+        name: str,
+        resource_token: Token,
+        resource: _Entities,
+        resource_provider: str,
+        info: dict[str, Any],
+        key: Token,
+        native: dict[str, Any],
+    ) -> None:
+        self.name = name
+        self.resource_token = resource_token
+        #: The provider's resource entity (its scope masks are kept with it).
+        self.resource = resource
+        self.resource_provider = resource_provider
+        self.info = info
+        self.key = key
+        self.native = native
+
+
+_INVOKE_MODEL = (_ACTION_TYPE, "invoke_model")
 
 
 class Encoder:
@@ -407,10 +449,16 @@ class Encoder:
         # First in, first out, one at a time: in a steady state as many objects are freed as made,
         # so the garbage collector's young generation does not fill up with remembered encodings.
         self._by_id: dict[int, tuple[Any, ...]] = OrderedDict()
+        # Resources and providers apart from principals: the engine reuses a few of them for every
+        # request, and a stream of new principals would otherwise push them out.
+        self._refs_by_id: dict[int, tuple[Any, ...]] = OrderedDict()
         self._by_token: dict[Token, _Entities] = OrderedDict()
+        #: Subjects seen lately, one per slot by hash: a principal's encoding is remembered by value
+        #: once its subject recurs. Approximate (a subject can push out another) and costs no eviction.
+        self._subjects: list[Any] = [None] * SUBJECT_SLOTS
 
     def _remember_id(self, obj: Any, value: Any) -> None:
-        put_bounded(self._by_id, id(obj), (obj, value), min(self._memo_size, OBJECT_MEMO_SIZE))
+        put_bounded(self._refs_by_id, id(obj), (obj, value), min(self._memo_size, OBJECT_MEMO_SIZE))
 
     def _remember_token(self, token: Token, value: _Entities) -> None:
         put_bounded(self._by_token, token, value, self._memo_size)
@@ -427,12 +475,19 @@ class Encoder:
                 ents = _Entities.of(principal_entities(p))
             else:
                 ents = _Entities(built[0], principal=p, token=token, store=built[1])
-            self._remember_token(token, ents)
+            # A caller seen once is not kept by value (held by identity alone, for the other decisions
+            # of its request): one-off callers would push out those who recur, and each kept encoding
+            # is a dozen objects the garbage collector walks.
+            slot = hash(p.subject) & (SUBJECT_SLOTS - 1)
+            if self._subjects[slot] == p.subject:
+                self._remember_token(token, ents)
+            else:
+                self._subjects[slot] = p.subject
         put_bounded(self._by_id, id(p), (p, token, ents), min(self._memo_size, OBJECT_MEMO_SIZE))
         return token, ents
 
     def _resource(self, ref: ResourceRef) -> tuple[Token, _Entities, str]:
-        hit = self._by_id.get(id(ref))
+        hit = self._refs_by_id.get(id(ref))
         if hit is not None and hit[0] is ref:
             return hit[1]  # type: ignore[no-any-return]
         token = ("resource", ref.type, ref.id, _freeze(ref.attributes))
@@ -446,7 +501,7 @@ class Encoder:
         return value
 
     def _provider(self, value: Any) -> tuple[dict[str, Any], Token, dict[str, Any]]:
-        hit = self._by_id.get(id(value))
+        hit = self._refs_by_id.get(id(value))
         if hit is not None and hit[0] is value:
             return hit[1]  # type: ignore[no-any-return]
         by_object = value is not None and type(value) is not dict and not isinstance(value, Mapping)
@@ -482,15 +537,63 @@ class Encoder:
             native_context=None if native is None else {**native, "provider": pnative},
         )
 
+    def target(self, name: str, ref: ResourceRef, provider: Any) -> ProviderTarget:
+        """Provider ``ref`` (``provider`` its settings) encoded for ``for_target`` and ``target_env``."""
+        rtoken, rents, rprov = self._resource(ref)
+        info, pkey, pnative = self._provider(provider)
+        return ProviderTarget(name, rtoken, rents, rprov, info, pkey, pnative)
+
+    def for_target(self, enc: Encoded, target: ProviderTarget) -> Encoded:
+        """``for_provider(enc, ref, provider)`` for the ``ref`` and ``provider`` ``target`` was made of."""
+        native = enc._native_context
+        return Encoded(
+            ("invoke_model", enc.key[1], target.resource_token, enc._values, target.key),
+            "invoke_model",
+            enc.principal_groups,
+            target.resource_provider,
+            enc._values,
+            target.info,
+            enc._principal,
+            target.resource,
+            None if native is None else {**native, "provider": target.native},
+        )
+
+    def target_env(self, enc: Encoded, target: ProviderTarget) -> Env | None:
+        """``for_target(enc, target).env``, without the rest of that encoding."""
+        pstore, rstore, native = enc._principal.store, target.resource.store, enc._native_context
+        if pstore is None or rstore is None or native is None:
+            return None
+        entities = {**pstore, **rstore}
+        if len(entities) != len(pstore) + len(rstore):
+            return None
+        context = {**native, "provider": target.native}
+        return Env(enc.principal_uid, _INVOKE_MODEL, target.resource.uid, context, entities)
+
     def encode(self, request: PolicyRequest) -> Encoded:
         """Encode one request (entities and context), with its exact cache key."""
+        # The memo look-ups of _principal, _resource and _provider, inlined for the usual hits.
         p = request.principal
-        ptoken, pents = self._principal(p)
-        rtoken, rents, provider = self._resource(request.resource)
+        hit = self._by_id.get(id(p))
+        if hit is not None and hit[0] is p:
+            ptoken, pents = hit[1], hit[2]
+        else:
+            ptoken, pents = self._principal(p)
+        by_id = self._refs_by_id
+        ref = request.resource
+        hit = by_id.get(id(ref))
+        if hit is not None and hit[0] is ref:
+            rtoken, rents, provider = hit[1]
+        else:
+            rtoken, rents, provider = self._resource(ref)
         raw = request.context
         if raw and not CONTEXT_KEYS.issuperset(raw):
             raise BastionError(f"unknown policy context keys: {', '.join(sorted(set(raw) - CONTEXT_KEYS))}")
-        info, pkey, pnative = self._provider(raw.get("provider"))
+        given = raw.get("provider")
+        hit = by_id.get(id(given))
+        if hit is not None and hit[0] is given:
+            info, pkey, pnative = hit[1]
+        else:
+            info, pkey, pnative = self._provider(given)
         dc = raw.get("data_classes")
         classes = tuple(sorted({str(c) for c in dc})) if dc else ()
         et = raw.get("entity_types")
@@ -504,30 +607,28 @@ class Encoder:
         if "request_kib" in raw:
             kib = int(raw["request_kib"])
         else:
-            kib = math.ceil(max(0, int(raw.get("request_bytes") or 0)) / 1024)
-        values = (
-            classes,
-            types,
-            round(min(1.0, max(0.0, score)) * 100),
-            str(raw.get("caller_region") or ""),
-            int(hour),
-            int(weekday),
-            kib,
-            bool(raw.get("approved", False)),
-            str(raw.get("model") or ""),
-        )
+            size = int(raw.get("request_bytes") or 0)
+            kib = math.ceil(size / 1024) if size > 0 else 0
+        # min(1.0, max(0.0, score)), NaN included (it becomes 0.0).
+        score = score if score > 0.0 else 0.0
+        percent = round((score if score < 1.0 else 1.0) * 100)
+        region = str(raw.get("caller_region") or "")
+        hour, weekday = int(hour), int(weekday)
+        approved = bool(raw.get("approved", False))
+        model = str(raw.get("model") or "")
+        values = (classes, types, percent, region, hour, weekday, kib, approved, model)
         native: dict[str, Any] | None = None
-        if I64_MIN <= values[4] <= I64_MAX and I64_MIN <= values[5] <= I64_MAX and I64_MIN <= values[6] <= I64_MAX:
+        if I64_MIN <= hour <= I64_MAX and I64_MIN <= weekday <= I64_MAX and I64_MIN <= kib <= I64_MAX:
             native = {
                 "data_classes": frozenset(classes),
                 "entity_types": frozenset(types),
-                "injection_score": values[2],
-                "caller_region": values[3],
-                "hour": values[4],
-                "weekday": values[5],
-                "request_kib": values[6],
-                "approved": values[7],
-                "model": values[8],
+                "injection_score": percent,
+                "caller_region": region,
+                "hour": hour,
+                "weekday": weekday,
+                "request_kib": kib,
+                "approved": approved,
+                "model": model,
                 "provider": pnative,
             }
         return Encoded(

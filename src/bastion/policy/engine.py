@@ -30,7 +30,7 @@ import cedarpy
 from bastion.context import Principal
 from bastion.errors import ConfigError
 from bastion.policy.config import PolicySettings
-from bastion.policy.encode import Encoded, Encoder
+from bastion.policy.encode import Encoded, Encoder, ProviderTarget
 from bastion.policy.evaluate import Outcome
 from bastion.policy.index import ScopeIndex, put_bounded
 from bastion.policy.model import (
@@ -40,6 +40,7 @@ from bastion.policy.model import (
     PolicyDecision,
     PolicyRequest,
     ResourceRef,
+    make_decision,
 )
 from bastion.policy.schema import ACTIONS
 from bastion.policy.source import (
@@ -129,6 +130,8 @@ class PolicyEngine:
         self.version = compiled.version
         self.policies: tuple[CompiledPolicy, ...] = tuple(compiled.policies)
         self._by_id = {p.id: p for p in self.policies}
+        #: The sentence each policy gives when it decides (fixed for a policy, so made once).
+        self._reasons = {p.id: self._reason(p) for p in self.policies}
         self._zone = ZoneInfo(self.settings.timezone)
         self._providers: dict[str, ProviderSettings] = {p.name: p for p in providers}
         authz = [p for p in self.policies if p.kind == "authz"]
@@ -146,8 +149,8 @@ class PolicyEngine:
         self._provider_refs: dict[tuple[Any, ...], ResourceRef] = OrderedDict()
         self._model_refs: dict[tuple[Any, ...], ResourceRef] = OrderedDict()
         self._target_ok: dict[tuple[Any, ...], bool] = OrderedDict()
-        #: The registry with each provider's resource, in registry order.
-        self._registry = [(name, prov, self._provider_ref(prov)) for name, prov in self._providers.items()]
+        #: The registry, in order: each provider encoded as the resource and provider of a reroute.
+        self._targets = [self._encoder.target(name, self._provider_ref(p), p) for name, p in self._providers.items()]
         self._cache: dict[tuple[Any, ...], Any] = OrderedDict()
         self._cache_size = self.settings.decision_cache_size
         #: Evaluate with compiled rules where they apply (False: every evaluation is a Cedar call).
@@ -211,9 +214,13 @@ class PolicyEngine:
                 out = index.evaluate(mask, env)
                 if out is not None:
                     return out
+        return self._cedar(index, mask, enc)
+
+    def _cedar(self, index: ScopeIndex, mask: int, enc: Encoded) -> _Authz:
+        """The slice ``mask`` of ``index`` evaluated by a Cedar call."""
         pset = index.policy_set(mask)
         if pset is None:  # pragma: no cover - a non-empty mask always has a set
-            return None
+            return _NOTHING
         self.cedar_calls += 1
         res = cedarpy.is_authorized({**enc.cedar_request, "context": enc.context_json}, pset, self._entities(enc))
         order = index.order
@@ -255,16 +262,7 @@ class PolicyEngine:
         return decision.copy()
 
     def _refuse(self, reasons: list[str], policies: list[str], effect: Effect = "deny") -> PolicyDecision:
-        return PolicyDecision(
-            allowed=False,
-            effect=effect,
-            reasons=reasons,
-            policies=policies,
-            protection={},
-            reroute=None,
-            require_approval=False,
-            version=self.version,
-        )
+        return make_decision(False, effect, reasons, policies, {}, None, False, self.version)
 
     def _reason(self, p: CompiledPolicy) -> str:
         if p.reason:
@@ -282,19 +280,12 @@ class PolicyEngine:
                 ["A policy could not be evaluated for this request, so it was refused; tell your administrator."],
                 [EVALUATION_ERROR_ID, *ids],
             )
-        fired = [self._by_id[i] for i in authz.fired if i in self._by_id]
+        by_id, reason_of = self._by_id, self._reasons
         if authz.allowed:
-            decision = PolicyDecision(
-                allowed=True,
-                effect="allow",
-                reasons=[self._reason(p) for p in fired],
-                policies=[p.id for p in fired],
-                protection={},
-                reroute=None,
-                require_approval=False,
-                version=self.version,
-            )
-        elif not fired:
+            policies = [i for i in authz.fired if i in by_id]
+            return self._protect(request, enc, True, "allow", [reason_of[i] for i in policies], policies, None, False)
+        fired = [by_id[i] for i in authz.fired if i in by_id]
+        if not fired:
             return self._refuse(
                 [
                     f"No policy allows you to {request.action.replace('_', ' ')} "
@@ -303,76 +294,91 @@ class PolicyEngine:
                 ],
                 [DEFAULT_DENY_ID],
             )
-        else:
-            decision = self._refusal(request, enc, fired)
-            if decision.effect == "deny":
-                return decision
-        return self._protect(request, enc, decision)
-
-    def _refusal(self, request: PolicyRequest, enc: Encoded, fired: list[CompiledPolicy]) -> PolicyDecision:
         hard = [p for p in fired if p.effect == "deny"]
         reroutes = [p for p in fired if p.effect == "reroute"]
         approvals = [p for p in fired if p.effect == "require_approval"]
-        ordered = hard + reroutes + approvals
-        reasons = [self._reason(p) for p in ordered]
-        ids = [p.id for p in ordered]
+        ids = [p.id for p in hard + reroutes + approvals]
         if hard:
             # Only the hard refusals tell the user something they can act on; all are recorded.
-            return self._refuse([self._reason(p) for p in hard], ids)
+            return self._refuse([reason_of[p.id] for p in hard], ids)
+        reasons = [reason_of[i] for i in ids]
         reroute: list[str] | None = None
         effect: Effect = "require_approval"
         if reroutes:
-            reroute = self._reroute_candidates(request, enc, reroutes)
+            reroute = self._reroute_candidates(enc, reroutes)
             if not reroute:
                 reasons.append("No configured provider may receive this request as it stands.")
                 return self._refuse(reasons, ids)
             effect = "reroute"
-        return PolicyDecision(
-            allowed=False,
-            effect=effect,
-            reasons=reasons,
-            policies=ids,
-            protection={},
-            reroute=reroute,
-            require_approval=bool(approvals),
-            version=self.version,
-        )
+        return self._protect(request, enc, False, effect, reasons, ids, reroute, bool(approvals))
 
-    def _reroute_candidates(self, request: PolicyRequest, enc: Encoded, reroutes: list[CompiledPolicy]) -> list[str]:
+    def _reroute_candidates(self, enc: Encoded, reroutes: list[CompiledPolicy]) -> list[str]:
         current = enc.provider_name
         out: list[str] = []
         targets = tuple(p.targets for p in reroutes)
-        for name, prov, ref in self._registry:
+        cached = self._cache_size > 0
+        for target in self._targets:
+            name = target.name
             if name == current:
                 continue
             # The registry is fixed for this engine, so whether a provider meets targets is too.
             ok = self._target_ok.get((name, targets))
             if ok is None:
-                info = self._encoder.provider(prov)
-                ok = all(_matches_targets(info, t) for t in targets)
+                ok = all(_matches_targets(target.info, t) for t in targets)
                 put_bounded(self._target_ok, (name, targets), ok, MAX_PARSED_ENTITIES)
             if not ok:
                 continue
             # The same request, for this provider: invoke_model on it, with it as context.provider.
-            ask = self._encoder.for_provider(enc, ref, prov)
-            if _clean_allow(self._authorize("invoke_model", ask)):
+            if cached:
+                ok = _clean_allow(self._authorize("invoke_model", self._encoder.for_target(enc, target)))
+            else:
+                ok = self._target_allows(enc, target)
+            if ok:
                 out.append(name)
         return out
 
-    def _protect(self, request: PolicyRequest, enc: Encoded, decision: PolicyDecision) -> PolicyDecision:
-        present = set(enc.data_classes) | set(enc.entity_types)
+    def _target_allows(self, enc: Encoded, target: ProviderTarget) -> bool:
+        """``_clean_allow(self._authorize("invoke_model", self._encoder.for_target(enc, target)))`` uncached,
+        stopping at the first matching forbid, and encoding only what evaluating it needs."""
+        index = self._authz["invoke_model"]
+        mask = index.target_mask(enc, target)
+        if not mask:
+            return False
+        self.evaluations += 1
+        if self._compiled:
+            env = self._encoder.target_env(enc, target)
+            if env is not None:
+                ok = index.allows(mask, env)
+                if ok is not None:
+                    return ok
+        return _clean_allow(self._cedar(index, mask, self._encoder.for_target(enc, target)))
+
+    def _protect(
+        self,
+        request: PolicyRequest,
+        enc: Encoded,
+        allowed: bool,
+        effect: Effect,
+        reasons: list[str],
+        policies: list[str],
+        reroute: list[str] | None,
+        require_approval: bool,
+    ) -> PolicyDecision:
+        """The decision with the protection policies applied to the data present (refused if one blocks)."""
+        version = self.version
         # Protection applies to data that is present; with none found there is nothing to choose.
-        if not present:
-            return decision
+        if not enc.data_classes and not enc.entity_types:
+            return make_decision(allowed, effect, reasons, policies, {}, reroute, require_approval, version)
         res = self._run(self._protection[request.action], enc)
         if res is None:
-            return decision
+            return make_decision(allowed, effect, reasons, policies, {}, reroute, require_approval, version)
         if res.errors:
             log.warning("protection policy error (refusing): %s", "; ".join(res.errors))
             return self._refuse(
                 ["A data protection policy could not be evaluated, so the request was refused."],
                 [EVALUATION_ERROR_ID],
             )
+        present = set(enc.data_classes) | set(enc.entity_types)
         protection: dict[str, str] = {}
         blockers: list[CompiledPolicy] = []
         applied: list[CompiledPolicy] = []
@@ -391,17 +397,10 @@ class PolicyEngine:
             if p.effect == "block":
                 blockers.append(p)
         if blockers:
-            return self._refuse([self._reason(p) for p in blockers], [p.id for p in blockers])
-        return PolicyDecision(
-            allowed=decision.allowed,
-            effect=decision.effect,
-            reasons=decision.reasons,
-            policies=decision.policies + [p.id for p in applied if p.id not in decision.policies],
-            protection=protection,
-            reroute=decision.reroute,
-            require_approval=decision.require_approval,
-            version=self.version,
-        )
+            return self._refuse([self._reasons[p.id] for p in blockers], [p.id for p in blockers])
+        if applied:
+            policies = policies + [p.id for p in applied if p.id not in policies]
+        return make_decision(allowed, effect, reasons, policies, protection, reroute, require_approval, version)
 
     def _provider_ref(self, provider: Any) -> ResourceRef:
         # One ResourceRef per provider, so its encoding is remembered across requests.

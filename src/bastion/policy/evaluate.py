@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -880,16 +880,34 @@ class CompiledRule:
 
     id: str
     forbid: bool
-    matches: Callable[[Env], bool]
+    #: The scope tests, then each condition, in Cedar's order; each must be True (False: no match).
+    steps: tuple[Fn, ...]
+
+    def matches(self, env: Env) -> bool:
+        """Whether the policy matches this request (CedarError when it fails for it)."""
+        for f in self.steps:
+            v = f(env)
+            if v is not True:
+                if v is False:
+                    return False
+                raise CedarError("a condition is not a Bool")
+        return True
 
 
 def compile_policy(
-    policy_id: str, est: Mapping[str, Any], *, as_permit: bool = False, action: str | None = None
+    policy_id: str,
+    est: Mapping[str, Any],
+    *,
+    as_permit: bool = False,
+    action: str | None = None,
+    decided: Collection[str] = (),
 ) -> CompiledRule:
     """Compile one static policy (EST); Unsupported if any part of it is not implemented here.
 
     ``action``: the rule is only ever asked about requests for ``Bastion::Action::"<action>"``,
     so the action scope is decided here, once (actions have no ancestors in the entity store).
+    ``decided``: "principal" and / or "resource", whose scope the caller has already found to
+    match every request it asks about (a scope index); their tests are left out.
     """
     if set(est) - {"effect", "principal", "action", "resource", "conditions", "annotations"}:
         raise Unsupported("an unusual policy")
@@ -900,7 +918,7 @@ def compile_policy(
     checks: list[Fn] = []
     for var in ("principal", "action", "resource"):
         t = _scope(var, est.get(var, {"op": "All"}))
-        if t is None:
+        if t is None or var in decided:
             continue
         if var == "action" and action is not None:
             uid = (_ACTION_TYPE, action)
@@ -916,18 +934,7 @@ def compile_policy(
             checks.extend(compile_expr(c) for c in _conjuncts(cond["body"]))
         else:
             checks.append(_negated(compile_expr(cond["body"])))
-    steps = tuple(checks)
-
-    def matches(env: Env) -> bool:
-        for f in steps:
-            v = f(env)
-            if v is not True:
-                if v is False:
-                    return False
-                raise CedarError("a condition is not a Bool")
-        return True
-
-    return CompiledRule(policy_id, effect == "forbid" and not as_permit, matches)
+    return CompiledRule(policy_id, effect == "forbid" and not as_permit, tuple(checks))
 
 
 class Outcome(NamedTuple):
@@ -939,20 +946,56 @@ class Outcome(NamedTuple):
     errors: tuple[str, ...] = ()
 
 
+_NO_ERRORS: tuple[str, ...] = ()
+_new_outcome = tuple.__new__
+
+
 def authorize(rules: Sequence[CompiledRule], env: Env) -> Outcome | None:
     """Cedar's decision over ``rules``, or None when Cedar itself must decide (a policy failed)."""
     permits: list[str] = []
     forbids: list[str] = []
     try:
+        # ``CompiledRule.matches`` inlined: this loop runs for every policy evaluated.
         for r in rules:
-            if r.matches(env):
+            for f in r.steps:
+                v = f(env)
+                if v is not True:
+                    if v is False:
+                        break
+                    return None  # not a Bool: the policy fails
+            else:
                 (forbids if r.forbid else permits).append(r.id)
     except (CedarError, Unsupported):
         return None
     except Exception:  # noqa: BLE001 - whatever went wrong here, Cedar gives the answer
         return None
     if forbids:
-        return Outcome(False, tuple(forbids))
+        return _new_outcome(Outcome, (False, tuple(forbids), _NO_ERRORS))
     if permits:
-        return Outcome(True, tuple(permits))
-    return Outcome(False, ())
+        return _new_outcome(Outcome, (True, tuple(permits), _NO_ERRORS))
+    return _new_outcome(Outcome, (False, (), _NO_ERRORS))
+
+
+def allows(rules: Sequence[CompiledRule], env: Env) -> bool | None:
+    """Whether Cedar allows with no policy failing, or None when Cedar itself must tell.
+
+    Stops at the first matching forbid: whatever the later rules do, Cedar then denies.
+    """
+    permitted = False
+    try:
+        for r in rules:
+            for f in r.steps:
+                v = f(env)
+                if v is not True:
+                    if v is False:
+                        break
+                    return None  # not a Bool: the policy fails
+            else:
+                if r.forbid:
+                    return False
+                permitted = True
+    except (CedarError, Unsupported):
+        return None
+    except Exception:  # noqa: BLE001 - whatever went wrong here, Cedar gives the answer
+        return None
+    return permitted

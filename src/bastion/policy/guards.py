@@ -185,21 +185,35 @@ class GuardIndex:
                 for _, b in items:
                     prefix.append(prefix[-1] | b)
                 ranges.append(_Range(op, [n for n, _ in items], prefix))
-            self._paths.append(_Path(path, e["bits"], member_bits, e["member"], e["eq"], ranges, e["like"], {}))
+            top = path[1] if len(path) == 2 and path[0] == "context" else None
+            attr = path[1] if len(path) == 2 and path[0] == "principal" else None
+            self._paths.append(
+                _Path(path, top, attr, e["bits"], member_bits, e["member"], e["eq"], ranges, e["like"], {})
+            )
 
     def holding(self, mask: int, env: Env) -> int:
         """``mask`` without the policies whose guard is certainly false (and cannot fail) for this request."""
         guarded = mask & self.guarded
         if not guarded:
             return mask
-        keep = mask & ~self.guarded
+        keep = mask ^ guarded
+        context = env.context
         for entry in self._paths:
-            if not guarded & entry.bits:
+            bits = guarded & entry.bits
+            if not bits:
                 continue
-            path = entry.path
-            v = env.context.get(path[1], _MISSING) if len(path) == 2 and path[0] == "context" else _lookup(env, path)
+            top = entry.top
+            if top is not None:
+                v = context.get(top, _MISSING)
+            elif entry.attr is not None:
+                # _lookup for ("principal", attr), inlined.
+                ent = env.entities.get(env.principal)
+                attrs = _MISSING if ent is None else ent.attrs
+                v = attrs.get(entry.attr, _MISSING) if type(attrs) is dict else _MISSING
+            else:
+                v = _lookup(env, entry.path)
             if v is _MISSING:
-                keep |= guarded & entry.bits
+                keep |= bits
                 continue
             # The type is part of the key: 1 and True are equal keys in Python, not in Cedar.
             key = (type(v), v)
@@ -211,7 +225,7 @@ class GuardIndex:
                     entry.seen[key] = hits
             except TypeError:  # an unhashable value (a record)
                 hits = entry.hits(v)
-            keep |= guarded & hits
+            keep |= bits & hits
         return keep
 
 
@@ -224,6 +238,10 @@ class _Path:
     """The guards on one context path."""
 
     path: tuple[str, ...]
+    #: ``A`` when the path is ``context.A`` (read with one look-up), else None.
+    top: str | None
+    #: ``A`` when the path is ``principal.A``, else None.
+    attr: str | None
     bits: int
     member_bits: int
     member: dict[str, int]

@@ -10,7 +10,9 @@ Exactness rests on how Bastion builds entities: a principal's only ancestors
 are its groups (groups have no parents), and a model's only ancestor is its
 provider. Under that shape ``principal in Group::"g"`` holds exactly when g is
 one of the principal's groups, and ``resource in Provider::"p"`` exactly when
-the resource is p or a model of p.
+the resource is p or a model of p. So the mask is not only a bound: a scope
+keyed by itself (``==``, ``in``, ``is`` alone, or none) holds for every policy
+in the mask, and the compiled rules do not test it again.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import cedarpy
 
-from bastion.policy.evaluate import CompiledRule, Env, Outcome, Unsupported, authorize, compile_policy
+from bastion.policy.evaluate import CompiledRule, Env, Outcome, Unsupported, allows, authorize, compile_policy
 from bastion.policy.guards import GuardIndex, guards_of
 from bastion.policy.schema import NAMESPACE
 from bastion.policy.source import CompiledPolicy
@@ -108,9 +110,28 @@ def put_bounded(store: dict[Any, Any], key: Any, value: Any, limit: int) -> None
     store[key] = value
 
 
+def _keyed_exactly(scope: Any) -> bool:
+    """Whether a principal or resource scope holds exactly for the requests its index key selects.
+
+    ``==`` and ``in`` an entity, ``is`` a type, and no scope at all: the key is the scope itself
+    (see the module docstring), so a policy in a request's mask has its scope matched already.
+    ``is ... in ...`` is keyed by the ``in`` part alone, so its type is still tested.
+    """
+    if not isinstance(scope, dict):
+        return False
+    op = scope.get("op")
+    if op == "All":
+        return set(scope) == {"op"}
+    if op in ("==", "in"):
+        return set(scope) == {"op", "entity"}
+    return op == "is" and set(scope) == {"op", "entity_type"}
+
+
 def _compile(pol: CompiledPolicy, as_permit: bool, action: str | None) -> CompiledRule | None:
+    # Rules are only asked about requests whose mask holds them: the scopes keyed exactly are not tested again.
+    decided = [v for v in ("principal", "resource") if _keyed_exactly(pol.est.get(v, {"op": "All"}))]
     try:
-        return compile_policy(pol.id, pol.est, as_permit=as_permit, action=action)
+        return compile_policy(pol.id, pol.est, as_permit=as_permit, action=action, decided=decided)
     except (Unsupported, RecursionError):
         return None
 
@@ -138,6 +159,17 @@ class ScopeIndex:
                 self._p[k] = self._p.get(k, 0) | bit
             for k in _resource_keys(pol.est.get("resource") or {}):
                 self._r[k] = self._r.get(k, 0) | bit
+        # The same bits split by kind of key, read without building a key per request.
+        self._p_any = self._p.get(("*",), 0)
+        self._p_uid = {(k[1], k[2]): b for k, b in self._p.items() if k[0] == "eq"}
+        self._p_type = {k[1]: b for k, b in self._p.items() if k[0] == "is"}
+        self._p_group = {k[1]: b for k, b in self._p.items() if k[0] == "group"}
+        self._r_any = self._r.get(("*",), 0)
+        self._r_uid = {(k[1], k[2]): b for k, b in self._r.items() if k[0] == "eq"}
+        self._r_type = {k[1]: b for k, b in self._r.items() if k[0] == "is"}
+        self._r_provider = {k[1]: b for k, b in self._r.items() if k[0] == "provider"}
+        #: Key of this index's masks in the masks kept with encodings.
+        self._me = id(self)
         self._sets: dict[int, cedarpy.PolicySet] = OrderedDict()
         #: Position of each policy, so reasons read in the order the policies were written.
         self.order = {pol.id: i for i, pol in enumerate(self.policies)}
@@ -165,42 +197,65 @@ class ScopeIndex:
 
     def principal_mask(self, principal_type: str, principal_id: str, groups: Sequence[str]) -> int:
         """The policies whose principal scope can match this principal."""
-        p = self._p
-        pm = p.get(("*",), 0) | p.get(("eq", principal_type, principal_id), 0) | p.get(("is", principal_type), 0)
-        for g in groups:
-            pm |= p.get(("group", g), 0)
+        return self._principal_mask((principal_type, principal_id), groups)
+
+    def _principal_mask(self, uid: tuple[str, str], groups: Sequence[str]) -> int:
+        pm = self._p_any | self._p_uid.get(uid, 0) | self._p_type.get(uid[0], 0)
+        by_group = self._p_group
+        if by_group:
+            for g in groups:
+                pm |= by_group.get(g, 0)
         return pm
 
     def resource_mask(self, resource_type: str, resource_id: str, provider: str) -> int:
         """The policies whose resource scope can match this resource."""
-        r = self._r
-        rm = r.get(("*",), 0) | r.get(("eq", resource_type, resource_id), 0) | r.get(("is", resource_type), 0)
-        if resource_type == _PROVIDER:
-            rm |= r.get(("provider", resource_id), 0)
-        elif resource_type == _MODEL and provider:
-            rm |= r.get(("provider", provider), 0)
+        return self._resource_mask((resource_type, resource_id), provider)
+
+    def _resource_mask(self, uid: tuple[str, str], provider: str) -> int:
+        rtype = uid[0]
+        rm = self._r_any | self._r_uid.get(uid, 0) | self._r_type.get(rtype, 0)
+        if rtype == _PROVIDER:
+            rm |= self._r_provider.get(uid[1], 0)
+        elif rtype == _MODEL and provider:
+            rm |= self._r_provider.get(provider, 0)
         return rm
 
     def mask_of(self, enc: Any) -> int:
         """``mask`` for an encoded request; the masks are kept with the principal's and resource's encodings."""
-        me = id(self)
+        me = self._me
         pmasks = enc.principal_masks
         pm = pmasks.get(me)
         if pm is None:
-            ptype, pid = enc.principal_uid
-            pm = pmasks[me] = self.principal_mask(ptype, pid, enc.principal_groups)
+            pm = pmasks[me] = self._principal_mask(enc.principal_uid, enc.principal_groups)
         if not pm:
             return 0
         rmasks = enc.resource_masks
         rm = rmasks.get(me)
         if rm is None:
-            rtype, rid = enc.resource_uid
-            rm = rmasks[me] = self.resource_mask(rtype, rid, enc.resource_provider)
-        return int(pm & rm)
+            rm = rmasks[me] = self._resource_mask(enc.resource_uid, enc.resource_provider)
+        return pm & rm  # type: ignore[no-any-return]
+
+    def target_mask(self, enc: Any, target: Any) -> int:
+        """``mask_of`` the request ``enc`` asked again for provider ``target`` (encode.ProviderTarget)."""
+        me = self._me
+        pmasks = enc.principal_masks
+        pm = pmasks.get(me)
+        if pm is None:
+            pm = pmasks[me] = self._principal_mask(enc.principal_uid, enc.principal_groups)
+        if not pm:
+            return 0
+        ents = target.resource
+        rm = ents.masks.get(me)
+        if rm is None:
+            rm = ents.masks[me] = self._resource_mask(ents.uid, target.resource_provider)
+        return pm & rm  # type: ignore[no-any-return]
 
     def evaluate(self, mask: int, env: Env) -> Outcome | None:
         """Cedar's decision over the policies in ``mask`` by the compiled rules, after the guards;
-        None when Cedar must decide (a policy here is not compiled, or one failed for this request)."""
+        None when Cedar must decide (a policy here is not compiled, or one failed for this request).
+
+        ``mask``: ``mask_of`` the request ``env`` is (or part of it): the rules take its scopes as matched.
+        """
         live = self._guards.holding(mask, env)
         if not live:
             return _NO_MATCH
@@ -210,6 +265,19 @@ class ScopeIndex:
         if rules is None:
             return None
         return authorize(rules, env)
+
+    def allows(self, mask: int, env: Env) -> bool | None:
+        """``evaluate``'s allowed-with-no-policy-failing, stopping at the first matching forbid;
+        None when Cedar must decide. ``mask`` as for ``evaluate``."""
+        live = self._guards.holding(mask, env)
+        if not live:
+            return False
+        rules = self._rules.get(live, _UNKNOWN)
+        if rules is _UNKNOWN:
+            rules = self.rules(live)
+        if rules is None:
+            return None
+        return allows(rules, env)
 
     @property
     def unsupported(self) -> list[str]:

@@ -100,15 +100,15 @@ class PolicyDecision:
 
     def copy(self) -> PolicyDecision:
         """A copy whose lists and dicts the caller may change freely."""
-        return PolicyDecision(
-            allowed=self.allowed,
-            effect=self.effect,
-            reasons=list(self.reasons),
-            policies=list(self.policies),
-            protection=dict(self.protection),
-            reroute=None if self.reroute is None else list(self.reroute),
-            require_approval=self.require_approval,
-            version=self.version,
+        return make_decision(
+            self.allowed,
+            self.effect,
+            list(self.reasons),
+            list(self.policies),
+            dict(self.protection),
+            None if self.reroute is None else list(self.reroute),
+            self.require_approval,
+            self.version,
         )
 
     @property
@@ -152,3 +152,42 @@ class PolicyDecision:
         if self.require_approval:
             details["require_approval"] = True
         raise PermissionDenied(self.message, code="policy_denied", details=details)
+
+
+_new_decision = object.__new__
+_slots = PolicyDecision.__dict__
+_set_allowed = _slots["allowed"].__set__
+_set_effect = _slots["effect"].__set__
+_set_reasons = _slots["reasons"].__set__
+_set_policies = _slots["policies"].__set__
+_set_protection = _slots["protection"].__set__
+_set_reroute = _slots["reroute"].__set__
+_set_require_approval = _slots["require_approval"].__set__
+_set_version = _slots["version"].__set__
+
+
+def make_decision(
+    allowed: bool,
+    effect: Effect,
+    reasons: list[str],
+    policies: list[str],
+    protection: dict[str, str],
+    reroute: list[str] | None,
+    require_approval: bool,
+    version: str,
+) -> PolicyDecision:
+    """``PolicyDecision(...)`` with the fields in order, at half the cost (fills the slots directly).
+
+    A frozen dataclass sets each field through ``object.__setattr__``; one decision is
+    made for every request decided, so the policy engine makes them here.
+    """
+    d = _new_decision(PolicyDecision)
+    _set_allowed(d, allowed)
+    _set_effect(d, effect)
+    _set_reasons(d, reasons)
+    _set_policies(d, policies)
+    _set_protection(d, protection)
+    _set_reroute(d, reroute)
+    _set_require_approval(d, require_approval)
+    _set_version(d, version)
+    return d
