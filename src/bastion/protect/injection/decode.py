@@ -84,17 +84,31 @@ def _from_hex(token: str) -> str | None:
         return None
 
 
-#: Indices of ``payload_cues()``: the four regexes, then the rot13 words, then the reverse words.
+#: A bare-hex run inside a whitespace-free token: what ``_HEX`` matches there (no space in it).
+_UNSPACED_HEX = re.compile(r"(?:[0-9A-Fa-f]{2}:?){8,}")
+#: Every ASCII character, as one of three: "a" for a character a base64 or bare-hex run is made
+#: of, " " for whitespace (what ``str.split()`` cuts at), "." for the rest.
+_RUN_CLASSES = bytes(
+    ord("a") if re.fullmatch(r"[A-Za-z0-9+/_:-]", chr(c)) else ord(" ") if chr(c).isspace() else ord(".")
+    for c in range(256)
+)
+_RUN = b"a" * MIN_BASE64_CHARS
+
+#: Indices of ``payload_cues()``: the four regexes, the rot13 words, the reverse words, then
+#: the spaced-hex cue, the hex escape and the bare-hex run (tests made before a search).
 BASE64_CUE, HEX_CUE, HEX_ESCAPED_CUE, URL_ENCODED_CUE = range(4)
 _ROT13_CUES = range(4, 4 + len(_ROT13_WORDS))
-_REVERSE_CUES = range(4 + len(_ROT13_WORDS), 4 + len(_ROT13_WORDS) + len(_REVERSE_WORDS))
+_REVERSE_CUES = range(_ROT13_CUES.stop, _ROT13_CUES.stop + len(_REVERSE_WORDS))
+SPACED_HEX_CUE, HEX_ESCAPE_CUE, UNSPACED_HEX_CUE = range(_REVERSE_CUES.stop, _REVERSE_CUES.stop + 3)
 
 
 def payload_cues() -> list[Cue]:
     """Prefilter cues at least one of which matches any text in which ``decoded_payloads`` finds something.
 
     Every payload comes from a match of one of the regexes below inside the text (a token of
-    it is a slice of it), or needs a rot13 or reverse cue word in the lower-cased text.
+    it is a slice of it), or needs a rot13 or reverse cue word in the lower-cased text. The
+    last three cues are the tests ``decoded_payloads`` makes before a search, so a search
+    whose test cannot pass is skipped too.
     """
     from bastion.protect.injection.prefilter import LOWER_CASE_SOURCES, Cue, literal_expression, regex_cue
 
@@ -103,7 +117,32 @@ def payload_cues() -> list[Cue]:
 
     cues = [regex_cue(p) for p in (_BASE64, _HEX, _HEX_ESCAPED, _URL_ENCODED)]
     cues += [word_cue(w) for w in (*_ROT13_WORDS, *_REVERSE_WORDS)]
+    cues += [regex_cue(_SPACED_HEX_CUE), Cue(literal_expression("\\x"), lambda text: "\\x" in text)]
+    cues += [regex_cue(_UNSPACED_HEX)]
     return cues
+
+
+def _long_tokens(text: str) -> list[str]:
+    """The whitespace-free tokens of ``text`` that can hold a base64 or bare-hex match, in order.
+
+    That is every token with a run of MIN_BASE64_CHARS characters of the two classes (a
+    base64 match is such a run, a bare-hex one too: hex digits and colons); the others find
+    nothing. ASCII text is searched for such runs in one pass over its bytes; other text is
+    split, and its tokens of at least that length are kept (a superset: the same findings).
+    """
+    if not text.isascii():
+        return [t for t in text.split() if len(t) >= MIN_BASE64_CHARS]
+    classes = text.encode("ascii").translate(_RUN_CLASSES)
+    tokens: list[str] = []
+    at = classes.find(_RUN)
+    while at >= 0:
+        start = classes.rfind(b" ", 0, at) + 1
+        end = classes.find(b" ", at)
+        if end < 0:
+            end = len(classes)
+        tokens.append(text[start:end])
+        at = classes.find(_RUN, end)
+    return tokens
 
 
 def decoded_payloads(text: str, possible: Container[int] | None = None) -> list[tuple[str, str]]:
@@ -122,20 +161,30 @@ def decoded_payloads(text: str, possible: Container[int] | None = None) -> list[
             out.append((encoding, decoded))
         return len(out) < MAX_CANDIDATES
 
-    # Long whitespace-free tokens are the only base64 or bare-hex candidates; str.split finds
-    # them far faster than a regex scan of every position.
+    # Long whitespace-free tokens are the only base64 or bare-hex candidates; they are found
+    # far faster than by a regex scan of every position.
     # A match in a token is one in the text (whitespace is in neither class), unless the token
-    # is cut at MAX_CANDIDATE_CHARS: only a text that long can have such a token.
-    if may(BASE64_CUE, HEX_CUE) or len(text) > MAX_CANDIDATE_CHARS:
-        for token in [t for t in text.split() if len(t) >= MIN_BASE64_CHARS]:
-            for m in _BASE64.finditer(token[:MAX_CANDIDATE_CHARS]):
-                if not add("base64", _from_base64(m.group(0))):
-                    return out
-            for m in _HEX.finditer(token[:MAX_CANDIDATE_CHARS]):
-                if not add("hex", _from_hex(m.group(0))):
-                    return out
-    if may(HEX_CUE, HEX_ESCAPED_CUE) and (_SPACED_HEX_CUE.search(text) or "\\x" in text):
-        for pattern in (_HEX, _HEX_ESCAPED):
+    # is cut at MAX_CANDIDATE_CHARS: only a text that long can have such a token. A bare-hex
+    # match in a token has no space: the unspaced-hex cue matches it.
+    cut = len(text) > MAX_CANDIDATE_CHARS
+    base64_runs = cut or may(BASE64_CUE)
+    hex_runs = cut or may(UNSPACED_HEX_CUE)
+    if base64_runs or hex_runs:
+        for token in _long_tokens(text):
+            if base64_runs:
+                for m in _BASE64.finditer(token[:MAX_CANDIDATE_CHARS]):
+                    if not add("base64", _from_base64(m.group(0))):
+                        return out
+            if hex_runs:
+                for m in _HEX.finditer(token[:MAX_CANDIDATE_CHARS]):
+                    if not add("hex", _from_hex(m.group(0))):
+                        return out
+    if may(HEX_CUE, HEX_ESCAPED_CUE) and (
+        (may(SPACED_HEX_CUE) and _SPACED_HEX_CUE.search(text)) or (may(HEX_ESCAPE_CUE) and "\\x" in text)
+    ):
+        for pattern, cue in ((_HEX, HEX_CUE), (_HEX_ESCAPED, HEX_ESCAPED_CUE)):
+            if not may(cue):
+                continue
             for m in pattern.finditer(text):
                 if " " in m.group(0) or "\\x" in m.group(0):
                     if not add("hex", _from_hex(m.group(0)[:MAX_CANDIDATE_CHARS])):
