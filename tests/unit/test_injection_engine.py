@@ -481,3 +481,63 @@ def test_case_insensitive_parts_are_always_tried():
     with pytest.raises(pf.Untranslatable):
         pf.loose_expression(re.compile(r"abc(?i:def)"))
     assert pf.regex_cue(re.compile(r"abc(?i:def)")).expression is None
+
+
+# --- classifier input, long tokens, whitespace checks --------------------------------------------------
+
+
+_ENTITY_PIECES = [
+    "2026-11-17", "t", " ", "02:02:00", "z", "24/nov/2026", "12.03.2025", "130.251.118.193", "fe80::1",
+    "550e8400-e29b-41d4-a716-446655440000", "kim.ross@example.com", ".@-.-", "+@a.com", "https://x.example.net/p?q=1",
+    "www.example.org", "mail.corp.internal", "v2", "mp3", "-", ".", ":", "x", "10", "2026", "id=ab12cd34ef",
+    "12345678", "1234_5678", "abc_12345", "__1__", "x1y2z3w4", "٣٤٥", "١٢٣٤٥٦٧٨", "é", "ß", "’", "—", "word", "_",
+]
+
+
+def test_entity_joined_equals_the_joined_entity_words():
+    """The classifier's input made from bytes is the definition's, and so is the plain word count."""
+    from bastion.protect.injection.entities import entity_joined
+
+    rng = random.Random(29)
+    texts = [fold(t) for t in CORPUS]
+    texts += ["".join(rng.choice(_ENTITY_PIECES) for _ in range(rng.randint(0, 30))) for _ in range(3000)]
+    texts += [" ".join(rng.choice(_ENTITY_PIECES) for _ in range(rng.randint(0, 30))) for _ in range(3000)]
+    for text in texts:
+        want = joined_words(entity_words(text))
+        want_joined = want.encode("ascii") if want.isascii() else want
+        count = len(words_of(text))
+        cues = {name for name, rx in MASK_CUES.items() if rx.search(text)}
+        assert entity_joined(text) == (want_joined, count), text
+        assert entity_joined(text, None, cues) == (want_joined, count), text
+        assert entity_joined(text, words_of(text), cues) == (want_joined, count), text
+        # Not single-spaced (not folded): masking runs over the whole text.
+        tabbed = text.replace(" ", "\t", 1)
+        want = joined_words(entity_words(tabbed))
+        assert entity_joined(tabbed) == (want.encode("ascii") if want.isascii() else want, len(words_of(tabbed)))
+
+
+def test_long_tokens_hold_every_base64_and_hex_candidate():
+    from bastion.protect.injection import decode as d
+
+    rng = random.Random(31)
+    pieces = ["SWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=", "aa:bb:cc:dd:ee:ff:00:11", "0123456789abcdef"]
+    pieces += ["x" * 15, "x" * 16, "disaster-recovery", "(daniel.okafor@example.com,", " ", "\t", "\n", "\x1c", "é"]
+    pieces += ["+/", ":", "=="]
+    texts = [*CORPUS, *("".join(rng.choice(pieces) for _ in range(rng.randint(0, 14))) for _ in range(3000))]
+    for text in texts:
+        every = [t for t in text.split() if len(t) >= d.MIN_BASE64_CHARS]
+        chosen = d._long_tokens(text)
+        assert chosen == [t for t in every if t in chosen], text
+        for token in every:
+            if token not in chosen:
+                assert not d._BASE64.search(token) and not d._HEX.search(token), token
+
+
+def test_single_spaced_check_equals_its_definition():
+    from bastion.protect.injection import entities as e
+
+    for c in map(chr, range(0x30000)):
+        if 0xD800 <= ord(c) <= 0xDFFF:
+            continue
+        text = f"a{c}b c"
+        assert e._single_spaced(text) == (re.search(r"[^\S ]", text) is None), hex(ord(c))

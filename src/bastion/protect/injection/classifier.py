@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bastion.errors import ConfigError
-from bastion.protect.injection.entities import entity_words
+from bastion.protect.injection.entities import entity_joined
 from bastion.protect.injection.features import (
     CHAR_N,
     WINDOW_WORDS,
@@ -34,7 +34,6 @@ from bastion.protect.injection.features import (
     feature_hashes,
     feature_key_hashes,
     features_of_words,
-    joined_words,
     window_bounds,
 )
 
@@ -174,7 +173,19 @@ class LinearClassifier:
         ``words``: its plain words, if known; ``mask_cues``: which ``entities.MASK_CUES`` can
         match it, if known (see ``entities.mask_entities``).
         """
-        fh = feature_hashes(joined_words(entity_words(folded, words, mask_cues)))
+        return self.probability_and_words(folded, words, mask_cues)[0]
+
+    def probability_and_words(
+        self, folded: str, words: list[str] | None = None, mask_cues: Container[str] | None = None
+    ) -> tuple[float, int]:
+        """``probability(folded, words, mask_cues)`` and the number of plain words of the text
+        (``len(words_of(folded))``), which the masking work tells on the way."""
+        joined, plain = entity_joined(folded, words, mask_cues)
+        return self._joined_probability(joined), plain
+
+    def _joined_probability(self, joined: str | bytes) -> float:
+        """The highest window probability over entity-masked words (``features.joined_words``)."""
+        fh = feature_hashes(joined)
         ng = fh.grams
         n = nw = fh.words
         weights = self.table.lookup(fh.hashes)

@@ -263,7 +263,7 @@ class InjectionDetector:
         return InjectionResult(flagged, round(score, 4), reasons if flagged else reasons[:3], kind if flagged else None)
 
     def _rule_hits(
-        self, folded: str, words: list[str], possible: set[int] | None
+        self, folded: str, words: list[str] | None, possible: set[int] | None
     ) -> list[tuple[RuleHit, str, str]]:
         """Rule hits on the folded text and on its evasion variants, with the text each was found in."""
         found: dict[str, tuple[RuleHit, str, str]] = {}
@@ -289,7 +289,9 @@ class InjectionDetector:
         discussing = self._discussing(folded, possible)
         weighted: list[tuple[float, str, str]] = []
         quoted_best = 0.0
-        words = words_of(folded)
+        # The plain words serve the rules only when no prefilter has chosen them (the classifier
+        # splits the masked text itself, and tells how many words the folded text has).
+        words = words_of(folded) if possible is None else None
         for hit, where, evasion in self._rule_hits(folded, words, possible):
             w = hit.rule.weight
             if source != "user" and hit.rule.kind in UNTRUSTED_KINDS:
@@ -323,13 +325,13 @@ class InjectionDetector:
         conclusive = rule_score >= CONCLUSIVE_RULE_SCORE
         if self.classifier is not None and use_classifier and not conclusive:
             masks = None if possible is None else {name for name, i in self._mask_cues.items() if i in possible}
-            p = self.classifier.probability(folded, words, masks)
+            p, count = self.classifier.probability_and_words(folded, words, masks)
             if discussing:
                 p *= DISCUSSION_CLASSIFIER_DAMPING
             # Map the probability so that CLASSIFIER_ALONE lands on the threshold.
-            if len(words) > WINDOW_WORDS:
+            if count > WINDOW_WORDS:
                 alone = CLASSIFIER_ALONE_LONG
-            elif len(words) <= SHORT_TEXT_WORDS:
+            elif count <= SHORT_TEXT_WORDS:
                 alone = CLASSIFIER_ALONE_SHORT
             else:
                 alone = CLASSIFIER_ALONE

@@ -17,7 +17,7 @@ from collections.abc import Container
 from itertools import compress
 from operator import not_
 
-from bastion.protect.injection.features import words_of
+from bastion.protect.injection.features import ASCII_NON_WORD_BYTES, words_of
 
 #: Masking runs on folded (lower-case) text; each pattern is one linear pass and is
 #: skipped when a cheap membership test shows it cannot match.
@@ -79,22 +79,26 @@ MASK_CUES: dict[str, re.Pattern[str]] = {
 
 
 _OTHER_SPACE = re.compile(r"[^\S ]")
+#: The ASCII whitespace characters other than the space (what ``\s`` and ``str.split`` cut at).
+_ASCII_OTHER_SPACES = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f"
 
 
 def _single_spaced(text: str) -> bool:
     """Whether the only whitespace in ``text`` is the space (true of folded text)."""
     if text.isascii():
-        # Every ASCII whitespace character but the space is unprintable.
-        return text.isprintable() or _OTHER_SPACE.search(text) is None
-    return _OTHER_SPACE.search(text) is None
+        # A few substring searches (each a memchr) instead of a regex step per character.
+        return not any(map(text.__contains__, _ASCII_OTHER_SPACES))
+    # Every whitespace character but the space is unprintable (a Separator or Other).
+    return text.isprintable() or _OTHER_SPACE.search(text) is None
 
 
 def _sub_in_runs(
     rx: re.Pattern[str], repl: str, text: str, hint: re.Pattern[str], reach: int = 0
-) -> tuple[str, list[str]]:
+) -> tuple[str, list[str], list[str]]:
     """``rx.sub(repl, text)`` on text whose only whitespace is the space, for a pattern whose every
     match holds a match of ``hint`` and spans at most ``reach`` + 1 space-free runs; with it, the
-    stretches of the result that were substituted (the rest is copied from ``text``).
+    stretches of the result that were substituted (the rest is copied from ``text``), and the
+    stretches of ``text`` they replace.
 
     Only the runs holding a match of ``hint``, with ``reach`` runs on each side, can hold a
     match (overlapping stretches are merged), and the pattern sees the same at a stretch's
@@ -120,18 +124,21 @@ def _sub_in_runs(
         else:
             stretches.append([start, end])
     if not stretches:
-        return text, []
+        return text, [], []
     out: list[str] = []
     pieces: list[str] = []
+    originals: list[str] = []
     done = 0
     for start, end in stretches:
         out.append(text[done:start])
-        piece = rx.sub(repl, text[start:end])
+        original = text[start:end]
+        piece = rx.sub(repl, original)
         out.append(piece)
         pieces.append(piece)
+        originals.append(original)
         done = end
     out.append(text[done:])
-    return "".join(out), pieces
+    return "".join(out), pieces, originals
 
 
 _HINT_URL = re.compile(r"://|www\.")
@@ -144,6 +151,17 @@ def mask_entities(folded: str, possible: Container[str] | None = None) -> str:
     """Folded text with URLs, emails, UUIDs, IP and MAC addresses, dates, times and host names masked.
 
     ``possible``: the names of the ``MASK_CUES`` that can match ``folded`` (from a prefilter).
+    See ``_masked``.
+    """
+    return _masked(folded, possible)[0]
+
+
+def _masked(folded: str, possible: Container[str] | None = None) -> tuple[str, int | None]:
+    """``mask_entities(folded, possible)``, and how many words (``words_of``) masking added: the
+    words of the rewritten stretches less those of the stretches they replace (None when a
+    pattern ran over the whole text).
+
+    ``possible``: the names of the ``MASK_CUES`` that can match ``folded`` (from a prefilter).
     A test whose cue cannot match is still made on the stretches masking has rewritten so
     far: every test is a pattern that cannot match a space, so in text whose only whitespace
     is the space each of its matches lies in one space-free run, and a run masking left alone
@@ -153,6 +171,7 @@ def mask_entities(folded: str, possible: Container[str] | None = None) -> str:
     text = folded
     runs: bool | None = None  # whether the space-free runs can be substituted alone
     rewritten: list[str] = []  # every stretch substituted so far, as it was written
+    replaced: list[str] = []  # the stretches they replace
 
     def may(name: str, test: re.Pattern[str]) -> bool:
         if possible is None or name in possible:
@@ -166,8 +185,9 @@ def mask_entities(folded: str, possible: Container[str] | None = None) -> str:
         if not runs:
             possible = None
             return rx.sub(repl, text)
-        out, pieces = _sub_in_runs(rx, repl, text, hint, reach)
+        out, pieces, originals = _sub_in_runs(rx, repl, text, hint, reach)
         rewritten.extend(pieces)
+        replaced.extend(originals)
         return out
 
     if may("url", _HINT_URL):
@@ -186,7 +206,11 @@ def mask_entities(folded: str, possible: Container[str] | None = None) -> str:
             text = sub(_DATETIME, DATE, _HINT_DATETIME, 1)
     if may("host", _HINT_HOST):
         text = sub(_HOST, HOST, _HINT_HOST)
-    return text
+    if runs is False:
+        return text, None
+    # A stretch begins and ends at a space or an end of the text, which no word crosses.
+    added = sum(len(words_of(piece)) for piece in rewritten) - sum(len(words_of(piece)) for piece in replaced)
+    return text, added
 
 
 def _mask_word(word: str) -> str:
@@ -212,6 +236,11 @@ def entity_words(
     masked = mask_entities(folded, possible)
     if words is None or masked != folded:
         words = words_of(masked)
+    return _numbers_masked(words, masked)
+
+
+def _numbers_masked(words: list[str], masked: str) -> list[str]:
+    """The words of a masked text with numbers and long identifiers masked (``_mask_word``)."""
     if _HAS_DIGIT.search(masked) is None:
         return words
     # isalpha() is true for most words: it is run over all of them in C, and only the
@@ -224,3 +253,57 @@ def entity_words(
         out[i] = _mask_word(words[i])
     return out
 
+
+#: For a joined ASCII text: every byte but the digits and the space, to delete (what is left of
+#: a word is its digits: nothing, for most words).
+_NOT_DIGIT_OR_SPACE = bytes(c for c in range(256) if c != 32 and not 48 <= c <= 57)
+_ASCII_DIGIT_RUNS = re.compile(rb"[0-9]+")
+_ASCII_ID = ID.strip().encode()
+
+
+def _mask_ascii_word(word: bytes) -> bytes:
+    """``_mask_word`` of an ASCII word that holds a digit."""
+    if word.isdigit():
+        return b"0"
+    if len(word) >= LONG_ID_CHARS and word.strip(b"0123456789_"):
+        return _ASCII_ID
+    return _ASCII_DIGIT_RUNS.sub(b"0", word)
+
+
+def entity_joined(
+    folded: str, words: list[str] | None = None, possible: Container[str] | None = None
+) -> tuple[bytes | str, int]:
+    """``joined_words(entity_words(folded, words, possible))``, as bytes when it is ASCII, and the
+    number of plain words of ``folded`` (``len(words_of(folded))``).
+
+    What the classifier reads, made without a Python step per word when the masked text is
+    ASCII: it is split as bytes, and only the words holding a digit are looked at one by one.
+    The number of plain words is the masked text's less what masking added, unless known.
+    """
+    masked, added = _masked(folded, possible)
+    joined: bytes | str
+    if masked.isascii():
+        parts = masked.encode("ascii").translate(ASCII_NON_WORD_BYTES).split()
+        count = len(parts)
+        joined = b" ".join(parts)
+        # A folded text without digits has none after masking either (no class token has one).
+        if count and (possible is None or "digit" in possible):
+            digits = joined.translate(None, _NOT_DIGIT_OR_SPACE)
+            if len(digits) >= count:  # more than the count - 1 spaces between the words
+                for i in compress(range(count), digits.split(b" ")):
+                    parts[i] = _mask_ascii_word(parts[i])
+                joined = b" ".join(parts)
+        joined = b" " + joined + b" "
+    else:
+        plain_words = words if words is not None and masked == folded else words_of(masked)
+        count = len(plain_words)
+        joined = " " + " ".join(_numbers_masked(plain_words, masked)) + " "
+        if joined.isascii():
+            joined = joined.encode("ascii")
+    if words is not None:
+        return joined, len(words)
+    if masked == folded:
+        return joined, count
+    if added is not None:
+        return joined, count - added
+    return joined, len(words_of(folded))

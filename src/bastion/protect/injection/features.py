@@ -31,8 +31,9 @@ WINDOW_OVERLAP = 16
 _WORD = re.compile(r"\w+")
 
 
-#: ASCII characters that are not word characters (for ``re``'s \\w), each mapped to a space.
-_ASCII_NON_WORD = str.maketrans({c: " " for c in range(128) if not _WORD.fullmatch(chr(c))})
+#: ASCII characters that are not word characters (for ``re``'s \\w), each mapped to a space
+#: (a table for ``bytes.translate``; other bytes are left alone).
+ASCII_NON_WORD_BYTES = bytes(32 if c < 128 and not _WORD.fullmatch(chr(c)) else c for c in range(256))
 
 
 #: Typographic punctuation common in otherwise ASCII text (none of it is a word character).
@@ -52,8 +53,8 @@ def words_of(folded: str) -> list[str]:
             return _WORD.findall(folded)
         folded = plain
     # The same tokens as the regex, several times faster: non-word characters become
-    # spaces (str.translate has a fast path for ASCII) and str.split() cuts there.
-    return folded.translate(_ASCII_NON_WORD).split()
+    # spaces (bytes.translate is a table lookup per byte) and str.split() cuts there.
+    return folded.encode("ascii").translate(ASCII_NON_WORD_BYTES).decode("ascii").split()
 
 
 def joined_words(words: list[str]) -> str:
@@ -151,7 +152,9 @@ class _Powers:
 _POWERS = _Powers()
 
 
-def _code_points(text: str) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint32]:
+def _code_points(text: str | bytes) -> npt.NDArray[np.uint8] | npt.NDArray[np.uint32]:
+    if isinstance(text, bytes):  # ASCII, encoded
+        return np.frombuffer(text, dtype=np.uint8)
     if text.isascii():
         return np.frombuffer(text.encode("ascii"), dtype=np.uint8)
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
@@ -214,8 +217,11 @@ class FeatureHashes:
     spaces: npt.NDArray[np.intp]
 
 
-def feature_hashes(joined: str) -> FeatureHashes:
-    """The hashed features of a joined text (single spaces between words, one on each side)."""
+def feature_hashes(joined: str | bytes) -> FeatureHashes:
+    """The hashed features of a joined text (single spaces between words, one on each side).
+
+    ``joined`` may be given encoded, as bytes, when it is ASCII.
+    """
     codes = _code_points(joined)
     n = len(codes)
     spaces = (codes == _SPACE).nonzero()[0]
