@@ -15,7 +15,9 @@ from bastion.protect.engine import (
     HyperscanEngine,
     PythonEngine,
     _may_match_space,
+    anchor,
     hyperscan_available,
+    range_rule,
     window,
 )
 from bastion.protect.patterns import BUILTIN, PatternSpec
@@ -127,7 +129,7 @@ def test_spelled_digit_shortcut_never_hides_a_match() -> None:
     seps = [" ", ",", ".", "-", " - ", ", ", "(", ")", "!", "\n", "_", "  "]
     for _ in range(3000):
         text = "".join(rnd.choice(words) + rnd.choice(seps) for _ in range(rnd.randrange(1, 14)))
-        if dec._SPELLED_DIGITS.search(text):
+        if dec.SPELLED_DIGITS.search(text):
             assert dec._may_spell_digits(text), text
 
 
@@ -267,7 +269,32 @@ def test_windows_of_patterns() -> None:
     assert window(_spec(r"\bpassword[ \t]{0,3}=[ \t]{0,3}\S{6,200}")) == (215, False)
     assert window(_spec(r"\beyJ[A-Za-z0-9_-]{8,}")) is None  # no bound
     assert window(_spec("a" * HS_NO_SOM_MAX_WIDTH + " ")) is None  # too wide
-    assert window(PatternSpec("t", "T", r"\b\d{3} \d{4}\b", 0.5, track_start=True)) is None
+
+
+def test_anchors_of_patterns() -> None:
+    spaced = r"\b[A-Za-z0-9._+-]{1,40}[ \t]{0,3}@[ \t]{0,3}[A-Za-z0-9-]{1,63}(?:[ \t]{0,3}\.[ \t]{0,3}[a-z]{2,6})\b"
+    found = anchor(_spec(spaced))
+    assert found is not None and found[:2] == (ord("@"), 43)
+    assert range_rule(_spec(spaced)) == (None, found)
+    # What may stand before the '@': the local part's characters, spaces and tabs (and '?', which
+    # stands for characters outside Latin-1).
+    assert {chr(b) for b in range(256) if found.before[b]} == set(
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._+- \t?")
+    # Stopping at spaces is tight already: the anchor is not used.
+    plain = r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}\.[a-z]{2,24}\b"
+    assert range_rule(_spec(plain)) == ((153, True), None)
+    assert anchor(_spec(r"\w+ @ \w+@x")) is None  # two of them
+    assert anchor(_spec(r"[\w@]{1,5} ?@x")) is None  # the part before can hold one
+    assert anchor(_spec(r"a{1,5} ?@[^x]")) is None  # so can the part after
+    assert anchor(_spec(r"(?:a|@)bc")) is None  # not at the top level
+    assert anchor(_spec(r"[a-z]+ @b")) is None  # before it unbounded
+    found = anchor(_spec(r"a{1,5} @ [a-z]+"))  # only the part before needs a bound
+    assert found is not None and found[:2] == (ord("@"), 6)
+    caseless = anchor(PatternSpec("t", "T", r"a{1,5} @ [a-z]+", 0.5, caseless=True))
+    assert caseless is not None and caseless.before[ord("A")] and not found.before[ord("A")]
+    assert range_rule(_spec(r"\b\d{3}[ .]\d{4}\b")) == ((8, False), None)
+    assert range_rule(_spec(r"\b\d{3} \d{4}\b"))[1][:2] == (32, 3)  # type: ignore[index]  # a space too
+    assert range_rule(_spec(r"\beyJ[A-Za-z0-9_-]{8,}")) == (None, None)  # start tracking
 
 
 @needs_hs
@@ -291,6 +318,96 @@ def test_ranges_without_start_tracking_stay_linear_on_adversarial_input() -> Non
         s.scan(text)
         elapsed = time.perf_counter() - t0
         assert elapsed < 5.0, f"scan took {elapsed:.2f}s on {text[:12]!r}..."
+
+
+@needs_hs
+def test_engines_identical_on_addresses_with_spaces_and_several_at_signs() -> None:
+    # Spaced-out addresses are found from their '@' back: the last one before each reported end.
+    rnd = random.Random(41)
+    gaps = ["", "", " ", "  ", "\t", "   ", "    "]
+    noise = ["(", ", ", "é", "ā", "?", "x" * 41, "a_b", "+", "-", "\n", " ", "@", " @ ", "mail"]
+    locals_ = ["jane", "jane.doe", "j-d+x", "x" * 39, "x" * 41, "ā", "_", "1"]
+    py, hs = PythonEngine(BUILTIN), HyperscanEngine(BUILTIN)
+    key = lambda c: (c.pattern, c.match_start)  # noqa: E731
+    spaced = [s.name for s in BUILTIN].index("email_spaced")
+    hits = 0
+    for _ in range(3000):
+        parts = []
+        for _ in range(rnd.randrange(1, 4)):
+            parts += [rnd.choice(noise), rnd.choice(locals_), rnd.choice(gaps), "@", rnd.choice(gaps),
+                      rnd.choice(["example", "ex-ample", "a"]), rnd.choice(gaps), ".", rnd.choice(gaps),
+                      rnd.choice(["com", "org", "co", "c0m", "sub . com"])]
+        text = "".join(parts)
+        expected = sorted(py.candidates(text), key=key)
+        assert hs.candidates(text) == expected, text
+        hits += any(c.pattern == spaced for c in expected)
+    assert hits > 1000
+
+
+@needs_hs
+def test_hyperscan_pass_tells_exactly_whether_digits_are_spelled_out() -> None:
+    rnd = random.Random(43)
+    words = [*dec._DIGIT_WORDS, "ten", "phone", "someone", "ONE", "Two", "oh", "twos", "_one", "one1"]
+    seps = [" ", ",", ".", "-", " - ", ", ", "(", ")", "!", "\n", "_", "  ", "", "\t", "    "]
+    hs = HyperscanEngine(BUILTIN)
+    texts = ["".join(rnd.choice(words) + rnd.choice(seps) for _ in range(rnd.randrange(0, 16))) for _ in range(3000)]
+    hits = 0
+    for text in texts + random_texts(300, seed=47):
+        found = hs.scan(text).spelled_digits
+        assert found is (dec.SPELLED_DIGITS.search(text) is not None), text
+        hits += bool(found)
+        if text.isascii():
+            assert list(dec.find_encoded(text, found)) == list(dec.find_encoded(text)), text
+    assert hits > 50
+    assert PythonEngine(BUILTIN).scan("one two three four five six seven").spelled_digits is None
+
+
+def _phone_by_parser(value: str) -> bool:
+    """The phone check as phonenumbers' parser alone decides it (the reference for the shortcuts)."""
+    import phonenumbers
+
+    from bastion.protect.validators import _TRUNK_REGIONS, digits_of
+
+    d = digits_of(value)
+    if not 7 <= len(d) <= 15 or len(set(d)) == 1:
+        return False
+    value = value.strip()
+    if value.startswith("(+"):
+        value = "+" + value[2:].replace(")", " ", 1)
+    regions = (None,) if value.startswith("+") else _TRUNK_REGIONS if value.startswith("0") else ("US",)
+    for region in regions:
+        try:
+            if phonenumbers.is_possible_number(phonenumbers.parse(value, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            continue
+    return False
+
+
+def test_international_numbers_judged_as_phonenumbers_parses_them() -> None:
+    import phonenumbers
+
+    from bastion.protect.validators import phone
+
+    rnd = random.Random(53)
+    codes = [*sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE), 0, 5, 28, 42, 80, 999]
+    cases = ["+44 20 7946 0958", "+1 415 555 0134", "(+44) 20 7946 0958", "+49 (0)30 901820", "+39 06 6988 4857",
+             "+44 (0) 20 7946 0958", "+7 495 123-45-67", "+0 123 4567 89", "+1-800-555-0199.", "+44 20 7946 0958 x12",
+             "+44 20 ٧٩٤٦ 0958", "＋44 20 7946 0958", "+44 20 7946 0958)", "++44 20 7946 0958", "+44/20 7946 0958"]
+    for code in codes:
+        for length in range(0, 16):
+            for _ in range(3):
+                digits = "".join(rnd.choice("0123456789") for _ in range(length))
+                national = ("0" if rnd.random() < 0.3 else "") + digits
+                chars = []
+                for ch in str(code) + national:
+                    chars.append(ch)
+                    if rnd.random() < 0.25:
+                        chars.append(rnd.choice([" ", "-", ".", "  ", "(", ")", " - "]))
+                cases.append("+" + "".join(chars))
+    assert len(cases) > 5000
+    for case in cases:
+        assert phone(case) is _phone_by_parser(case), case
 
 
 def test_iban_check_agrees_with_stdnum() -> None:

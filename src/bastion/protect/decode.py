@@ -91,7 +91,7 @@ _DIGIT_WORDS = {
 }
 _DIGIT_WORD = "(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
 #: Seven or more digits written as words: "five three six - two two - one two three four".
-_SPELLED_DIGITS = re.compile(rf"\b{_DIGIT_WORD}(?:[ ,.-]{{1,3}}{_DIGIT_WORD}){{6,}}\b", re.IGNORECASE)
+SPELLED_DIGITS = re.compile(rf"\b{_DIGIT_WORD}(?:[ ,.-]{{1,3}}{_DIGIT_WORD}){{6,}}\b", re.IGNORECASE)
 _DIGIT_SPLIT = re.compile(r"[a-z]+|[.,-]", re.IGNORECASE)
 
 
@@ -134,10 +134,15 @@ def _may_spell_digits(text: str) -> bool:
     return False
 
 
-def find_encoded(text: str) -> Iterator[Decoded]:
-    """Every encoded run in ``text`` that decodes to readable text (or digits spelled as words)."""
-    if _may_spell_digits(text):
-        for m in _SPELLED_DIGITS.finditer(text):
+def find_encoded(text: str, spelled_digits: bool | None = None) -> Iterator[Decoded]:
+    """Every encoded run in ``text`` that decodes to readable text (or digits spelled as words).
+
+    ``spelled_digits``: whether ``SPELLED_DIGITS`` matches somewhere in ``text``, when a pass
+    over it already told (None: find out here). It is only taken for ASCII text, where the
+    hyperscan pass that tells means exactly what this regex means.
+    """
+    if spelled_digits if spelled_digits is not None and text.isascii() else _may_spell_digits(text):
+        for m in SPELLED_DIGITS.finditer(text):
             yield Decoded(m.start(), m.end(), _spelled_digits(m.group(0)), "spelled-digits")
     # Base64 and hex runs lie in stretches of 16 or more of their characters: only those are searched.
     spans = _encoded_stretches(text)

@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Literal, NamedTuple, Protocol
 
 from bastion.errors import ConfigError
+from bastion.protect.decode import SPELLED_DIGITS
 from bastion.protect.patterns import PatternSpec
 
 EngineName = Literal["hyperscan", "python"]
@@ -49,11 +50,23 @@ class Candidate(NamedTuple):
     match_end: int
 
 
+class Scan(NamedTuple):
+    """What one pass over a text found: every candidate, and whether digits may be spelled out in it."""
+
+    candidates: list[Candidate]
+    #: False when ``decode.SPELLED_DIGITS`` has no match in the text, True when it has one;
+    #: None when the engine cannot tell (the decoder then checks for itself).
+    spelled_digits: bool | None
+
+
 class Engine(Protocol):
     name: EngineName
 
     def candidates(self, text: str) -> list[Candidate]:
         """All matches of all patterns in ``text``."""
+
+    def scan(self, text: str) -> Scan:
+        """All matches of all patterns in ``text``, and what else the same pass tells."""
 
 
 def compile_python(spec: PatternSpec) -> re.Pattern[str]:
@@ -93,6 +106,10 @@ class PythonEngine:
             out.extend(_emit(idx, m) for m in rx.finditer(text))
         return out
 
+    def scan(self, text: str) -> Scan:
+        """All matches of all patterns in ``text``; spelled digits are left to the decoder."""
+        return Scan(self.candidates(text), None)
+
 
 def hyperscan_expression(regex: str) -> str:
     """The looser form of a regex given to hyperscan: plain groups, wide repeats opened up."""
@@ -118,10 +135,15 @@ def max_match_chars(spec: PatternSpec) -> int | None:
     return int(hi) if hi < bound else None
 
 
-_SPACE_CATEGORIES = frozenset({"CATEGORY_SPACE", "CATEGORY_NOT_DIGIT", "CATEGORY_NOT_WORD", "CATEGORY_NOT_LINEBREAK"})
+#: What each category of a character class matches, as a regex of its own (ASCII semantics).
+_CATEGORY_TESTS = {
+    "CATEGORY_DIGIT": re.compile(r"\d", re.ASCII), "CATEGORY_NOT_DIGIT": re.compile(r"\D", re.ASCII),
+    "CATEGORY_SPACE": re.compile(r"\s", re.ASCII), "CATEGORY_NOT_SPACE": re.compile(r"\S", re.ASCII),
+    "CATEGORY_WORD": re.compile(r"\w", re.ASCII), "CATEGORY_NOT_WORD": re.compile(r"\W", re.ASCII),
+}
 
 
-def _class_has_space(items: Any) -> bool:
+def _class_has(items: Any, code: int) -> bool:
     negate = False
     hit = False
     for op, av in items:
@@ -129,46 +151,54 @@ def _class_has_space(items: Any) -> bool:
         if kind == "NEGATE":
             negate = True
         elif kind == "LITERAL":
-            hit = hit or av == 32
+            hit = hit or av == code
         elif kind == "RANGE":
-            hit = hit or av[0] <= 32 <= av[1]
+            hit = hit or av[0] <= code <= av[1]
         elif kind == "CATEGORY":
-            hit = hit or str(av) in _SPACE_CATEGORIES
+            test = _CATEGORY_TESTS.get(str(av))
+            if test is None:
+                return True  # an unknown category: assume it can
+            hit = hit or test.match(chr(code)) is not None
         else:
             return True  # an unknown class item: assume it can
     return hit != negate
 
 
-def _may_match_space(items: Any) -> bool:
-    """Whether a parsed regex can consume a space; True whenever unsure."""
+def _may_match_char(items: Any, code: int) -> bool:
+    """Whether a parsed regex can consume the character ``code``; True whenever unsure."""
     for op, av in items:
         kind = str(op)
         if kind == "AT":
             continue
         if kind == "LITERAL":
-            if av == 32:
+            if av == code:
                 return True
         elif kind == "NOT_LITERAL":
-            if av != 32:
+            if av != code:
                 return True
         elif kind == "IN":
-            if _class_has_space(av):
+            if _class_has(av, code):
                 return True
         elif kind in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            if av[1] > 0 and _may_match_space(av[2]):
+            if av[1] > 0 and _may_match_char(av[2], code):
                 return True
         elif kind == "SUBPATTERN":
-            if _may_match_space(av[3]):
+            if _may_match_char(av[3], code):
                 return True
         elif kind == "ATOMIC_GROUP":
-            if _may_match_space(av):
+            if _may_match_char(av, code):
                 return True
         elif kind == "BRANCH":
-            if any(_may_match_space(b) for b in av[1]):
+            if any(_may_match_char(b, code) for b in av[1]):
                 return True
         else:
             return True  # any, look-arounds, back-references, conditionals: assume it can
     return False
+
+
+def _may_match_space(items: Any) -> bool:
+    """Whether a parsed regex can consume a space; True whenever unsure."""
+    return _may_match_char(items, 32)
 
 
 def window(spec: PatternSpec) -> tuple[int, bool] | None:
@@ -179,7 +209,7 @@ def window(spec: PatternSpec) -> tuple[int, bool] | None:
     space before it.
     """
     width = max_match_chars(spec)
-    if width is None or width > HS_NO_SOM_MAX_WIDTH or spec.track_start:
+    if width is None or width > HS_NO_SOM_MAX_WIDTH:
         return None
     try:
         spaceless = not _may_match_space(_parsed(spec))
@@ -188,8 +218,72 @@ def window(spec: PatternSpec) -> tuple[int, bool] | None:
     return width, spaceless
 
 
+class Anchor(NamedTuple):
+    """A character every match of a pattern holds exactly once (see ``anchor``)."""
+
+    code: int
+    #: Most characters a match can start before it.
+    reach: int
+    #: Per byte of the scanned text, 1 when the part of a match before the anchor may consume it, else 0.
+    before: bytes
+
+
+def anchor(spec: PatternSpec) -> Anchor | None:
+    """A character every match holds exactly once, and how far before it a match can start; or None.
+
+    The regex is a sequence with that character (one without letter case) in it, and neither
+    what comes before it nor what comes after can consume it. A match ending at a reported
+    end then holds the last such character before that end, starts at most ``reach``
+    characters before it, and after the last character before it that the part before
+    cannot consume.
+    """
+    try:
+        parser: Any = importlib.import_module("re._parser")
+        parsed = _parsed(spec)
+        items = list(parsed)
+        bound = int(getattr(parser, "MAXWIDTH", parser.MAXREPEAT))
+        for k, (op, code) in enumerate(items):
+            if str(op) != "LITERAL" or chr(code).lower() != chr(code).upper():
+                continue
+            if _may_match_char(items[:k], code) or _may_match_char(items[k + 1 :], code):
+                continue
+            reach = int(parser.SubPattern(parsed.state, items[:k]).getwidth()[1])
+            if reach < bound:
+                return Anchor(code, reach, _consumable(items[:k], spec.caseless))
+    except Exception:  # noqa: BLE001 - unknown: no anchor
+        return None
+    return None
+
+
+def _consumable(items: Any, caseless: bool) -> bytes:
+    """Per byte: 1 when a character scanned as that byte may be consumed by the parsed regex."""
+    table = bytearray(256)
+    for b in range(256):
+        ch = chr(b)
+        forms = {ch, ch.swapcase()} if caseless and ch.isascii() else {ch}
+        # '?' also stands for every character outside Latin-1, which the regex may consume.
+        table[b] = b == 63 or any(_may_match_char(items, ord(c)) for c in forms)
+    return bytes(table)
+
+
+def range_rule(spec: PatternSpec) -> tuple[tuple[int, bool] | None, Anchor | None]:
+    """How hyperscan's ranges of a pattern are found: ``(window, anchor)``; both None means start tracking.
+
+    A window that stops at spaces is tight already; otherwise a unique character of every
+    match (the ``@`` of a spaced-out address) bounds the start far more closely than the
+    width, without the cost of tracking starts.
+    """
+    win = window(spec)
+    if win is not None and win[1]:
+        return win, None
+    found = anchor(spec)
+    if found is not None:
+        return None, found
+    return win, None
+
+
 def hyperscan_inputs(specs: Sequence[PatternSpec]) -> list[tuple[bytes, int]]:
-    """Each pattern's hyperscan expression (Latin-1 bytes) and compile flags."""
+    """Each pattern's hyperscan expression (Latin-1 bytes) and compile flags, then the spelled-digit cue's."""
     import hyperscan
 
     out: list[tuple[bytes, int]] = []
@@ -199,11 +293,15 @@ def hyperscan_inputs(specs: Sequence[PatternSpec]) -> list[tuple[bytes, int]]:
         except UnicodeEncodeError:
             raise ConfigError(f"pattern {s.name!r} uses characters outside Latin-1") from None
         flags = hyperscan.HS_FLAG_ALLOWEMPTY
-        if window(s) is None:
+        if range_rule(s) == (None, None):
             flags |= hyperscan.HS_FLAG_SOM_LEFTMOST
         if s.caseless:
             flags |= hyperscan.HS_FLAG_CASELESS
         out.append((expr, flags))
+    # The same pass says whether digits are spelled out anywhere (one report is enough): on ASCII
+    # text the decoder's regex then needs no pass of its own, nor its own check first.
+    out.append((SPELLED_DIGITS.pattern.encode("ascii"),
+                hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH | hyperscan.HS_FLAG_ALLOWEMPTY))
     return out
 
 
@@ -246,8 +344,14 @@ class HyperscanEngine:
 
         self._regexes = [compile_python(s) for s in specs]
         self._empty = [_may_match_empty(rx) for rx in self._regexes]
-        #: Per pattern: how far before a reported end its range starts (no start-of-match tracking), or None.
-        self._windows = [window(s) for s in specs]
+        #: Per pattern: how far before a reported end its range starts (no start-of-match tracking), or None;
+        #: or, for an anchored pattern, the anchor's byte and how far before it the range starts.
+        rules = [range_rule(s) for s in specs]
+        #: The id of the spelled-digit cue, after the patterns' (its report is kept as a range like theirs).
+        self._spelled_id = len(specs)
+        self._windows = [w for w, _ in rules] + [None]
+        self._anchors: list[tuple[bytes, int, bytes] | None] = [
+            None if a is None else (bytes([a.code]), a.reach, a.before) for _, a in rules] + [None]
         if serialized is None:
             serialized = compile_database(hyperscan_inputs(specs))
         self._db = hyperscan.loadb(serialized, hyperscan.HS_MODE_BLOCK)
@@ -258,11 +362,20 @@ class HyperscanEngine:
     def _ranges(self, data: bytes) -> dict[int, list[list[int]]]:
         hits: dict[int, list[list[int]]] = {}
         windows = self._windows
+        anchors = self._anchors
 
         def on_match(pid: int, start: int, end: int, _flags: int, _ctx: Any) -> None:
             spans = hits.get(pid)
             win = windows[pid]
-            if win is not None:
+            anc = anchors[pid]
+            if anc is not None:
+                # Every match holds the anchor once, and nothing after it can be one: the last
+                # anchor before the end is the match's own. The match starts within reach before
+                # it, after any character that cannot come before the anchor.
+                at = data.rfind(anc[0], 0, end)
+                lo = at - anc[1] if at > anc[1] else 0
+                start = lo + data[lo:at].translate(anc[2]).rfind(0) + 1
+            elif win is not None:
                 width, spaceless = win
                 if spans is not None:
                     last = spans[-1]
@@ -298,13 +411,19 @@ class HyperscanEngine:
 
     def candidates(self, text: str) -> list[Candidate]:
         """All matches of all patterns in ``text``."""
+        return self.scan(text).candidates
+
+    def scan(self, text: str) -> Scan:
+        """All matches of all patterns in ``text``, and whether digits are spelled out in it."""
         if not text:
-            return []
+            return Scan([], False)
+        hits = self._ranges(_to_scan_bytes(text))
+        spelled = hits.pop(self._spelled_id, None) is not None
         out: list[Candidate] = []
-        for idx, ranges in self._ranges(_to_scan_bytes(text)).items():
+        for idx, ranges in hits.items():
             out.extend(_confirm(idx, self._regexes[idx], text, _merged(ranges), self._empty[idx]))
         out.sort(key=lambda c: (c.pattern, c.match_start))
-        return out
+        return Scan(out, spelled)
 
 
 def _merged(ranges: list[list[int]]) -> list[tuple[int, int]]:
@@ -414,3 +533,7 @@ class SwappingEngine:
     def candidates(self, text: str) -> list[Candidate]:
         """All matches of all patterns in ``text`` (from whichever engine serves now)."""
         return self._current.candidates(text)
+
+    def scan(self, text: str) -> Scan:
+        """All matches of all patterns in ``text``, and what else the pass tells (whichever engine serves)."""
+        return self._current.scan(text)

@@ -55,9 +55,6 @@ class PatternSpec:
     #: A looser expression hyperscan compiles instead (it must match everything ``regex`` matches);
     #: for patterns whose exact form is slow to compile with start-of-match tracking.
     prefilter: str = ""
-    #: Have hyperscan track where matches start even though the width is bounded: for wide patterns
-    #: that may hold spaces and match often, where searching back the whole width costs more.
-    track_start: bool = False
 
 
 def _jwt(value: str) -> bool:
@@ -143,7 +140,7 @@ BUILTIN: tuple[PatternSpec, ...] = (
     PatternSpec("email_spaced", "EMAIL_ADDRESS",
                 rf"\b[A-Za-z0-9._+-]{{1,40}}[ \t]{{0,3}}@[ \t]{{0,3}}[A-Za-z0-9-]{{1,63}}"
                 rf"(?:[ \t]{{0,3}}\.[ \t]{{0,3}}[A-Za-z0-9-]{{1,63}}){{0,3}}[ \t]{{0,3}}\.[ \t]{{0,3}}{_TLD}\b",
-                0.85, caseless=True, track_start=True),
+                0.85, caseless=True),
     PatternSpec("phone_intl", "PHONE_NUMBER",
                 r"(?:\+\d{1,3}|\(\+\d{1,3}\))[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,5}(?:[ .-]?\d{2,5}){1,4}\b", 0.75,
                 validator=v.phone, validator_name="phonenumbers", context=_PHONE_CTX, trim=True),

@@ -170,12 +170,13 @@ class Scanner:
     def _scan_text(self, text: str, tenant: str | None, depth: int, *, use_ner: bool) -> list[_Raw]:
         mapped = normalize(text)
         t = mapped.text
-        raws = self._patterns(t, tenant)
+        found = self._engine.scan(t)
+        raws = self._patterns(t, tenant, found.candidates)
         raws.extend(self._deny_lists(t, tenant))
         if self._names_enabled:
             raws.extend(self._names(t, use_ner=use_ner, taken=[(r.start, r.end) for r in raws]))
         if self.settings.decode_payloads and depth > 0:
-            raws.extend(self._decoded(t, tenant, depth))
+            raws.extend(self._decoded(t, tenant, depth, found.spelled_digits))
         if mapped.origin is None:
             return raws
         out = []
@@ -184,14 +185,14 @@ class Scanner:
             out.append(r._replace(start=s, end=e))
         return out
 
-    def _patterns(self, t: str, tenant: str | None) -> list[_Raw]:
+    def _patterns(self, t: str, tenant: str | None, candidates: list[Candidate]) -> list[_Raw]:
         out: list[_Raw] = []
         specs = self._specs
         # What is made of a candidate depends only on the characters around it (the context
         # windows, the neighbours ``standalone`` looks at, the value): a value repeated in the
         # same surroundings within one text (templates, signatures) is judged once.
         judged: dict[tuple[int, int, int, int, str], tuple[int, int, float, str, bool] | None] = {}
-        for c in self._engine.candidates(t):
+        for c in candidates:
             spec = specs[c.pattern]
             if spec.tenants and tenant not in spec.tenants:
                 continue
@@ -273,9 +274,9 @@ class Scanner:
             for s in spans if s.score >= threshold
         ]
 
-    def _decoded(self, t: str, tenant: str | None, depth: int) -> list[_Raw]:
+    def _decoded(self, t: str, tenant: str | None, depth: int, spelled_digits: bool | None) -> list[_Raw]:
         out: list[_Raw] = []
-        for d in find_encoded(t):
+        for d in find_encoded(t, spelled_digits):
             inner = self._scan_text(d.text, tenant, depth - 1, use_ner=False)
             for r in inner:
                 if d.origin is not None:

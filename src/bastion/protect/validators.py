@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 from types import ModuleType
+from typing import Any
 
 import phonenumbers
 
@@ -208,6 +209,10 @@ def phone(value: str) -> bool:
         # NANP (no country code, no trunk 0): ten digits, or eleven after a leading 1, is
         # exactly what phonenumbers calls a possible US number; skip its parser.
         return len(d) == 10 or len(d) == 11 and d[0] == "1"
+    if _LENGTH_RULES is not None and _PLAIN_INTERNATIONAL.fullmatch(value) is not None:
+        # '+', ASCII digits and plain separators: nothing but the digits counts, and the parser's
+        # generic steps (extensions, letters, RFC 3966) find nothing to do.
+        return _possible_international(d, _LENGTH_RULES)
     # Without a country code, a trunk '0' means a European national number; else NANP.
     regions: tuple[str | None, ...] = (
         (None,) if value.startswith("+") else _TRUNK_REGIONS if value.startswith("0") else ("US",)
@@ -220,6 +225,60 @@ def phone(value: str) -> bool:
         if phonenumbers.is_possible_number(num):
             return True
     return False
+
+
+#: A number written with its country code in ASCII digits and plain separators only.
+_PLAIN_INTERNATIONAL = re.compile(r"\+[0-9 .()-]{0,200}[0-9]")
+
+
+#: phonenumbers' national-prefix stripping and length test, the results that keep a prefix and those that pass.
+_LengthRules = tuple[Callable[..., Any], Callable[..., Any], tuple[Any, ...], tuple[Any, ...]]
+
+
+def _length_rules() -> _LengthRules | None:
+    """phonenumbers' national-prefix and length checks, or None when this version has other internals."""
+    try:
+        from phonenumbers import phonenumberutil as util
+
+        valid = util.ValidationResult
+        kept = (valid.TOO_SHORT, valid.IS_POSSIBLE_LOCAL_ONLY, valid.INVALID_LENGTH)
+        possible = (valid.IS_POSSIBLE, valid.IS_POSSIBLE_LOCAL_ONLY)
+        return util._maybe_strip_national_prefix_carrier_code, util._test_number_length, kept, possible
+    except (ImportError, AttributeError):
+        return None
+
+
+_LENGTH_RULES = _length_rules()
+
+
+def _possible_international(digits: str, rules: _LengthRules) -> bool:
+    """``is_possible_number(parse("+" + digits))``, in the steps the parser takes for digits alone.
+
+    ``digits`` are ASCII digits. The parser takes the country code (one to three digits
+    naming a known code, never starting with 0), strips a national prefix when what
+    remains still has a possible length, and the national number is then checked for a
+    possible length of the code's main region; any failure on the way means not possible.
+    """
+    strip_prefix, test_length, not_stripped, possible = rules
+    if len(digits) <= 2 or digits[0] == "0":
+        return False
+    for k in (1, 2, 3):
+        code = int(digits[:k])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return False
+    national = digits[k:]
+    if len(national) < 2:
+        return False
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        code, phonenumbers.region_code_for_country_code(code))
+    stripped = strip_prefix(national, metadata)[1]
+    if test_length(stripped, metadata) not in not_stripped:
+        national = stripped
+    if not 2 <= len(national) <= 17:
+        return False
+    return test_length(national, metadata) in possible
 
 
 _TRUNK_REGIONS = ("DE", "GB", "FR", "IT", "ES", "NL", "AT", "CH")
