@@ -156,10 +156,13 @@ def mask_entities(folded: str, possible: Container[str] | None = None) -> str:
     return _masked(folded, possible)[0]
 
 
-def _masked(folded: str, possible: Container[str] | None = None) -> tuple[str, int | None]:
-    """``mask_entities(folded, possible)``, and how many words (``words_of``) masking added: the
-    words of the rewritten stretches less those of the stretches they replace (None when a
-    pattern ran over the whole text).
+def _masked(
+    folded: str, possible: Container[str] | None = None
+) -> tuple[str, tuple[list[str], list[str]] | None]:
+    """``mask_entities(folded, possible)``, and the stretches masking rewrote, as written and as
+    they were (None when a pattern ran over the whole text). Each stretch begins and ends at a
+    space or an end of the text, which no word crosses: the masked text has as many more words
+    (``words_of``) than ``folded`` as the rewritten stretches have more than the replaced ones.
 
     ``possible``: the names of the ``MASK_CUES`` that can match ``folded`` (from a prefilter).
     A test whose cue cannot match is still made on the stretches masking has rewritten so
@@ -206,11 +209,7 @@ def _masked(folded: str, possible: Container[str] | None = None) -> tuple[str, i
             text = sub(_DATETIME, DATE, _HINT_DATETIME, 1)
     if may("host", _HINT_HOST):
         text = sub(_HOST, HOST, _HINT_HOST)
-    if runs is False:
-        return text, None
-    # A stretch begins and ends at a space or an end of the text, which no word crosses.
-    added = sum(len(words_of(piece)) for piece in rewritten) - sum(len(words_of(piece)) for piece in replaced)
-    return text, added
+    return text, (None if runs is False else (rewritten, replaced))
 
 
 def _mask_word(word: str) -> str:
@@ -280,7 +279,7 @@ def entity_joined(
     ASCII: it is split as bytes, and only the words holding a digit are looked at one by one.
     The number of plain words is the masked text's less what masking added, unless known.
     """
-    masked, added = _masked(folded, possible)
+    masked, changes = _masked(folded, possible)
     joined: bytes | str
     if masked.isascii():
         parts = masked.encode("ascii").translate(ASCII_NON_WORD_BYTES).split()
@@ -304,6 +303,8 @@ def entity_joined(
         return joined, len(words)
     if masked == folded:
         return joined, count
-    if added is not None:
-        return joined, count - added
-    return joined, len(words_of(folded))
+    if changes is None:
+        return joined, len(words_of(folded))
+    rewritten, replaced = changes
+    # Stretches joined by spaces have the words of each, in one split.
+    return joined, count - len(words_of(" ".join(rewritten))) + len(words_of(" ".join(replaced)))
