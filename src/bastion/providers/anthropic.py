@@ -12,15 +12,16 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
 
 from bastion.errors import InvalidRequest, UpstreamFailed, UpstreamTimeout
-from bastion.providers.base import UpstreamRequest
+from bastion.providers.base import ChunkStream, UpstreamRequest
 from bastion.providers.secrets import Secret
-from bastion.providers.transport import MAX_SSE_LINE_BYTES, Transport
+from bastion.providers.transport import SSELines, Transport
 from bastion.settings import ProviderSettings
 
 #: Most content blocks one streamed answer may open (each costs a little state here).
@@ -388,8 +389,12 @@ class AnthropicProvider:
         data = await self._http.read_json(await self._send(req, stream=False))
         return to_chat_completion(data)
 
-    async def chat_stream(self, req: UpstreamRequest) -> AsyncIterator[dict[str, Any]]:
-        """POST /messages with stream=true and yield OpenAI chunks translated from its events."""
+    def chat_stream(self, req: UpstreamRequest) -> ChunkStream:
+        """POST /messages with stream=true; OpenAI chunks translated from its events, as they arrive."""
+        stream = ChunkStream()
+        return stream.attach(self._chunks(req, stream))
+
+    async def _chunks(self, req: UpstreamRequest, stream: ChunkStream) -> AsyncGenerator[dict[str, Any], None]:
         resp = await self._send(req, stream=True)
         await self._http.raise_for_status(resp)
         if "text/event-stream" not in resp.headers.get("content-type", ""):
@@ -397,24 +402,23 @@ class AnthropicProvider:
             raise UpstreamFailed("The model provider did not answer with a stream.", code="upstream_invalid_response")
         include_usage = bool((req.body.get("stream_options") or {}).get("include_usage"))
         translator = StreamTranslator(req.upstream_model, include_usage)
+        lines = SSELines(resp.content)
+        # One event may translate to several chunks: those not yet handed out are "ready" too.
+        translated: deque[dict[str, Any]] = deque()
+        stream.probe = lambda: bool(translated) or lines.ready()
         try:
-            async for raw in resp.content:
-                if len(raw) > MAX_SSE_LINE_BYTES:
-                    raise UpstreamFailed("The model provider sent an oversized event.",
-                                         code="upstream_invalid_response")
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                if not line.startswith("data:"):
-                    continue  # event names (the data repeats them), comments and blank separators
+            while (payload := await lines.next()) is not None:
                 try:
-                    event = json.loads(line[5:])
+                    event = json.loads(payload)
                 except ValueError:
                     raise UpstreamFailed("The model provider sent an invalid stream event.",
                                          code="upstream_invalid_response") from None
                 if not isinstance(event, dict):
                     raise UpstreamFailed("The model provider sent an invalid stream event.",
                                          code="upstream_invalid_response")
-                for chunk in translator.feed(event):
-                    yield chunk
+                translated.extend(translator.feed(event))
+                while translated:
+                    yield translated.popleft()
                 if translator.done:
                     return
             # The connection closed without message_stop: the answer may be cut short.
@@ -428,6 +432,7 @@ class AnthropicProvider:
         except aiohttp.ClientError:
             raise UpstreamFailed("The connection to the model provider failed.", code="upstream_unreachable") from None
         finally:
+            stream.probe = None
             resp.release()
 
     async def embeddings(self, req: UpstreamRequest) -> dict[str, Any]:
