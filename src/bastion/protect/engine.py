@@ -17,7 +17,7 @@ import importlib
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple, Protocol
 
 from bastion.errors import ConfigError
@@ -73,6 +73,10 @@ def compile_python(spec: PatternSpec) -> re.Pattern[str]:
     """The Python regex of a pattern, with the same semantics hyperscan gives it."""
     flags = re.ASCII | (re.IGNORECASE if spec.caseless else 0)
     return re.compile(spec.regex, flags)
+
+
+#: Builds a Candidate from a tuple without the Python-level ``__new__`` of named tuples.
+_new_candidate: Callable[[type[Candidate], tuple[int, int, int, int, int]], Candidate] = tuple.__new__
 
 
 def _emit(idx: int, m: re.Match[str]) -> Candidate:
@@ -344,6 +348,8 @@ class HyperscanEngine:
 
         self._regexes = [compile_python(s) for s in specs]
         self._empty = [_may_match_empty(rx) for rx in self._regexes]
+        #: Whether a pattern reports its ``v`` group rather than the whole match.
+        self._valued = ["v" in rx.groupindex for rx in self._regexes]
         #: Per pattern: how far before a reported end its range starts (no start-of-match tracking), or None;
         #: or, for an anchored pattern, the anchor's byte and how far before it the range starts.
         rules = [range_rule(s) for s in specs]
@@ -420,9 +426,9 @@ class HyperscanEngine:
         hits = self._ranges(_to_scan_bytes(text))
         spelled = hits.pop(self._spelled_id, None) is not None
         out: list[Candidate] = []
-        for idx, ranges in hits.items():
-            out.extend(_confirm(idx, self._regexes[idx], text, _merged(ranges), self._empty[idx]))
-        out.sort(key=lambda c: (c.pattern, c.match_start))
+        # By pattern, and each pattern's matches in order of position: sorted as callers expect.
+        for idx in sorted(hits):
+            _confirm(out, idx, self._regexes[idx], text, _merged(hits[idx]), self._empty[idx], self._valued[idx])
         return Scan(out, spelled)
 
 
@@ -437,8 +443,9 @@ def _merged(ranges: list[list[int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _confirm(idx: int, rx: re.Pattern[str], text: str, ranges: list[tuple[int, int]],
-             empty: bool = True) -> Iterator[Candidate]:
+def _confirm(out: list[Candidate], idx: int, rx: re.Pattern[str], text: str, ranges: list[tuple[int, int]],
+             empty: bool = True, valued: bool = True) -> None:
+    """Append to ``out`` the matches of ``rx`` (pattern ``idx``) inside the ranges, as a full search finds them."""
     pos = 0
     n = len(text)
     for start, end in ranges:
@@ -449,13 +456,22 @@ def _confirm(idx: int, rx: re.Pattern[str], text: str, ranges: list[tuple[int, i
             # character past it (that character keeps \b right). A match running past the
             # range can only be an artefact of the cut, so that one is searched again in full.
             m = rx.search(text, pos, end + 1 if end < n else n)
-            if m is not None and m.end() > end:
-                m = rx.search(text, pos)
-            if m is None or m.start() > end:
+            if m is None:
                 break
-            yield _emit(idx, m)
-            mend = m.end()
-            pos = mend if mend > m.start() else mend + 1
+            mstart, mend = m.span()
+            if mend > end:
+                m = rx.search(text, pos)
+                if m is None:
+                    break
+                mstart, mend = m.span()
+            if mstart > end:
+                break
+            if valued and m.start("v") >= 0:
+                vs, ve = m.span("v")
+                out.append(_new_candidate(Candidate, (idx, vs, ve, mstart, mend)))
+            else:
+                out.append(_new_candidate(Candidate, (idx, mstart, mend, mstart, mend)))
+            pos = mend if mend > mstart else mend + 1
             if pos == end and not empty:
                 break  # only an empty match could still fit, and this regex has none
 

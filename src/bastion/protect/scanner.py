@@ -10,8 +10,9 @@ from __future__ import annotations
 import bisect
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from bastion.context import Finding
 from bastion.protect import validators
@@ -45,6 +46,12 @@ class _Raw(NamedTuple):
     explanation: str
     validated: bool
     data_classes: tuple[str, ...]
+
+
+#: Builds a _Raw from a tuple without the Python-level ``__new__`` of named tuples.
+_new_raw: Callable[[type[_Raw], tuple[int, int, str, float, str, str, bool, tuple[str, ...]]], _Raw] = tuple.__new__
+#: Marks a candidate not judged yet (None is a verdict: rejected).
+_UNJUDGED: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +107,7 @@ class Scanner:
         # each side for ``standalone``.
         self._reach_before = [max(s.window_before, 2) for s in self._specs]
         self._reach_after = [max(s.window_after, 2) for s in self._specs]
+        self._classes = [s.data_classes or data_classes_of(s.type) for s in self._specs]
         self._negative = [_context_regex(s.negative) for s in self._specs]
         self._deny = [_deny_matcher(d) for d in settings.deny_lists]
         self._ner = ner
@@ -160,8 +168,7 @@ class Scanner:
                 if off + limit >= len(text):
                     break
         return [
-            Finding(type=r.type, start=r.start, end=r.end, score=round(r.score, 3), detector=r.detector,
-                    data_classes=r.data_classes, explanation=r.explanation)
+            Finding(r.type, r.start, r.end, round(r.score, 3), r.detector, r.data_classes, r.explanation)
             for r in _resolve(raws)
         ]
 
@@ -174,7 +181,7 @@ class Scanner:
         raws = self._patterns(t, tenant, found.candidates)
         raws.extend(self._deny_lists(t, tenant))
         if self._names_enabled:
-            raws.extend(self._names(t, use_ner=use_ner, taken=[(r.start, r.end) for r in raws]))
+            raws.extend(self._names(t, use_ner=use_ner, taken=raws))
         if self.settings.decode_payloads and depth > 0:
             raws.extend(self._decoded(t, tenant, depth, found.spelled_digits))
         if mapped.origin is None:
@@ -188,28 +195,28 @@ class Scanner:
     def _patterns(self, t: str, tenant: str | None, candidates: list[Candidate]) -> list[_Raw]:
         out: list[_Raw] = []
         specs = self._specs
+        reach_before, reach_after, classes = self._reach_before, self._reach_after, self._classes
         # What is made of a candidate depends only on the characters around it (the context
         # windows, the neighbours ``standalone`` looks at, the value): a value repeated in the
         # same surroundings within one text (templates, signatures) is judged once.
         judged: dict[tuple[int, int, int, int, str], tuple[int, int, float, str, bool] | None] = {}
         for c in candidates:
-            spec = specs[c.pattern]
+            idx, start, end, ms, me = c
+            spec = specs[idx]
             if spec.tenants and tenant not in spec.tenants:
                 continue
-            ms = c.match_start
-            lo = ms - self._reach_before[c.pattern]
+            lo = ms - reach_before[idx]
             if lo < 0:
                 lo = 0
-            key = (c.pattern, ms - lo, c.start - ms, c.end - ms, t[lo : c.match_end + self._reach_after[c.pattern]])
-            if key in judged:
-                verdict = judged[key]
-            else:
+            key = (idx, ms - lo, start - ms, end - ms, t[lo : me + reach_after[idx]])
+            verdict = judged.get(key, _UNJUDGED)
+            if verdict is _UNJUDGED:
                 verdict = judged[key] = self._judge(spec, c, t)
             if verdict is None:
                 continue
             rel_start, rel_end, score, note, validated = verdict
-            classes = spec.data_classes or data_classes_of(spec.type)
-            out.append(_Raw(ms + rel_start, ms + rel_end, spec.type, score, spec.detector, note, validated, classes))
+            out.append(_new_raw(_Raw, (ms + rel_start, ms + rel_end, spec.type, score, spec.detector, note,
+                                       validated, classes[idx])))
         return out
 
     def _judge(self, spec: PatternSpec, c: Candidate, t: str) -> tuple[int, int, float, str, bool] | None:
@@ -263,10 +270,11 @@ class Scanner:
                                 "term on a deny-list", True, tuple(d.spec.data_classes)))
         return out
 
-    def _names(self, t: str, *, use_ner: bool, taken: list[tuple[int, int]]) -> list[_Raw]:
+    def _names(self, t: str, *, use_ner: bool, taken: list[_Raw]) -> list[_Raw]:
         spans = score_names(t, csv_name_cells(t))
         if use_ner and self._ner is not None:
-            spans = apply_ner(t, spans, self._ner, self.settings.ner.max_segment_chars, taken)
+            spans = apply_ner(t, spans, self._ner, self.settings.ner.max_segment_chars,
+                              [(r.start, r.end) for r in taken])
         threshold = max(NAME_THRESHOLD, self.settings.min_score)
         classes = data_classes_of("PERSON")
         return [
