@@ -258,10 +258,13 @@ def _fold_reference(text: str) -> str:
 def test_fast_folding_and_splitting_equal_the_regexes():
     rng = random.Random(5)
     pieces = ["a", "B", " ", "  ", "\t", "\n", "\r\n", "\x0b", "\x1c", "\x85", "\xa0", "\u2003", "é", "x_y", "1", "."]
-    pieces += ["’", "—", "«"]
+    pieces += ["’", "—", "«", "\x00", "\x7f", "\u200b", "\u2028", "   "]
+    # Compositions that only removing an invisible character or a mark makes possible.
+    pieces += ["e", "\u0301", "\u1100", "\u1161", "\ufb01", "\u212b", "\u0370", "\u064b", "\ufeff", "\u3000"]
     texts = [*CORPUS[:400], *("".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(3000))]
     for text in texts:
         if "\ud800" in text:
+            assert fold(text) == _fold_reference(text), repr(text)
             continue
         assert fold(text) == _fold_reference(text), repr(text)
         assert collapse_spaces(text) == re.sub(r"\s+", " ", text), repr(text)
@@ -541,3 +544,26 @@ def test_single_spaced_check_equals_its_definition():
             continue
         text = f"a{c}b c"
         assert e._single_spaced(text) == (re.search(r"[^\S ]", text) is None), hex(ord(c))
+
+
+def test_character_lists_equal_their_classes():
+    import sys
+
+    from bastion.protect.injection import normalize as n
+
+    every = [chr(c) for c in range(sys.maxunicode + 1)]
+    assert set(n.OTHER_SPACES) == {c for c in every if re.match(r"\s", c) and c != " "}
+    assert set(n._INVISIBLE_CHARS) == {c for c in every if n._INVISIBLE.match(c)}
+    assert {c.encode("utf-8")[:1] for c in every if n._MARKS.match(c)} <= set(n._MARK_LEAD_BYTES)
+
+
+def test_variant_translation_by_replacement_equals_translate():
+    from bastion.protect.injection import normalize as n
+
+    rng = random.Random(41)
+    for table in (n._CONFUSABLES, n._LEET):
+        assert all(len(v) == 1 and ord(v) not in table for v in table.values())
+        pieces = [chr(k) for k in table] + ["a", " ", "é", "’", "x1", "—"]
+        for _ in range(2000):
+            text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 20)))
+            assert n._translated(text, table) == text.translate(table), repr(text)
