@@ -175,10 +175,58 @@ def test_encoded_runs_found_stretch_by_stretch_as_in_the_whole_text() -> None:
         assert [m.span() for a, b in spans for m in dec._HEX.finditer(text, a, b)] == whole_hex
 
 
+def _capitalised_texts() -> list[str]:
+    rnd = random.Random(59)
+    # Codes and placeholders in capitals (dense capitals), ordinary words, particles, other scripts.
+    pieces = ["The", "Please", "IBAN", "DE89", "[PERSON]", "EMAIL_ADDRESS", "INV-2291", "A", "I.", "MD", "Jr.",
+              "van", "de", "Daniel", "O'Neil-Smith", "Mc'Donald", "x", "iPhone", "-", ".", ",", "1", "é", "Ó"]
+    seps = [" ", " ", "  ", "\n", "", ", ", "\u00a0", ". ", "_"]
+    texts = ["".join(rnd.choice(pieces) + rnd.choice(seps) for _ in range(rnd.randrange(1, 30))) for _ in range(3000)]
+    return random_texts(400, seed=13) + texts + ["A", "Ab Cd", "x Y", "Mc'Donald O'Neil-Smith Jr. van der Berg"]
+
+
 def test_capitalised_regions_found_at_capitals_as_by_the_regex() -> None:
     rx = names._cap_region()
-    for text in random_texts(400, seed=13) + ["A", "Ab Cd", "x Y", "Mc'Donald O'Neil-Smith Jr. van der Berg"]:
-        assert [m.span() for m in names._cap_regions(text)] == [m.span() for m in rx.finditer(text)]
+    dense = 0
+    for text in _capitalised_texts():
+        assert [m.span() for m in names._cap_regions(text)] == [m.span() for m in rx.finditer(text)], text
+        dense += text.isascii() and sum(map(str.isupper, text)) * names._DENSE_CAPITALS > len(text)
+    assert dense > 500  # both ways of finding them are checked
+
+
+def test_region_words_split_as_the_token_pattern_finds_them() -> None:
+    for text in _capitalised_texts():
+        for m in names._cap_region().finditer(text):
+            expected = [(m.start() + t.start(), m.start() + t.end(), t.group(0))
+                        for t in names._TOKEN.finditer(m.group(0))]
+            assert names._tokens(m.group(0), m.start()) == expected, m.group(0)
+
+
+def test_cue_lookup_stops_at_a_last_word_no_cue_ends_in() -> None:
+    rnd = random.Random(61)
+    words = ["dear", "signed", "by", "my", "name", "is", "to", "from", "Hi", "thank", "you", "desk", "the", "--", "I'm"]
+    ends = ["", " ", ": ", ", ", "  ", " - ", ".", "\n", " \n", "\t"]
+    for _ in range(5000):
+        before = " ".join(rnd.choice(words) for _ in range(rnd.randrange(0, 5))) + rnd.choice(ends)
+        stripped = before.rstrip(" \t:,.-")
+        gap = before[len(stripped):]
+        expected = None
+        if stripped and not (len(gap) > 3 or "\n" in gap and len(gap) > 1):
+            ws = [w.strip(names._WORD_EDGE) for w in stripped.lower().split()[-3:]]
+            phrases = [" ".join(ws[-k:]) for k in (1, 2, 3) if len(ws) >= k]
+            if 0 < len(gap) <= 2 and not gap.strip(" ,") and any(p in names._GREETINGS for p in phrases):
+                expected = (0.6, "greeting before")
+            elif any(p in names._STRONG_CUES for p in phrases):
+                expected = (0.4, "cue word before")
+            elif gap == " " and ws and ws[-1] in names._WEAK_CUES:
+                expected = (0.1, "weak cue before")
+        assert names._cue_before(before) == expected, before
+
+
+def test_joiner_never_matches_a_longer_gap() -> None:
+    for gap in [" and ", " and \n", ", ", " / ", " & ", " or \n", " und  ", " and\n\n", "  and ", ",\n"]:
+        if names._JOINER.match(gap):
+            assert len(gap) <= names._JOINER_CHARS, gap
 
 
 NAME_PIECES = [

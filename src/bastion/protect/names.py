@@ -69,6 +69,8 @@ def _cue_before(before: str) -> tuple[float, str] | None:
     if not stripped or len(gap) > 3 or "\n" in gap and len(gap) > 1:
         return None
     words = [w.strip(_WORD_EDGE) for w in stripped.lower().split()[-3:]]
+    if not words or words[-1] not in _CUE_LAST_WORDS:
+        return None  # every phrase looked up ends in one of these words
     phrases = [" ".join(words[-k:]) for k in (1, 2, 3) if len(words) >= k]
     if 0 < len(gap) <= 2 and not gap.strip(" ,") and any(p in _GREETINGS for p in phrases):
         return 0.6, "greeting before"
@@ -81,6 +83,8 @@ def _cue_before(before: str) -> tuple[float, str] | None:
 
 #: Words joining two names: the second of "Ingrid Lindqvist and Tomasz Wiśniewski".
 _JOINER = re.compile(r"^(?:\s(?:and|und|et|y|e|i|or|&)\s|,\s|\s/\s)$", re.IGNORECASE)
+#: The longest text ``_JOINER`` matches (five characters, and a final newline before ``$``).
+_JOINER_CHARS = 6
 _AFTER_CUE = re.compile(
     r"^(?:\s(?:wrote|writes|said|says|called|asked|replied|reported|joined|left|signed|approved|is\s(?:a|an|the|our)|"
     r"was\s(?:a|an|the|born)|who|has\sbeen|will\sbe)\b|,\s(?:MD|PhD|RN|the|our|who|a|an|born|age|aged)\b|\s?\((?:manager|"
@@ -197,15 +201,29 @@ def _class_range(a: int, b: int) -> str:
 
 #: ASCII bytes: capital letters become ``A``, everything else a space.
 _CAPITALS = bytes(65 if 65 <= b <= 90 else 32 for b in range(256))
+#: Above one capital letter in this many characters, the regex engine's own walk over the text
+#: costs less than starting it at every capital.
+_DENSE_CAPITALS = 32
+
+
+@lru_cache(maxsize=1)
+def _ascii_cap_region() -> re.Pattern[str]:
+    """``_cap_region()`` for ASCII text, where its classes come down to ASCII letters and a space."""
+    word = r"[A-Z][A-Za-z]*(?:['-][A-Za-z]+)*\.?"
+    particle = "(?:" + "|".join(sorted(_PARTICLES, key=len, reverse=True)) + ")"
+    return re.compile(rf"{word}(?: (?:{particle} ){{0,3}}{word})*")
 
 
 def _cap_regions(text: str) -> list[re.Match[str]]:
     """``_cap_region().finditer(text)``, trying the regex only where a capital letter stands in ASCII text."""
-    rx = _cap_region()
     if not text.isascii():
-        return list(rx.finditer(text))
-    # A region starts with a capital letter; memchr finds those far faster than the regex engine.
+        return list(_cap_region().finditer(text))
+    # A region starts with a capital letter; memchr finds those far faster than the regex engine,
+    # unless they are so many (codes, placeholders in capitals) that its own walk is cheaper.
     caps = text.encode("ascii").translate(_CAPITALS)
+    rx = _ascii_cap_region()
+    if caps.count(65) * _DENSE_CAPITALS > len(text):
+        return list(rx.finditer(text))
     out: list[re.Match[str]] = []
     pos = caps.find(65)
     while pos >= 0:
@@ -235,14 +253,14 @@ def _runs(text: str) -> list[list[tuple[int, int, str]]]:
             # One word starting with a letter: the whole region is its only token, and a run of its own,
             # which a lone title, particle or ordinary word cannot make a name of.
             s, e = base, region.end()
+            if not _is_cap(words) or _norm(words) in _NEVER_ALONE:
+                continue
             glued = s > 0 and (text[s - 1].isdigit() or text[s - 1] in "_@/") or e < n and (
                 text[e].isdigit() or text[e] in "_@")
-            if not glued and _norm(words) not in _NEVER_ALONE and _is_cap(words):
+            if not glued:
                 runs.append([(s, e, words)])
             continue
-        for m in _TOKEN.finditer(words):
-            tok = m.group(0)
-            s, e = base + m.start(), base + m.end()
+        for s, e, tok in _tokens(words, base):
             # A word glued to digits, '_' or '@' is part of an identifier or a key, not a name.
             glued = s > 0 and (text[s - 1].isdigit() or text[s - 1] in "_@/") or e < n and (
                 text[e].isdigit() or text[e] in "_@")
@@ -259,6 +277,19 @@ def _runs(text: str) -> list[list[tuple[int, int, str]]]:
         if cur:
             runs.append(cur)
     return runs
+
+
+def _tokens(words: str, base: int) -> list[tuple[int, int, str]]:
+    """The words of a region as (start, end, word), offsets from ``base``."""
+    if not words.isascii():
+        return [(base + m.start(), base + m.end(), m.group(0)) for m in _TOKEN.finditer(words)]
+    # An ASCII region is words joined by single spaces, and each of them is one token whole.
+    out: list[tuple[int, int, str]] = []
+    for tok in words.split(" "):
+        end = base + len(tok)
+        out.append((base, end, tok))
+        base = end + 1
+    return out
 
 
 #: Words that, alone in a run, are never a name (``_split_run`` leaves no name words).
@@ -461,7 +492,8 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
             reasons.append("surname, given name")
         prev = out[-1] if out and not passed else None
         passed = False
-        if prev is not None and prev.score >= NAME_THRESHOLD and _JOINER.match(text[prev.end : span_start]):
+        if (prev is not None and prev.score >= NAME_THRESHOLD and span_start - prev.end <= _JOINER_CHARS
+                and _JOINER.match(text[prev.end : span_start])):
             score += 0.25
             reasons.append("listed with another name")
         out.append(NameSpan(span_start, end, min(1.0, score), reasons, core_start, core_end))
