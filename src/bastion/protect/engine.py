@@ -367,21 +367,14 @@ class HyperscanEngine:
 
     def _ranges(self, data: bytes) -> dict[int, list[list[int]]]:
         hits: dict[int, list[list[int]]] = {}
+        get = hits.get
         windows = self._windows
         anchors = self._anchors
 
         def on_match(pid: int, start: int, end: int, _flags: int, _ctx: Any) -> None:
-            spans = hits.get(pid)
+            spans = get(pid)
             win = windows[pid]
-            anc = anchors[pid]
-            if anc is not None:
-                # Every match holds the anchor once, and nothing after it can be one: the last
-                # anchor before the end is the match's own. The match starts within reach before
-                # it, after any character that cannot come before the anchor.
-                at = data.rfind(anc[0], 0, end)
-                lo = at - anc[1] if at > anc[1] else 0
-                start = lo + data[lo:at].translate(anc[2]).rfind(0) + 1
-            elif win is not None:
+            if win is not None:
                 width, spaceless = win
                 if spans is not None:
                     last = spans[-1]
@@ -396,6 +389,15 @@ class HyperscanEngine:
                 start = end - width if end > width else 0
                 if spaceless:
                     start = data.rfind(b" ", start, end) + 1 or start
+            else:
+                anc = anchors[pid]
+                if anc is not None:
+                    # Every match holds the anchor once, and nothing after it can be one: the last
+                    # anchor before the end is the match's own. The match starts within reach before
+                    # it, after any character that cannot come before the anchor.
+                    at = data.rfind(anc[0], 0, end)
+                    lo = at - anc[1] if at > anc[1] else 0
+                    start = lo + data[lo:at].translate(anc[2]).rfind(0) + 1
             if spans is None:
                 hits[pid] = [[start, end]]
                 return

@@ -402,6 +402,7 @@ def csv_name_cells(text: str) -> list[tuple[int, int]]:
 def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
     """Heuristic name candidates in ``text`` with their scores (before any NER)."""
     names = first_names()
+    places = place_names()
     out: list[NameSpan] = []
     csv_set = set(csv_cells)
     consumed = 0
@@ -429,7 +430,7 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
         if not words or len(words) > MAX_NAME_TOKENS:
             continue
         lows = [_norm(w[2]) for w in words]
-        if not titles and all(lw in _COMMON for lw in lows):
+        if not titles and _COMMON.issuperset(lows):
             continue
         core_start, core_end = words[0][0], words[-1][1]
         if text[core_end - 1] == "." and len(words[-1][2]) > 2:
@@ -464,10 +465,10 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
         if (core_start, core_end) in csv_set or (span_start, end) in csv_set:
             score += 0.6
             reasons.append("column headed as names")
-        if " ".join(lows) in place_names():
+        if " ".join(lows) in places:
             score -= 0.8
             reasons.append("a place")
-        if any(lw in _ORG_WORDS for lw in lows):
+        if not _ORG_WORDS.isdisjoint(lows):
             score -= 0.6
             reasons.append("organisation or place word")
         # An ordinary word counts against a name, except in last place where surnames such

@@ -20,7 +20,7 @@ from bastion.protect.config import CustomPattern, DenyList, ProtectionSettings
 from bastion.protect.decode import find_encoded
 from bastion.protect.engine import Candidate, Engine, SwappingEngine, build_engine, hyperscan_available
 from bastion.protect.entities import data_classes_of
-from bastion.protect.names import NAME_THRESHOLD, apply_ner, csv_name_cells, score_names
+from bastion.protect.names import NAME_THRESHOLD, UNDECIDED, apply_ner, csv_name_cells, score_names
 from bastion.protect.ner import NERModel, load_ner
 from bastion.protect.patterns import BUILTIN, PatternSpec
 from bastion.protect.scancache import ScanCache
@@ -168,8 +168,8 @@ class Scanner:
                 if off + limit >= len(text):
                     break
         return [
-            Finding(r.type, r.start, r.end, round(r.score, 3), r.detector, r.data_classes, r.explanation)
-            for r in _resolve(raws)
+            Finding(kind, start, end, round(score, 3), detector, classes, note)
+            for start, end, kind, score, detector, note, _validated, classes in _resolve(raws)
         ]
 
     # -- internals ----------------------------------------------------------------------
@@ -272,13 +272,16 @@ class Scanner:
 
     def _names(self, t: str, *, use_ner: bool, taken: list[_Raw]) -> list[_Raw]:
         spans = score_names(t, csv_name_cells(t))
-        if use_ner and self._ner is not None:
+        lo, hi = UNDECIDED
+        # The model only settles runs scoring inside its band: with none, it has nothing to do.
+        if use_ner and self._ner is not None and any(lo <= s.score < hi for s in spans):
             spans = apply_ner(t, spans, self._ner, self.settings.ner.max_segment_chars,
                               [(r.start, r.end) for r in taken])
         threshold = max(NAME_THRESHOLD, self.settings.min_score)
         classes = data_classes_of("PERSON")
         return [
-            _Raw(s.start, s.end, "PERSON", min(1.0, s.score), "names", "; ".join(s.reasons), False, classes)
+            _new_raw(_Raw, (s.start, s.end, "PERSON", min(1.0, s.score), "names", "; ".join(s.reasons), False,
+                            classes))
             for s in spans if s.score >= threshold
         ]
 
