@@ -68,9 +68,10 @@ def _cue_before(before: str) -> tuple[float, str] | None:
     gap = before[len(stripped):]
     if not stripped or len(gap) > 3 or "\n" in gap and len(gap) > 1:
         return None
-    words = [w.strip(_WORD_EDGE) for w in stripped.lower().split()[-3:]]
-    if not words or words[-1] not in _CUE_LAST_WORDS:
+    last = stripped.rsplit(None, 1)
+    if not last or last[-1].lower().strip(_WORD_EDGE) not in _CUE_LAST_WORDS:
         return None  # every phrase looked up ends in one of these words
+    words = [w.strip(_WORD_EDGE) for w in stripped.lower().split()[-3:]]
     phrases = [" ".join(words[-k:]) for k in (1, 2, 3) if len(words) >= k]
     if 0 < len(gap) <= 2 and not gap.strip(" ,") and any(p in _GREETINGS for p in phrases):
         return 0.6, "greeting before"
@@ -429,7 +430,7 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
             words = words[:-1]
         if not words or len(words) > MAX_NAME_TOKENS:
             continue
-        lows = [_norm(w[2]) for w in words]
+        lows = [w[2].rstrip(".").lower() for w in words]
         if not titles and _COMMON.issuperset(lows):
             continue
         core_start, core_end = words[0][0], words[-1][1]
@@ -437,7 +438,7 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
             core_end -= 1
         reasons: list[str] = []
         score = 0.0
-        n_name_words = sum(1 for lw in lows if lw not in _PARTICLES)
+        n_name_words = len(lows) if _PARTICLES.isdisjoint(lows) else sum(1 for lw in lows if lw not in _PARTICLES)
         if n_name_words >= 2:
             score += 0.3
             reasons.append("several capitalised words")
@@ -473,18 +474,20 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
             reasons.append("organisation or place word")
         # An ordinary word counts against a name, except in last place where surnames such
         # as Park, Brown or English sit.
-        common = sum(1 for lw in lows[:-1] if lw in _COMMON)
-        if len(lows) == 1 and lows[0] in _COMMON:
-            common = 1
+        if len(lows) <= 2:
+            common = int(lows[0] in _COMMON)  # the first word alone, or the one before the last
+        else:
+            common = sum(1 for lw in lows[:-1] if lw in _COMMON)
         if common and not titles:
             score -= 0.25 * common
             reasons.append("common word inside")
         if n_name_words == 1 and not titles and len(lows[0]) <= 2:
             score -= 0.3
-        if words[0][0] == 0 or text[max(0, words[0][0] - 2) : words[0][0]].strip() in (".", "!", "?", ""):
+        if n_name_words == 1 and not titles and (
+            words[0][0] == 0 or text[max(0, words[0][0] - 2) : words[0][0]].strip() in (".", "!", "?", "")
+        ):
             # A run at the start of a sentence may just be a capitalised ordinary word.
-            if n_name_words == 1 and not titles:
-                score -= 0.2
+            score -= 0.2
         inverted = _inverted_name(text, words, end, cue)
         if inverted is not None:
             # "Okafor, Chidi" after a cue: surname, comma, given name(s).
