@@ -14,6 +14,7 @@ at training.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -51,9 +52,18 @@ SLOT_BITS_OVER_BUCKETS = 2
 BUILD_ROUNDS = 1000
 
 F64Array = npt.NDArray[np.float64]
-_SPREAD = np.uint64(0xFF51AFD7ED558CCD)
 _SPREAD2 = np.uint64(0xC4CEB9FE1A85EC53)
 _SLOT = np.dtype([("key", np.uint64), ("weight", np.float64)])
+
+
+@functools.lru_cache(maxsize=1024)
+def _windows(count: int) -> tuple[npt.NDArray[np.intp], tuple[tuple[int, int, int], ...]]:
+    """For a text of ``count`` words: the first and last word index of each window, flat (as the
+    space before each), and each window's (start, end, number of word and pair features)."""
+    bounds = tuple(window_bounds(count))
+    ends = np.array([k for b in bounds for k in b], dtype=np.intp)
+    ends.flags.writeable = False  # shared by every text of that length
+    return ends, tuple((s, e, (e - s) * 2 - 1) for s, e in bounds)
 
 
 def _sigmoid(z: float) -> float:
@@ -67,7 +77,7 @@ class HashedWeights:
     """Feature weights addressed by feature hash, one memory access per lookup.
 
     A two-level hash without collisions among the known features (hash and displace): the
-    top bits of the hash times one constant pick a bucket; each bucket holds a 64-bit mask,
+    top bits of the hash (spread, see ``features.SPREAD``) pick a bucket; each bucket holds a 64-bit mask,
     chosen at build time so that the keys of the bucket, XOR-ed with it and multiplied by a
     second constant, land (top bits again) on slots no other key uses. A lookup reads the
     mask (a table small enough to stay in cache), then the one slot, a record of the key and
@@ -124,9 +134,8 @@ class HashedWeights:
         return not len(todo)
 
     def _buckets(self, hashes: U64Array) -> U64Array:
-        # Multiplying spreads every bit of the hash into the top bits, which pick the bucket.
-        b = hashes * _SPREAD
-        b >>= self._bucket_shift
+        # Feature hashes carry every bit into their top bits (features.SPREAD), which pick the bucket.
+        b: U64Array = hashes >> self._bucket_shift
         return b
 
     def _slot(self, hashes: U64Array, masks: U64Array | np.uint64) -> U64Array:
@@ -197,18 +206,19 @@ class LinearClassifier:
         # Long text: every window's sum is three differences of one prefix sum (n-grams, then
         # words, then pairs, in the order of ``fh.hashes``). A text has few windows (one per 48
         # words), so they are counted off in Python from one gather of the values they need.
-        prefix = np.zeros(len(weights) + 1)
+        prefix = np.empty(len(weights) + 1)
+        prefix[0] = 0.0
         np.add.accumulate(weights, out=prefix[1:])
-        bounds = list(window_bounds(n))
+        ends, bounds = _windows(n)
         # fh.spaces[k] is the space before word k: a window's n-grams run from the space before
         # its first word to the one ending with the space after its last word.
-        spaces = fh.spaces.take([k for b in bounds for k in b]).tolist()
+        spaces = fh.spaces.take(ends).tolist()
         at: list[int] = []
         sizes: list[int] = []
-        for i, (s, e) in enumerate(bounds):
-            g_first, g_end = spaces[2 * i], spaces[2 * i + 1] - (CHAR_N - 2)
+        for (s, e, words_and_pairs), g_first, g_end in zip(bounds, spaces[::2], spaces[1::2], strict=True):
+            g_end -= CHAR_N - 2
             at += (g_end, g_first, ng + e, ng + s, ng + nw + e - 1, ng + nw + s)
-            sizes.append((e - s) * 2 - 1 + g_end - g_first)
+            sizes.append(words_and_pairs + g_end - g_first)
         v = prefix.take(at).tolist()
         best = max(
             ((v[j] - v[j + 1]) + (v[j + 2] - v[j + 3]) + (v[j + 4] - v[j + 5])) / math.sqrt(size)

@@ -198,6 +198,11 @@ class InjectionDetector:
         self._texts: Prefilter = shared_prefilter(
             "text", cues, engine=engine, self_test=[fold(t) for t in SELF_TEST_TEXTS]
         )
+        # The rules alone, for the evasion variants: only rules are run on them, and the other
+        # cues (spaced letters, times, host names) cost hyperscan more than all rules together.
+        self._variant_texts: Prefilter = shared_prefilter(
+            "rules", cues[:n], engine=engine, self_test=[fold(t) for t in SELF_TEST_TEXTS]
+        )
         self._payloads: Prefilter = shared_prefilter(
             "payloads", payload_cues(), engine=engine, self_test=SELF_TEST_TEXTS
         )
@@ -208,12 +213,13 @@ class InjectionDetector:
     @property
     def engine(self) -> str:
         """``hyperscan`` when both prefilters serve from hyperscan, else ``python``."""
-        both = {self._texts.engine, self._payloads.engine}
-        return "hyperscan" if both == {"hyperscan"} else "python"
+        every = {self._texts.engine, self._variant_texts.engine, self._payloads.engine}
+        return "hyperscan" if every == {"hyperscan"} else "python"
 
     def wait_for_engine(self, timeout: float | None = None) -> str:
         """Wait for hyperscan databases compiling in the background (``engine: auto``); the engine then."""
         self._texts.wait(timeout)
+        self._variant_texts.wait(timeout)
         self._payloads.wait(timeout)
         return self.engine
 
@@ -271,7 +277,7 @@ class InjectionDetector:
             found[hit.rule.name] = (hit, folded, "")
         checks = None if possible is None else {name for name, i in self._variant_cues.items() if i in possible}
         for evasion, variant in variants(folded, checks):
-            for hit in self.rules.scan(variant, None, self._texts.possible(variant)):
+            for hit in self.rules.scan(variant, None, self._variant_texts.possible(variant)):
                 found.setdefault(hit.rule.name, (hit, variant, evasion))
         return list(found.values())
 

@@ -141,6 +141,8 @@ def _sub_in_runs(
     return "".join(out), pieces, originals
 
 
+#: The cues whose test can lead to a substitution (the digit test only leads to others).
+_SUBSTITUTION_CUES = tuple(name for name in MASK_CUES if name != "digit")
 _HINT_URL = re.compile(r"://|www\.")
 _HINT_EMAIL = re.compile("@")
 #: Every date or time the pattern masks holds one of these (and at most one space).
@@ -175,11 +177,14 @@ def _masked(
     runs: bool | None = None  # whether the space-free runs can be substituted alone
     rewritten: list[str] = []  # every stretch substituted so far, as it was written
     replaced: list[str] = []  # the stretches they replace
+    if possible is not None and not any(map(possible.__contains__, _SUBSTITUTION_CUES)):
+        # Every test but the digit one is ruled out, and nothing is rewritten to test again.
+        return text, (rewritten, replaced)
 
     def may(name: str, test: re.Pattern[str]) -> bool:
         if possible is None or name in possible:
             return test.search(text) is not None
-        return any(test.search(piece) is not None for piece in rewritten)
+        return bool(rewritten) and any(test.search(piece) is not None for piece in rewritten)
 
     def sub(rx: re.Pattern[str], repl: str, hint: re.Pattern[str], reach: int = 0) -> str:
         nonlocal runs, possible

@@ -109,28 +109,34 @@ def windows(words: list[str]) -> Iterator[list[str]]:
 # inverse: one subtraction and one product per feature. A constant per kind is added. Hashes only
 # address weights: no two feature strings the model knows share one (the weight table checks),
 # and another text feature meets a known hash with a chance of about 60,000 in 2**64.
+# Every hash is then multiplied by the odd constant SPREAD, which carries every bit of it into
+# the top bits (where the weight table reads its bucket): that product is folded into the
+# powers of P and the constants, so it costs nothing.
 
 #: Kinds of feature.
 GRAM, WORD, PAIR = 0, 1, 2
 _UINT = np.uint64
 _Q = 0x9E3779B97F4A7C15
 _P = pow(_Q, -1, 1 << 64)
+SPREAD = 0xFF51AFD7ED558CCD
+_MASK64 = (1 << 64) - 1
 #: Added to each kind's hashes (n-grams: nothing), so the n-gram " abc" and the word "abc"
-#: (the same span of text) hash apart.
-_KIND_SALT = np.array([0, 0x13198A2E03707344, 0xA4093822299F31D0], dtype=_UINT)
+#: (the same span of text) hash apart; multiplied by SPREAD like the rest.
+_KIND_SALT = np.array(
+    [0, 0x13198A2E03707344 * SPREAD & _MASK64, 0xA4093822299F31D0 * SPREAD & _MASK64], dtype=_UINT
+)
 _SPACE = 32
 
 U64Array = npt.NDArray[np.uint64]
 
 
 class _Powers:
-    """P**k and Q**k modulo 2**64 for k up to the longest text seen, grown on demand."""
+    """SPREAD * P**k and Q**k modulo 2**64 for k up to the longest text seen, grown on demand."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        one = np.ones(1, dtype=_UINT)
         # One reference to both arrays, replaced at once: readers never see them mismatched.
-        self._pq: tuple[U64Array, U64Array] = (one, one)
+        self._pq: tuple[U64Array, U64Array] = (np.full(1, SPREAD, dtype=_UINT), np.ones(1, dtype=_UINT))
         self.ensure(4096)
 
     def ensure(self, n: int) -> tuple[U64Array, U64Array]:
@@ -139,12 +145,13 @@ class _Powers:
             return pq
         with self._lock:
             size = max(n, 2 * len(self._pq[0]))
-            p = np.empty(size, dtype=_UINT)
-            q = np.empty(size, dtype=_UINT)
-            p[0] = q[0] = 1
+            p = np.full(size, _P, dtype=_UINT)
+            q = np.full(size, _Q, dtype=_UINT)
+            p[0] = SPREAD
+            q[0] = 1
             # Integer overflow in numpy array arithmetic wraps, which is arithmetic modulo 2**64.
-            np.cumprod(np.full(size - 1, _P, dtype=_UINT), out=p[1:])
-            np.cumprod(np.full(size - 1, _Q, dtype=_UINT), out=q[1:])
+            np.cumprod(p, out=p)
+            np.cumprod(q, out=q)
             self._pq = pq = (p, q)
         return pq
 
@@ -161,11 +168,14 @@ def _code_points(text: str | bytes) -> npt.NDArray[np.uint8] | npt.NDArray[np.ui
 
 
 def _prefix(codes: npt.NDArray[np.uint8] | npt.NDArray[np.uint32]) -> tuple[U64Array, U64Array]:
-    """G (see above) and P**k for k < len(codes) + 1."""
-    p, q = _POWERS.ensure(len(codes) + 1)
-    g = np.zeros(len(codes) + 1, dtype=_UINT)
-    np.multiply(codes, q[: len(codes)], out=g[1:])
-    np.add.accumulate(g[1:], out=g[1:])
+    """G (see above) and SPREAD * P**k for k < len(codes) + 1."""
+    n = len(codes)
+    p, q = _POWERS.ensure(n + 1)
+    g = np.empty(n + 1, dtype=_UINT)
+    g[0] = 0
+    rest = g[1:]
+    np.multiply(codes, q[:n], out=rest)
+    np.add.accumulate(rest, out=rest)
     return g, p
 
 
