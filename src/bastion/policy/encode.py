@@ -143,9 +143,14 @@ _dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode
 DEFAULT_MEMO_SIZE = 4096
 #: Slots for the subjects seen lately (a power of two).
 SUBJECT_SLOTS = 4096
-#: Objects (principals, resources, providers) whose encodings are remembered by identity: enough for
-#: the few decisions one request asks for; a principal seen again in a later request is found by value.
+#: Resources and providers whose encodings are remembered by identity (the engine's own, reused).
 OBJECT_MEMO_SIZE = 256
+#: Principals whose encodings are remembered by identity: enough for the few decisions one request
+#: asks for, one after the other; a principal seen again in a later request is found by value. Kept
+#: small on purpose: each entry holds a dozen young objects until it is pushed out, and the garbage
+#: collector's young generation, counted by objects made less objects freed (of any age), would
+#: otherwise hold thousands of them by the time it is collected.
+PRINCIPAL_MEMO_SIZE = 32
 
 Token = tuple[Any, ...]
 
@@ -168,6 +173,11 @@ def _freeze(value: Any) -> Any:
 def _freeze_attributes(attrs: Any) -> Any:
     """``_freeze(attrs)``; when every key and value is a string (the usual case), without a call per item."""
     if type(attrs) is dict:
+        if len(attrs) == 1:
+            ((k, v),) = attrs.items()
+            if type(k) is str and type(v) is str:
+                return ("map", ((k, v),))
+            return _freeze(attrs)
         for k, v in attrs.items():
             if type(k) is not str or type(v) is not str:
                 return _freeze(attrs)
@@ -221,6 +231,19 @@ class _Entities:
         self.masks: dict[int, int] = {}
 
     @classmethod
+    def of_principal(cls, uid: Uid, store: dict[Uid, Entity], principal: Principal, token: Token) -> _Entities:
+        """A principal's, from its store (``principal_store``): its JSON is made from it if Cedar is called."""
+        ents = _new(cls)
+        ents.uid = uid
+        ents.store = store
+        ents.masks = {}
+        ents._principal = principal
+        ents._token = token
+        ents._objects = None
+        ents._text = None
+        return ents
+
+    @classmethod
     def of(cls, objects: list[dict[str, Any]]) -> _Entities:
         """From the JSON objects (the first is the principal or resource)."""
         first = objects[0]["uid"]
@@ -250,46 +273,66 @@ _GROUP_TYPE = f"{NAMESPACE}::Group"
 _NO_ATTRS: dict[str, Any] = {}
 _GROUP_ENTITY = Entity(_NO_ATTRS, frozenset(), _NO_ATTRS)
 _NO_ROLES: frozenset[str] = frozenset()
+_NO_STRINGS: frozenset[str] = frozenset()
 
 
 _SERVICE_TYPE = f"{NAMESPACE}::Service"
 _USER_TYPE = f"{NAMESPACE}::User"
 
 
-def principal_store(principal: Principal) -> tuple[Uid, dict[Uid, Entity]] | None:
+#: A principal's groups -> (their uids, the store of the group entities): shared by their members.
+GroupStores = dict[tuple[str, ...], tuple[frozenset[Uid], dict[Uid, Entity]]]
+
+
+def principal_store(
+    principal: Principal, groups_seen: GroupStores | None = None
+) -> tuple[Uid, dict[Uid, Entity]] | None:
     """The principal's uid and ``principal_entities`` in the evaluator's terms, built directly.
 
-    None: only the generic conversion can tell.
+    None: only the generic conversion can tell. ``groups_seen``: what was made for the same groups
+    before (read and filled; bounded by DEFAULT_MEMO_SIZE).
     """
-    attrs = principal.attributes or {}
+    attrs = principal.attributes or _NO_ATTRS
     email, tenant, method = principal.email or "", principal.tenant or "", principal.auth_method
     if type(principal.subject) is not str or type(email) is not str or type(tenant) is not str:
         return None
     if type(method) is not str:
         return None
-    for r in principal.roles:
+    roles, groups = principal.roles, principal.groups
+    for r in roles:
         if type(r) is not str:
             return None
-    for g in principal.groups:
+    for g in groups:
         if type(g) is not str:
             return None
-    tags = _principal_tags(attrs) or _NO_ATTRS
-    parents = frozenset([(_GROUP_TYPE, g) for g in principal.groups])
+    # Only "region" is an attribute rather than a tag: with no other key there are no tags.
+    tags = _NO_ATTRS if attrs.keys() <= _PRINCIPAL_ATTRS else (_principal_tags(attrs) or _NO_ATTRS)
+    seen = groups_seen.get(groups) if groups_seen is not None and type(groups) is tuple else None
+    if seen is None:
+        parents = frozenset([(_GROUP_TYPE, g) for g in groups])
+        seen = (parents, dict.fromkeys(parents, _GROUP_ENTITY))
+        if groups_seen is not None and type(groups) is tuple:
+            put_bounded(groups_seen, groups, seen, DEFAULT_MEMO_SIZE)
+    parents, group_store = seen
+    region = attrs["region"] if "region" in attrs else None
     entity = Entity(
         {
             "email": email,
-            "roles": frozenset(principal.roles) if principal.roles else _NO_ROLES,
+            "roles": frozenset(roles) if roles else _NO_ROLES,
             "tenant": tenant,
-            "region": str(attrs.get("region") or ""),
+            "region": region if type(region) is str else str(region or ""),
             "auth_method": method,
         },
         parents,
         tags,
     )
-    store = dict.fromkeys(parents, _GROUP_ENTITY)
+    store = group_store.copy()
     uid = (_SERVICE_TYPE if principal.kind == "service" else _USER_TYPE, principal.subject)
     store[uid] = entity
     return uid, store
+
+
+_new = object.__new__
 
 
 class Encoded:
@@ -304,6 +347,8 @@ class Encoded:
         "action",
         "principal_groups",
         "resource_provider",
+        "data_classes",
+        "entity_types",
         "principal_uid",
         "resource_uid",
         "principal_masks",
@@ -340,22 +385,15 @@ class Encoded:
         self._native_context = native_context
         self._context: dict[str, Any] | None = None
         self._env: Env | None = None
+        #: The data classes and the entity types in the context, sorted.
+        self.data_classes: tuple[str, ...] = values[0]
+        self.entity_types: tuple[str, ...] = values[1]
         #: (type, id) of the principal and of the resource.
         self.principal_uid: Uid = principal.uid
         self.resource_uid: Uid = resource.uid
         #: Scope masks of the principal's and the resource's encodings, per index (kept with them).
         self.principal_masks: dict[int, int] = principal.masks
         self.resource_masks: dict[int, int] = resource.masks
-
-    @property
-    def data_classes(self) -> tuple[str, ...]:
-        """The data classes in the context, sorted."""
-        return self._values[0]  # type: ignore[no-any-return]
-
-    @property
-    def entity_types(self) -> tuple[str, ...]:
-        """The entity types in the context, sorted."""
-        return self._values[1]  # type: ignore[no-any-return]
 
     @property
     def provider_name(self) -> str:
@@ -402,10 +440,10 @@ class Encoded:
             pstore, rstore, ctx = self._principal.store, self._resource.store, self._native_context
             if pstore is None or rstore is None or ctx is None:
                 return None
-            entities = {**pstore, **rstore}
-            if len(entities) != len(pstore) + len(rstore):
-                return None  # the principal's entities and the resource's share a uid
-            env = Env(self.principal_uid, (_ACTION_TYPE, self.action), self.resource_uid, ctx, entities)
+            for uid in rstore:
+                if uid in pstore:
+                    return None  # the principal's entities and the resource's share a uid
+            env = Env(self.principal_uid, (_ACTION_TYPE, self.action), self.resource_uid, ctx, {**pstore, **rstore})
             self._env = env
         return env
 
@@ -456,6 +494,7 @@ class Encoder:
         #: Subjects seen lately, one per slot by hash: a principal's encoding is remembered by value
         #: once its subject recurs. Approximate (a subject can push out another) and costs no eviction.
         self._subjects: list[Any] = [None] * SUBJECT_SLOTS
+        self._groups: GroupStores = OrderedDict()
 
     def _remember_id(self, obj: Any, value: Any) -> None:
         put_bounded(self._refs_by_id, id(obj), (obj, value), min(self._memo_size, OBJECT_MEMO_SIZE))
@@ -468,22 +507,33 @@ class Encoder:
         if hit is not None and hit[0] is p:
             return hit[1], hit[2]
         token = _principal_token(p)
-        ents = self._by_token.get(token)
+        # A caller is kept by value once its subject recurs: one-off callers would push out those who
+        # do, and each kept encoding is a dozen objects the garbage collector walks. (Approximate both
+        # ways: a subject pushed out of its slot is only looked up and kept again when it recurs.)
+        slot = hash(p.subject) & (SUBJECT_SLOTS - 1)
+        recurs = self._subjects[slot] == p.subject
+        ents = self._by_token.get(token) if recurs else None
         if ents is None:
-            built = principal_store(p)
+            built = principal_store(p, self._groups)
             if built is None:
                 ents = _Entities.of(principal_entities(p))
             else:
-                ents = _Entities(built[0], principal=p, token=token, store=built[1])
-            # A caller seen once is not kept by value (held by identity alone, for the other decisions
-            # of its request): one-off callers would push out those who recur, and each kept encoding
-            # is a dozen objects the garbage collector walks.
-            slot = hash(p.subject) & (SUBJECT_SLOTS - 1)
-            if self._subjects[slot] == p.subject:
+                ents = _Entities.of_principal(built[0], built[1], p, token)
+            if recurs:
                 self._remember_token(token, ents)
             else:
                 self._subjects[slot] = p.subject
-        put_bounded(self._by_id, id(p), (p, token, ents), min(self._memo_size, OBJECT_MEMO_SIZE))
+        # put_bounded, inlined: this runs for every new principal.
+        by_id, key = self._by_id, id(p)
+        limit = self._memo_size if self._memo_size < PRINCIPAL_MEMO_SIZE else PRINCIPAL_MEMO_SIZE
+        if limit > 0:
+            if key not in by_id:
+                while len(by_id) >= limit:
+                    try:
+                        by_id.popitem(last=False)  # type: ignore[call-arg]
+                    except KeyError:  # emptied by another thread meanwhile
+                        break
+            by_id[key] = (p, token, ents)
         return token, ents
 
     def _resource(self, ref: ResourceRef) -> tuple[Token, _Entities, str]:
@@ -563,24 +613,26 @@ class Encoder:
         pstore, rstore, native = enc._principal.store, target.resource.store, enc._native_context
         if pstore is None or rstore is None or native is None:
             return None
-        entities = {**pstore, **rstore}
-        if len(entities) != len(pstore) + len(rstore):
-            return None
+        for uid in rstore:
+            if uid in pstore:
+                return None
         context = {**native, "provider": target.native}
-        return Env(enc.principal_uid, _INVOKE_MODEL, target.resource.uid, context, entities)
+        return Env(enc.principal_uid, _INVOKE_MODEL, target.resource.uid, context, {**pstore, **rstore})
 
     def encode(self, request: PolicyRequest) -> Encoded:
         """Encode one request (entities and context), with its exact cache key."""
         # The memo look-ups of _principal, _resource and _provider, inlined for the usual hits.
         p = request.principal
-        hit = self._by_id.get(id(p))
+        by_id, key = self._by_id, id(p)
+        hit = by_id[key] if key in by_id else None
         if hit is not None and hit[0] is p:
             ptoken, pents = hit[1], hit[2]
         else:
             ptoken, pents = self._principal(p)
         by_id = self._refs_by_id
         ref = request.resource
-        hit = by_id.get(id(ref))
+        key = id(ref)
+        hit = by_id[key] if key in by_id else None
         if hit is not None and hit[0] is ref:
             rtoken, rents, provider = hit[1]
         else:
@@ -588,40 +640,60 @@ class Encoder:
         raw = request.context
         if raw and not CONTEXT_KEYS.issuperset(raw):
             raise BastionError(f"unknown policy context keys: {', '.join(sorted(set(raw) - CONTEXT_KEYS))}")
-        given = raw.get("provider")
-        hit = by_id.get(id(given))
+        # raw[k] if k in raw: a look-up without a method call (``raw`` is a Mapping; no default is made).
+        given = raw["provider"] if "provider" in raw else None
+        key = id(given)
+        hit = by_id[key] if key in by_id else None
         if hit is not None and hit[0] is given:
             info, pkey, pnative = hit[1]
         else:
             info, pkey, pnative = self._provider(given)
-        dc = raw.get("data_classes")
-        classes = tuple(sorted({str(c) for c in dc})) if dc else ()
-        et = raw.get("entity_types")
-        types = tuple(sorted({str(t) for t in et})) if et else ()
-        hour, weekday = raw.get("hour"), raw.get("weekday")
+        dc = raw["data_classes"] if "data_classes" in raw else None
+        classes = tuple(sorted(set(map(str, dc)))) if dc else ()
+        et = raw["entity_types"] if "entity_types" in raw else None
+        types = tuple(sorted(set(map(str, et)))) if et else ()
+        hour = raw["hour"] if "hour" in raw else None
+        weekday = raw["weekday"] if "weekday" in raw else None
         if hour is None or weekday is None:
             now = datetime.now(self.zone)
             hour = now.hour if hour is None else hour
             weekday = now.isoweekday() if weekday is None else weekday
-        score = float(raw.get("injection_score") or 0.0)
+        # Each value as float(), int(), str() or bool() makes it, skipping the call when it already is one.
+        score = (raw["injection_score"] if "injection_score" in raw else None) or 0.0
+        if type(score) is not float:
+            score = float(score)
         if "request_kib" in raw:
-            kib = int(raw["request_kib"])
+            kib = raw["request_kib"]
+            if type(kib) is not int:
+                kib = int(kib)
         else:
-            size = int(raw.get("request_bytes") or 0)
-            kib = math.ceil(size / 1024) if size > 0 else 0
+            size = (raw["request_bytes"] if "request_bytes" in raw else None) or 0
+            if type(size) is not int:
+                size = int(size)
+            # math.ceil(size / 1024), in integers where the float division is exact (it is below 2**53).
+            kib = (0 if size <= 0 else -(-size // 1024)) if size < _EXACT_FLOAT else math.ceil(size / 1024)
         # min(1.0, max(0.0, score)), NaN included (it becomes 0.0).
         score = score if score > 0.0 else 0.0
         percent = round((score if score < 1.0 else 1.0) * 100)
-        region = str(raw.get("caller_region") or "")
-        hour, weekday = int(hour), int(weekday)
-        approved = bool(raw.get("approved", False))
-        model = str(raw.get("model") or "")
+        region = (raw["caller_region"] if "caller_region" in raw else None) or ""
+        if type(region) is not str:
+            region = str(region)
+        if type(hour) is not int:
+            hour = int(hour)
+        if type(weekday) is not int:
+            weekday = int(weekday)
+        approved = raw["approved"] if "approved" in raw else False
+        if type(approved) is not bool:
+            approved = bool(approved)
+        model = (raw["model"] if "model" in raw else None) or ""
+        if type(model) is not str:
+            model = str(model)
         values = (classes, types, percent, region, hour, weekday, kib, approved, model)
         native: dict[str, Any] | None = None
         if I64_MIN <= hour <= I64_MAX and I64_MIN <= weekday <= I64_MAX and I64_MIN <= kib <= I64_MAX:
             native = {
-                "data_classes": frozenset(classes),
-                "entity_types": frozenset(types),
+                "data_classes": frozenset(classes) if classes else _NO_STRINGS,
+                "entity_types": frozenset(types) if types else _NO_STRINGS,
                 "injection_score": percent,
                 "caller_region": region,
                 "hour": hour,
@@ -643,6 +715,9 @@ class Encoder:
             native,
         )
 
+
+#: Integers up to this convert to float exactly.
+_EXACT_FLOAT = 2**53
 
 _CONTEXT_ORDER = (
     "data_classes",

@@ -132,6 +132,12 @@ class PolicyEngine:
         self._by_id = {p.id: p for p in self.policies}
         #: The sentence each policy gives when it decides (fixed for a policy, so made once).
         self._reasons = {p.id: self._reason(p) for p in self.policies}
+        #: Protection policy -> (what it applies to, its action, how strict that is).
+        self._actions = {
+            p.id: (p.applies_to, p.effect, PROTECTION_STRICTNESS[p.effect])
+            for p in self.policies
+            if p.kind == "protection"
+        }
         self._zone = ZoneInfo(self.settings.timezone)
         self._providers: dict[str, ProviderSettings] = {p.name: p for p in providers}
         authz = [p for p in self.policies if p.kind == "authz"]
@@ -317,6 +323,12 @@ class PolicyEngine:
         out: list[str] = []
         targets = tuple(p.targets for p in reroutes)
         cached = self._cache_size > 0
+        # What the guards let through depends on the context and the principal, not on the provider
+        # asked about: found once for all the candidates.
+        passing: int | None = None
+        base = enc.env if self._compiled and not cached else None
+        if base is not None:
+            passing = self._authz["invoke_model"].passing(base)
         for target in self._targets:
             name = target.name
             if name == current:
@@ -332,14 +344,15 @@ class PolicyEngine:
             if cached:
                 ok = _clean_allow(self._authorize("invoke_model", self._encoder.for_target(enc, target)))
             else:
-                ok = self._target_allows(enc, target)
+                ok = self._target_allows(enc, target, passing)
             if ok:
                 out.append(name)
         return out
 
-    def _target_allows(self, enc: Encoded, target: ProviderTarget) -> bool:
+    def _target_allows(self, enc: Encoded, target: ProviderTarget, passing: int | None) -> bool:
         """``_clean_allow(self._authorize("invoke_model", self._encoder.for_target(enc, target)))`` uncached,
-        stopping at the first matching forbid, and encoding only what evaluating it needs."""
+        stopping at the first matching forbid, and encoding only what evaluating it needs.
+        ``passing``: what the guards let through for ``enc`` (ScopeIndex.passing), if known."""
         index = self._authz["invoke_model"]
         mask = index.target_mask(enc, target)
         if not mask:
@@ -348,7 +361,7 @@ class PolicyEngine:
         if self._compiled:
             env = self._encoder.target_env(enc, target)
             if env is not None:
-                ok = index.allows(mask, env)
+                ok = index.allows(mask, env, passing)
                 if ok is not None:
                     return ok
         return _clean_allow(self._cedar(index, mask, self._encoder.for_target(enc, target)))
@@ -366,8 +379,9 @@ class PolicyEngine:
     ) -> PolicyDecision:
         """The decision with the protection policies applied to the data present (refused if one blocks)."""
         version = self.version
+        classes, types = enc.data_classes, enc.entity_types
         # Protection applies to data that is present; with none found there is nothing to choose.
-        if not enc.data_classes and not enc.entity_types:
+        if not classes and not types:
             return make_decision(allowed, effect, reasons, policies, {}, reroute, require_approval, version)
         res = self._run(self._protection[request.action], enc)
         if res is None:
@@ -378,28 +392,31 @@ class PolicyEngine:
                 ["A data protection policy could not be evaluated, so the request was refused."],
                 [EVALUATION_ERROR_ID],
             )
-        present = set(enc.data_classes) | set(enc.entity_types)
+        present = set(classes).union(types)
         protection: dict[str, str] = {}
-        blockers: list[CompiledPolicy] = []
-        applied: list[CompiledPolicy] = []
+        blockers: list[str] = []
+        applied: list[str] = []
+        actions = self._actions
         for pid in res.fired:
-            p = self._by_id.get(pid)
-            if p is None:
+            if pid not in actions:
                 continue
-            hit = [k for k in p.applies_to if k in present]
-            if not hit:
-                continue
-            applied.append(p)
-            for k in hit:
-                old = protection.get(k)
-                if old is None or PROTECTION_STRICTNESS[p.effect] > PROTECTION_STRICTNESS[old]:
-                    protection[k] = p.effect
-            if p.effect == "block":
-                blockers.append(p)
+            applies_to, action, strictness = actions[pid]
+            hit = False
+            for k in applies_to:
+                if k in present:
+                    hit = True
+                    # The strictest action wins.
+                    if k not in protection or strictness > PROTECTION_STRICTNESS[protection[k]]:
+                        protection[k] = action
+            if hit:
+                applied.append(pid)
+                if action == "block":
+                    blockers.append(pid)
         if blockers:
-            return self._refuse([self._reasons[p.id] for p in blockers], [p.id for p in blockers])
-        if applied:
-            policies = policies + [p.id for p in applied if p.id not in policies]
+            return self._refuse([self._reasons[i] for i in blockers], blockers)
+        for i in applied:
+            if i not in policies:
+                policies.append(i)  # the list is this decision's own
         return make_decision(allowed, effect, reasons, policies, protection, reroute, require_approval, version)
 
     def _provider_ref(self, provider: Any) -> ResourceRef:

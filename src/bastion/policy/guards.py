@@ -191,20 +191,28 @@ class GuardIndex:
                 _Path(path, top, attr, e["bits"], member_bits, e["member"], e["eq"], ranges, e["like"], {})
             )
 
+        self._unguarded = ~self.guarded
+        #: No guard reads ``context.provider``: what passes is the same whichever provider is asked about.
+        self.provider_free = not any(p.path[:2] == ("context", "provider") for p in self._paths)
+
     def holding(self, mask: int, env: Env) -> int:
         """``mask`` without the policies whose guard is certainly false (and cannot fail) for this request."""
-        guarded = mask & self.guarded
-        if not guarded:
+        if not mask & self.guarded:
             return mask
-        keep = mask ^ guarded
+        return mask & (self.passing(env) | self._unguarded)
+
+    def within(self, mask: int, passing: int) -> int:
+        """``holding(mask, env)`` given ``passing(env)``."""
+        return mask & (passing | self._unguarded)
+
+    def passing(self, env: Env) -> int:
+        """The guarded policies (of any mask) whose guard can hold for this request, or fail on it."""
+        passing = 0
         context = env.context
         for entry in self._paths:
-            bits = guarded & entry.bits
-            if not bits:
-                continue
             top = entry.top
             if top is not None:
-                v = context.get(top, _MISSING)
+                v = context[top] if top in context else _MISSING
             elif entry.attr is not None:
                 # _lookup for ("principal", attr), inlined.
                 ent = env.entities.get(env.principal)
@@ -213,7 +221,7 @@ class GuardIndex:
             else:
                 v = _lookup(env, entry.path)
             if v is _MISSING:
-                keep |= bits
+                passing |= entry.bits
                 continue
             # The type is part of the key: 1 and True are equal keys in Python, not in Cedar.
             key = (type(v), v)
@@ -225,8 +233,8 @@ class GuardIndex:
                     entry.seen[key] = hits
             except TypeError:  # an unhashable value (a record)
                 hits = entry.hits(v)
-            keep |= bits & hits
-        return keep
+            passing |= hits
+        return passing
 
 
 #: Values remembered per guarded path, with the policies whose guard they satisfy.

@@ -175,6 +175,7 @@ class ScopeIndex:
         self.order = {pol.id: i for i, pol in enumerate(self.policies)}
         self._compiled = [_compile(pol, as_permit, action) for pol in self.policies]
         self._rules: dict[int, tuple[CompiledRule, ...] | None] = OrderedDict()
+        self._plans: dict[int, Outcome | tuple[CompiledRule, ...] | None] = OrderedDict()
         self._guards = GuardIndex([guards_of(pol.est) for pol in self.policies])
 
     def holding(self, mask: int, env: Env) -> int:
@@ -259,25 +260,47 @@ class ScopeIndex:
         live = self._guards.holding(mask, env)
         if not live:
             return _NO_MATCH
-        rules = self._rules.get(live, _UNKNOWN)
-        if rules is _UNKNOWN:
-            rules = self.rules(live)
-        if rules is None:
+        plan = self._plans.get(live, _UNKNOWN)
+        if plan is _UNKNOWN:
+            plan = self._plan(live)
+        if plan is None:
             return None
-        return authorize(rules, env)
+        if type(plan) is Outcome:
+            return plan
+        return authorize(plan, env)
 
-    def allows(self, mask: int, env: Env) -> bool | None:
+    def passing(self, env: Env) -> int | None:
+        """What the guards let through for this request, to be given to ``allows`` for the same request
+        asked about another provider; None when the guards read the provider (each must be asked)."""
+        return self._guards.passing(env) if self._guards.provider_free else None
+
+    def allows(self, mask: int, env: Env, passing: int | None = None) -> bool | None:
         """``evaluate``'s allowed-with-no-policy-failing, stopping at the first matching forbid;
-        None when Cedar must decide. ``mask`` as for ``evaluate``."""
-        live = self._guards.holding(mask, env)
+        None when Cedar must decide. ``mask`` as for ``evaluate``; ``passing``: ``passing(e)`` for a
+        request ``e`` that differs from ``env`` in its resource and ``context.provider`` alone."""
+        live = self._guards.holding(mask, env) if passing is None else self._guards.within(mask, passing)
         if not live:
             return False
-        rules = self._rules.get(live, _UNKNOWN)
-        if rules is _UNKNOWN:
-            rules = self.rules(live)
-        if rules is None:
+        plan = self._plans.get(live, _UNKNOWN)
+        if plan is _UNKNOWN:
+            plan = self._plan(live)
+        if plan is None:
             return None
-        return allows(rules, env)
+        if type(plan) is Outcome:
+            return plan.allowed
+        return allows(plan, env)
+
+    def _plan(self, mask: int) -> Outcome | tuple[CompiledRule, ...] | None:
+        """How to decide ``mask``: its rules, or the answer itself when no rule has anything left
+        to test (each matches every request whose mask holds it); None when Cedar must decide."""
+        rules = self.rules(mask)
+        plan: Outcome | tuple[CompiledRule, ...] | None = rules
+        if rules is not None and not any(r.steps for r in rules):
+            forbids = tuple(r.id for r in rules if r.forbid)
+            permits = tuple(r.id for r in rules if not r.forbid)
+            plan = Outcome(False, forbids) if forbids else Outcome(bool(permits), permits)
+        put_bounded(self._plans, mask, plan, self._max_sets)
+        return plan
 
     @property
     def unsupported(self) -> list[str]:
