@@ -525,7 +525,7 @@ def test_long_tokens_hold_every_base64_and_hex_candidate():
     rng = random.Random(31)
     pieces = ["SWdub3JlIGFsbCBwcmV2aW91cyBpbnN0cnVjdGlvbnM=", "aa:bb:cc:dd:ee:ff:00:11", "0123456789abcdef"]
     pieces += ["x" * 15, "x" * 16, "disaster-recovery", "(daniel.okafor@example.com,", " ", "\t", "\n", "\x1c", "é"]
-    pieces += ["+/", ":", "=="]
+    pieces += ["+/", ":", "==", "\xa0", "\u2003", "’", "\ud800"]
     texts = [*CORPUS, *("".join(rng.choice(pieces) for _ in range(rng.randint(0, 14))) for _ in range(3000))]
     for text in texts:
         every = [t for t in text.split() if len(t) >= d.MIN_BASE64_CHARS]
@@ -534,6 +534,9 @@ def test_long_tokens_hold_every_base64_and_hex_candidate():
         for token in every:
             if token not in chosen:
                 assert not d._BASE64.search(token) and not d._HEX.search(token), token
+        assert d._spaced_hex(text) == (d._SPACED_HEX_CUE.search(text) is not None), text
+    for text in ["41 42:43 44 ", "41 42 43 4", "é41 42 43 44 ", "41 42 43 44\u2003"]:
+        assert d._spaced_hex(text) == (d._SPACED_HEX_CUE.search(text) is not None), text
 
 
 def test_single_spaced_check_equals_its_definition():

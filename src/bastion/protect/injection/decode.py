@@ -15,6 +15,8 @@ from collections.abc import Container
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
+from bastion.protect.injection.normalize import OTHER_SPACES
+
 if TYPE_CHECKING:
     from bastion.protect.injection.prefilter import Cue
 
@@ -84,42 +86,62 @@ def _from_hex(token: str) -> str | None:
         return None
 
 
-#: A bare-hex run inside a whitespace-free token: what ``_HEX`` matches there (no space in it).
-_UNSPACED_HEX = re.compile(r"(?:[0-9A-Fa-f]{2}:?){8,}")
-#: Every ASCII character, as one of three: "a" for a character a base64 or bare-hex run is made
-#: of, " " for whitespace (what ``str.split()`` cuts at), "." for the rest.
+#: Every byte as one of three: "a" for a character a base64 or bare-hex run is made of, " " for
+#: ASCII whitespace (where ``str.split()`` cuts, in text without other whitespace), "." for the
+#: rest (every byte of a character that is not ASCII too).
 _RUN_CLASSES = bytes(
-    ord("a") if re.fullmatch(r"[A-Za-z0-9+/_:-]", chr(c)) else ord(" ") if chr(c).isspace() else ord(".")
+    ord("a") if re.fullmatch(r"[A-Za-z0-9+/_:-]", chr(c)) else ord(" ") if c < 128 and chr(c).isspace() else ord(".")
     for c in range(256)
 )
 _RUN = b"a" * MIN_BASE64_CHARS
+#: Whitespace that is not ASCII: text holding any is split as text, not as bytes.
+_OTHER_SPACES = "".join(c for c in OTHER_SPACES if not c.isascii())
+#: Hex digits as "h", the space and the colon as "s", every other byte as ".": ``_SPACED_HEX_CUE``
+#: is then a search for one string.
+_HEX_CLASSES = bytes(
+    ord("h") if re.fullmatch(r"[0-9a-fA-F]", chr(c)) else ord("s") if chr(c) in " :" else ord(".") for c in range(256)
+)
+_SPACED_HEX = b"hhs" * 4
 
-#: Indices of ``payload_cues()``: the four regexes, the rot13 words, the reverse words, then
-#: the spaced-hex cue, the hex escape and the bare-hex run (tests made before a search).
+#: Indices of ``payload_cues()``: the four regexes, then the rot13 words, then the reverse words.
 BASE64_CUE, HEX_CUE, HEX_ESCAPED_CUE, URL_ENCODED_CUE = range(4)
 _ROT13_CUES = range(4, 4 + len(_ROT13_WORDS))
-_REVERSE_CUES = range(_ROT13_CUES.stop, _ROT13_CUES.stop + len(_REVERSE_WORDS))
-SPACED_HEX_CUE, HEX_ESCAPE_CUE, UNSPACED_HEX_CUE = range(_REVERSE_CUES.stop, _REVERSE_CUES.stop + 3)
+_REVERSE_CUES = range(4 + len(_ROT13_WORDS), 4 + len(_ROT13_WORDS) + len(_REVERSE_WORDS))
+#: Looser forms of the base64 and hex regexes for the prefilter: every match of either holds
+#: one of these, and hyperscan finds a run of fixed length several times faster.
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]{16}")
+_HEX_RUN = re.compile(r"(?:[0-9A-Fa-f]{2}[ :]?){8}")
 
 
 def payload_cues() -> list[Cue]:
     """Prefilter cues at least one of which matches any text in which ``decoded_payloads`` finds something.
 
     Every payload comes from a match of one of the regexes below inside the text (a token of
-    it is a slice of it), or needs a rot13 or reverse cue word in the lower-cased text. The
-    last three cues are the tests ``decoded_payloads`` makes before a search, so a search
-    whose test cannot pass is skipped too.
+    it is a slice of it), or needs a rot13 or reverse cue word in the lower-cased text.
     """
-    from bastion.protect.injection.prefilter import LOWER_CASE_SOURCES, Cue, literal_expression, regex_cue
+    from bastion.protect.injection.prefilter import (
+        LOWER_CASE_SOURCES,
+        Cue,
+        literal_expression,
+        loose_expression,
+        regex_cue,
+    )
 
     def word_cue(word: str) -> Cue:
         return Cue(literal_expression(word, LOWER_CASE_SOURCES), lambda text: word in text.lower())
 
-    cues = [regex_cue(p) for p in (_BASE64, _HEX, _HEX_ESCAPED, _URL_ENCODED)]
+    def run_cue(pattern: re.Pattern[str], looser: re.Pattern[str]) -> Cue:
+        return Cue(loose_expression(looser), lambda text: pattern.search(text) is not None)
+
+    cues = [run_cue(_BASE64, _BASE64_RUN), run_cue(_HEX, _HEX_RUN)]
+    cues += [regex_cue(p) for p in (_HEX_ESCAPED, _URL_ENCODED)]
     cues += [word_cue(w) for w in (*_ROT13_WORDS, *_REVERSE_WORDS)]
-    cues += [regex_cue(_SPACED_HEX_CUE), Cue(literal_expression("\\x"), lambda text: "\\x" in text)]
-    cues += [regex_cue(_UNSPACED_HEX)]
     return cues
+
+
+def _spaced_hex(text: str) -> bool:
+    """``_SPACED_HEX_CUE.search(text)``, as one search in the bytes' classes (every class is ASCII)."""
+    return _SPACED_HEX in text.encode("utf-8", "surrogatepass").translate(_HEX_CLASSES)
 
 
 def _long_tokens(text: str) -> list[str]:
@@ -127,12 +149,17 @@ def _long_tokens(text: str) -> list[str]:
 
     That is every token with a run of MIN_BASE64_CHARS characters of the two classes (a
     base64 match is such a run, a bare-hex one too: hex digits and colons); the others find
-    nothing. ASCII text is searched for such runs in one pass over its bytes; other text is
-    split, and its tokens of at least that length are kept (a superset: the same findings).
+    nothing. The text's UTF-8 bytes are searched for such runs in one pass (a character that
+    is not ASCII is bytes of neither class); text with whitespace that is not ASCII is split,
+    and its tokens of at least that length are kept (a superset: the same findings).
     """
-    if not text.isascii():
+    if text.isascii():
+        data = text.encode("ascii")
+    elif any(map(text.__contains__, _OTHER_SPACES)):
         return [t for t in text.split() if len(t) >= MIN_BASE64_CHARS]
-    classes = text.encode("ascii").translate(_RUN_CLASSES)
+    else:
+        data = text.encode("utf-8", "surrogatepass")
+    classes = data.translate(_RUN_CLASSES)
     tokens: list[str] = []
     at = classes.find(_RUN)
     while at >= 0:
@@ -140,7 +167,7 @@ def _long_tokens(text: str) -> list[str]:
         end = classes.find(b" ", at)
         if end < 0:
             end = len(classes)
-        tokens.append(text[start:end])
+        tokens.append(data[start:end].decode("utf-8", "surrogatepass"))
         at = classes.find(_RUN, end)
     return tokens
 
@@ -164,11 +191,10 @@ def decoded_payloads(text: str, possible: Container[int] | None = None) -> list[
     # Long whitespace-free tokens are the only base64 or bare-hex candidates; they are found
     # far faster than by a regex scan of every position.
     # A match in a token is one in the text (whitespace is in neither class), unless the token
-    # is cut at MAX_CANDIDATE_CHARS: only a text that long can have such a token. A bare-hex
-    # match in a token has no space: the unspaced-hex cue matches it.
+    # is cut at MAX_CANDIDATE_CHARS: only a text that long can have such a token.
     cut = len(text) > MAX_CANDIDATE_CHARS
     base64_runs = cut or may(BASE64_CUE)
-    hex_runs = cut or may(UNSPACED_HEX_CUE)
+    hex_runs = cut or may(HEX_CUE)
     if base64_runs or hex_runs:
         for token in _long_tokens(text):
             if base64_runs:
@@ -179,9 +205,7 @@ def decoded_payloads(text: str, possible: Container[int] | None = None) -> list[
                 for m in _HEX.finditer(token[:MAX_CANDIDATE_CHARS]):
                     if not add("hex", _from_hex(m.group(0))):
                         return out
-    if may(HEX_CUE, HEX_ESCAPED_CUE) and (
-        (may(SPACED_HEX_CUE) and _SPACED_HEX_CUE.search(text)) or (may(HEX_ESCAPE_CUE) and "\\x" in text)
-    ):
+    if may(HEX_CUE, HEX_ESCAPED_CUE) and ("\\x" in text or _spaced_hex(text)):
         for pattern, cue in ((_HEX, HEX_CUE), (_HEX_ESCAPED, HEX_ESCAPED_CUE)):
             if not may(cue):
                 continue
