@@ -436,6 +436,42 @@ def test_tail_start_matches_the_reference_on_random_text() -> None:
         assert tail_start(text) == expected, repr(text)
 
 
+def _tail_start_char_by_char(buf: str, floor: int) -> int:
+    """tail_start stepping over one character at a time (the reference for its shortcut)."""
+    from bastion.protect.outputscan import _BLANKS, _GROUP_START, _value_char
+
+    i = len(buf)
+    while i > floor and buf[i - 1] in _BLANKS:
+        i -= 1
+    cut = i
+    while True:
+        j = i
+        while j > floor and _value_char(buf[j - 1]):
+            j -= 1
+        if j == i:
+            return cut
+        cut = j
+        if buf[j] not in _GROUP_START:
+            return cut
+        k = j
+        while k > floor and buf[k - 1] in _BLANKS:
+            k -= 1
+        if k == j or k == floor or not _value_char(buf[k - 1]):
+            return cut
+        i = k
+
+
+def test_tail_start_from_any_floor_matches_the_char_by_char_walk() -> None:
+    import random
+
+    rng = random.Random(11)
+    alphabet = "aZ4 \t\n.@(+-!_[]<>\"é日"
+    for _ in range(5000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        floor = rng.randint(0, len(text))
+        assert tail_start(text, floor) == _tail_start_char_by_char(text, floor), (text, floor)
+
+
 def test_tail_start_is_linear_on_pathological_input() -> None:
     text = "a" * 4000 + "\n"
     t0 = time.perf_counter()

@@ -425,7 +425,20 @@ async def protect_text(
     conversation_id: str | None = None,
 ) -> ProtectedText:
     """Like ``apply_actions``, taking pseudonyms from the conversation's vault."""
-    spans = plan_actions(text, findings, policy)
+    return await _render_with_vault(text, plan_actions(text, findings, policy), tenant=tenant, hasher=hasher,
+                                    vault=vault, conversation_id=conversation_id)
+
+
+async def _render_with_vault(
+    text: str,
+    spans: Sequence[PlannedSpan],
+    *,
+    tenant: str | None,
+    hasher: Hasher | None,
+    vault: Vault | None,
+    conversation_id: str | None,
+) -> ProtectedText:
+    """``render`` with the pseudonyms of the planned spans taken from the conversation's vault."""
     wanted = [(text[s.start : s.end], s.type) for s in spans if s.action == "pseudonymize"]
     table: dict[tuple[str, str], str] = {}
     if wanted:
@@ -495,7 +508,7 @@ async def protect_messages(
 ) -> ProtectedMessages:
     """Scan and protect every message text of a chat body; block lists the types of all texts."""
     texts = message_texts(body)
-    scanned: list[tuple[str, int, TextPath, str, list[Finding]]] = []
+    scanned: list[tuple[int, TextPath, str, list[Finding], list[PlannedSpan]]] = []
     blocked: set[str] = set()
     for location, i, path, text in texts:
         try:
@@ -506,25 +519,26 @@ async def protect_messages(
             raise BastionError("The request could not be scanned.") from exc
         for f in found:
             f.location = location
+        spans: list[PlannedSpan] = []
         try:
-            plan_actions(text, found, policy)
+            spans = plan_actions(text, found, policy)
         except ContentFiltered as exc:
             blocked.update(exc.details.get("types", ()))
-        scanned.append((location, i, path, text, found))
+        scanned.append((i, path, text, found, spans))
     if blocked:
         # Checked across all texts first, so the refusal names every blocked type at once.
         raise refusal(blocked)
     new_messages = list(body.get("messages", []))
     findings: list[Finding] = []
     applied: list[AppliedAction] = []
-    for _location, i, path, text, found in scanned:
+    for i, path, text, found, spans in scanned:
         findings.extend(found)
         if not found:
             continue
-        result = await protect_text(
+        # Planned once, above: nothing was blocked, so every text has its spans.
+        result = await _render_with_vault(
             text,
-            found,
-            policy,
+            spans,
             tenant=tenant,
             hasher=hasher,
             vault=vault,

@@ -70,6 +70,22 @@ def _value_char(ch: str) -> bool:
     return ch.isalnum() or ch in _VALUE_PUNCT
 
 
+#: ASCII bytes: characters that can be part of a value become ``A``, all others a space.
+_VALUE_MARKS = bytes(65 if chr(b).isascii() and _value_char(chr(b)) else 32 for b in range(256))
+
+
+def _run_start(buf: str, floor: int, i: int) -> int:
+    """Where the run of value characters ending at ``i`` begins, not before ``floor``."""
+    part = buf[floor:i]
+    if part.isascii():
+        # The character after the last one that cannot be part of a value (no Python step per character).
+        return floor + part.encode("ascii").translate(_VALUE_MARKS).rfind(b" ") + 1
+    j = i
+    while j > floor and _value_char(buf[j - 1]):
+        j -= 1
+    return j
+
+
 def tail_start(buf: str, floor: int = 0) -> int:
     """Where the trailing run that could still grow into a value begins (linear, no regex).
 
@@ -81,9 +97,7 @@ def tail_start(buf: str, floor: int = 0) -> int:
         i -= 1
     cut = i
     while True:
-        j = i
-        while j > floor and _value_char(buf[j - 1]):
-            j -= 1
+        j = _run_start(buf, floor, i)
         if j == i:
             return cut
         cut = j
