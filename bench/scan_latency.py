@@ -8,11 +8,16 @@ cost of a call repeating the previous text exactly (a cache hit) is reported apa
 Cases:
 
 - ``scan_1kb_benign``: ``Scanner.scan`` on 1 KB of prose without any value;
-- ``scan_4kb_pii``: ``Scanner.scan`` on the 4 KB prompt with personal data of bench/overhead.py;
+- ``scan_4kb_pii``: ``Scanner.scan`` on a 4 KB prompt with personal data (three sentences repeated);
 - ``scan_4kb_typical``: ``Scanner.scan`` on ``PROMPT_4KB_TYPICAL`` of bench/overhead.py (a status update:
   capitalised sentences, one name, an email address, a phone number), its ``@UNIQUE@`` replaced by a
   made-up word on every call;
+- ``scan_4kb_dense``: ``Scanner.scan`` on ``PROMPT_4KB`` of bench/overhead.py (the gateway benchmark's
+  prompt dense with personal data), ``@UNIQUE@`` replaced the same way;
 - ``answer_4kb_typical``: ``OutputScanner.scan`` of the same text as a whole answer;
+- ``answer_4kb_typical_echo`` / ``answer_4kb_dense_echo``: the answer the gateway benchmark's upstream
+  gives, ``"You said: "`` and the prompt as sent (its values replaced by the default input actions),
+  through the output scanner as the gateway passes a whole answer: ``feed`` then ``flush``;
 - ``scan_*_repeat``: the same calls on an unchanged text (what a resent chat history costs);
 - ``answer_1kb``: ``OutputScanner.scan`` of a whole 1 KB answer (sensitive-data and link detectors);
 - ``answer_1kb_stream``: the same answer fed in 49 chunks and flushed, in total, with the time of
@@ -21,7 +26,8 @@ Cases:
 ``--compare OTHER_SRC`` also measures the package found under ``OTHER_SRC`` (a checkout's
 ``src`` directory), alternating child processes of the two, round after round, so both see
 the same machine load. ``--pin CORE`` runs every child on that one core (``taskset``). Figures
-are medians of microseconds per call.
+are medians of microseconds of CPU time per call (the measuring thread's, so time spent waiting
+for a core that other processes hold is left out).
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 from loadgen import UNIQUE  # noqa: E402
+from overhead import PROMPT_4KB as PROMPT_4KB_DENSE  # noqa: E402
 from overhead import PROMPT_4KB_TYPICAL  # noqa: E402
 
 BENIGN_1KB = ("Summarise the following meeting notes for the weekly report. " * 16)[:1024]
@@ -79,28 +86,38 @@ def varied_typical(text: str, i: int) -> str:
 
 
 def _per_call(fn: Any, texts: list[str]) -> float:
-    t0 = time.perf_counter_ns()
+    t0 = time.thread_time_ns()
     for t in texts:
         fn(t)
-    return (time.perf_counter_ns() - t0) / 1e3 / len(texts)
+    return (time.thread_time_ns() - t0) / 1e3 / len(texts)
 
 
 def measure(runs: int) -> dict[str, float]:
     """One round of every case in this process; microseconds per call."""
     from bastion.protect import ProtectionSettings, Scanner
-    from bastion.protect.actions import ActionSettings
+    from bastion.protect.actions import ActionSettings, apply_actions
     from bastion.protect.outputscan import LinkDetector, OutputScanner
 
     scanner = Scanner.from_settings(ProtectionSettings())
     scanner.wait_for_engine()
     policy = ActionSettings().output_policy()
+    inbound = ActionSettings().input_policy()
     links = LinkDetector()
+
+    def echoed(text: str) -> str:
+        """What the benchmark's upstream answers: the prompt as the gateway sent it."""
+        return "You said: " + apply_actions(text, scanner.scan(text), inbound).text
 
     def detectors() -> list[Any]:
         return [lambda text: scanner.scan(text, tenant=None), links]
 
     def answer(text: str) -> None:
         OutputScanner(detectors(), policy).scan(text)
+
+    def whole(text: str) -> None:
+        sc = OutputScanner(detectors(), policy)
+        sc.feed(text)
+        sc.flush()
 
     def stream(text: str) -> None:
         sc = OutputScanner(detectors(), policy)
@@ -111,21 +128,28 @@ def measure(runs: int) -> dict[str, float]:
 
     out: dict[str, float] = {}
     base = runs * 1000
-    for name, fn, text, n in (
-        ("scan_1kb_benign", scanner.scan, BENIGN_1KB, runs),
-        ("scan_4kb_pii", scanner.scan, PROMPT_4KB, max(50, runs // 4)),
-        ("scan_4kb_typical", scanner.scan, PROMPT_4KB_TYPICAL, max(50, runs // 2)),
-        ("answer_1kb", answer, ANSWER_1KB, runs),
-        ("answer_4kb_typical", answer, PROMPT_4KB_TYPICAL, max(50, runs // 2)),
-        ("answer_1kb_stream", stream, ANSWER_1KB, max(50, runs // 4)),
+    for name, fn, text, n, prepare in (
+        ("scan_1kb_benign", scanner.scan, BENIGN_1KB, runs, None),
+        ("scan_4kb_pii", scanner.scan, PROMPT_4KB, max(50, runs // 4), None),
+        ("scan_4kb_typical", scanner.scan, PROMPT_4KB_TYPICAL, max(50, runs // 2), None),
+        ("scan_4kb_dense", scanner.scan, PROMPT_4KB_DENSE, max(50, runs // 4), None),
+        ("answer_1kb", answer, ANSWER_1KB, runs, None),
+        ("answer_4kb_typical", answer, PROMPT_4KB_TYPICAL, max(50, runs // 2), None),
+        ("answer_4kb_typical_echo", whole, PROMPT_4KB_TYPICAL, max(50, runs // 2), echoed),
+        ("answer_4kb_dense_echo", whole, PROMPT_4KB_DENSE, max(50, runs // 4), echoed),
+        ("answer_1kb_stream", stream, ANSWER_1KB, max(50, runs // 4), None),
     ):
         vary = varied_typical if UNIQUE in text else varied
         texts = [vary(text, base + k) for k in range(n)]
         base += n
+        if prepare is not None:
+            texts = [prepare(t) for t in texts]
         for t in texts[:10]:
             fn(t)  # warm up (first-use costs, NER cache of the repeated template sentences)
         texts = [vary(text, base + k) for k in range(n)]
         base += n
+        if prepare is not None:
+            texts = [prepare(t) for t in texts]  # the input scans are not timed
         out[name] = _per_call(fn, texts)
         if name.startswith("scan_"):
             out[name + "_repeat"] = _per_call(fn, [texts[-1]] * n)
@@ -161,12 +185,12 @@ def main() -> None:
     result: dict[str, Any] = {
         label: {k: round(statistics.median(v), 1) for k, v in cases.items()} for label, cases in samples.items()
     }
-    result["unit"] = "microseconds per call, median of rounds"
+    result["unit"] = "microseconds of CPU time per call, median of rounds"
     result["rounds"] = args.rounds
     if args.pin:
         result["pinned_core"] = args.pin
     if args.compare:
-        result["speedup"] = {k: round(result["compared"][k] / result["current"][k], 1)
+        result["speedup"] = {k: round(result["compared"][k] / result["current"][k], 2)
                              for k in result["current"] if result["current"][k]}
     text = json.dumps(result, indent=2)
     if args.out:
