@@ -16,7 +16,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from bastion.protect.injection.classifier import LinearClassifier
 from bastion.protect.injection.config import InjectionSettings
@@ -83,8 +83,7 @@ SELF_TEST_TEXTS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Verdict:
+class _Verdict(NamedTuple):
     flagged: bool
     score: float
     reasons: tuple[str, ...]
@@ -104,13 +103,20 @@ class VerdictCache:
         self._key = config_digest[:64]
         self._data: OrderedDict[bytes, _Verdict] = OrderedDict()
         self._lock = threading.Lock()
+        # Keyed and personalised once per source; each digest continues a copy.
+        self._hashers = {s: hashlib.blake2b(digest_size=32, key=self._key, person=s.encode()) for s in SOURCES}
         self.hits = 0
         self.misses = 0
 
     def digest(self, text: str, source: str) -> bytes:
         """The cache key of ``text`` from ``source``."""
         data = text.encode("utf-8", "surrogatepass")
-        return hashlib.blake2b(data, digest_size=32, key=self._key, person=source.encode()).digest()
+        base = self._hashers.get(source)
+        if base is None:
+            return hashlib.blake2b(data, digest_size=32, key=self._key, person=source.encode()).digest()
+        h = base.copy()
+        h.update(data)
+        return h.digest()
 
     def get(self, digest: bytes) -> _Verdict | None:
         with self._lock:
@@ -124,10 +130,12 @@ class VerdictCache:
 
     def put(self, digest: bytes, verdict: _Verdict) -> None:
         with self._lock:
-            self._data[digest] = verdict
-            self._data.move_to_end(digest)
-            while len(self._data) > self.entries:
-                self._data.popitem(last=False)
+            data = self._data
+            if digest in data:
+                data.move_to_end(digest)
+            data[digest] = verdict  # a new key goes last
+            while len(data) > self.entries:
+                data.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._data)

@@ -262,6 +262,9 @@ def _numbers_masked(words: list[str], masked: str) -> list[str]:
 #: a word is its digits: nothing, for most words).
 _NOT_DIGIT_OR_SPACE = bytes(c for c in range(256) if c != 32 and not 48 <= c <= 57)
 _ASCII_DIGIT_RUNS = re.compile(rb"[0-9]+")
+#: Up to this many digits, the words holding them are found from the digits; past it, by a
+#: split of what is left of every word.
+_FEW_DIGITS = 24
 _ASCII_ID = ID.strip().encode()
 
 
@@ -292,10 +295,20 @@ def entity_joined(
         joined = b" ".join(parts)
         # A folded text without digits has none after masking either (no class token has one).
         if count and (possible is None or "digit" in possible):
+            # What is left of each word is its digits; the words are count - 1 spaces apart.
             digits = joined.translate(None, _NOT_DIGIT_OR_SPACE)
-            if len(digits) >= count:  # more than the count - 1 spaces between the words
-                for i in compress(range(count), digits.split(b" ")):
-                    parts[i] = _mask_ascii_word(parts[i])
+            held = len(digits) - (count - 1)
+            if held > 0:
+                if held <= _FEW_DIGITS:
+                    # A few digits: each run's word is the number of spaces before it.
+                    i = last = 0
+                    for m in _ASCII_DIGIT_RUNS.finditer(digits):
+                        i += digits.count(b" ", last, m.start())
+                        last = m.start()
+                        parts[i] = _mask_ascii_word(parts[i])
+                else:
+                    for i in compress(range(count), digits.split(b" ")):
+                        parts[i] = _mask_ascii_word(parts[i])
                 joined = b" ".join(parts)
         joined = b" " + joined + b" "
     else:

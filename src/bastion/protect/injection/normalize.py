@@ -84,13 +84,17 @@ _INVISIBLE_CHARS = "\u00ad\u180e" + "".join(
 _MARK_LEAD_BYTES = (b"\xcc", b"\xcd", b"\xd9")
 
 
+#: The ASCII ones among them: the only ones ASCII text can hold.
+_ASCII_OTHER_SPACES = "".join(c for c in OTHER_SPACES if c.isascii())
+
+
 def collapse_spaces(text: str) -> str:
     """Every run of whitespace as one space (what ``re.sub(r"\\s+", " ", text)`` gives, several times faster).
 
     Each kind of whitespace that occurs is made a space (a search each; most find nothing),
     then runs of spaces are halved until none is left.
     """
-    for c in OTHER_SPACES:
+    for c in _ASCII_OTHER_SPACES if text.isascii() else OTHER_SPACES:
         if c in text:
             text = text.replace(c, " ")
     while "  " in text:
