@@ -11,8 +11,10 @@ an attack inside. Every measured call scores a different text (the base text rot
 by a few more characters each time), so the verdict cache never hits: these are cold
 figures. They are taken with the hyperscan prefilter serving (when installed) and
 again with the pure-Python path; a cache hit (the same text scored again, as a chat
-client's resent history is) is measured on its own. CPU time of this process is used
-(not wall time), so other load on a shared machine disturbs the figures less.
+client's resent history is) is measured on its own, and so are bench/overhead.py's chat
+prompts (1 KB, 4 KB typical, 4 KB dense), each call with a fresh word as the load generator
+sends. CPU time of this process is used (not wall time), so other load on a shared machine
+disturbs the figures less.
 ``--src`` measures the detector of another source tree (an older checkout) on the same
 texts. The quality figures on the development set come from
 training/injection/evaluate.py and are included when the shared scorer is present,
@@ -22,6 +24,7 @@ with the flag rate on the personal-data set (every text benign) when that file i
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -133,6 +136,42 @@ def _measure_one(det: Any, kind: str, base: str, size: int, attack: bool, runs: 
     }
 
 
+def _word(n: int) -> str:
+    """The n-th eight-letter word, as the load generator puts in place of UNIQUE in each request."""
+    letters = []
+    for _ in range(8):
+        n, r = divmod(n, 26)
+        letters.append(chr(97 + r))
+    return "".join(reversed(letters))
+
+
+def measure_prompts(det: Any, runs: int) -> list[dict[str, object]]:
+    """Per-call timing of bench/overhead.py's chat prompts, each call with a fresh word for UNIQUE."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    overhead = importlib.import_module("overhead")
+    unique = importlib.import_module("loadgen").UNIQUE
+    prompts = (("1 KB", "PROMPT"), ("4 KB typical", "PROMPT_4KB_TYPICAL"), ("4 KB dense", "PROMPT_4KB"))
+    rows: list[dict[str, object]] = []
+    serial = 1
+    for name, attr in prompts:
+        prompt: str = getattr(overhead, attr)
+        texts = [prompt.replace(unique, _word(serial + i)) for i in range(runs + 1)]
+        serial += runs + 1
+        det.score(texts[-1])
+        samples = []
+        for text in texts[:-1]:
+            start = time.process_time_ns()
+            det.score(text)
+            samples.append(time.process_time_ns() - start)
+        rows.append({
+            "prompt": name,
+            "chars": len(texts[0]),
+            "us_per_text_median": round(statistics.median(samples) / 1000, 1),
+            "us_per_text_p90": round(sorted(samples)[int(0.9 * (len(samples) - 1))] / 1000, 1),
+        })
+    return rows
+
+
 def cache_hits(det: Any, runs: int) -> list[dict[str, object]]:
     """The cost of scoring a text again (a verdict cache hit), per text."""
     rows: list[dict[str, object]] = []
@@ -187,6 +226,7 @@ def main() -> None:
     det, load_ms, ready_ms = _detector("auto")
     engine = getattr(det, "engine", "python")
     rows = measure(det, args.runs)
+    prompts = measure_prompts(det, args.runs)
     hits = cache_hits(det, args.runs)
     python_rows: list[dict[str, object]] = []
     if engine != "python":
@@ -207,6 +247,7 @@ def main() -> None:
         "load_average_after": [round(x, 2) for x in load_after],
         "runs": args.runs,
         "results": rows,
+        "gateway_prompts": prompts,
         "python_engine_results": python_rows,
         "cache_hit": hits,
         "dev_set": quality() if Path(args.src).resolve() == (ROOT / "src").resolve() else None,
@@ -220,6 +261,8 @@ def main() -> None:
                 f"{label}{r['text']:8} {r['bytes']:>6} B attack={r['attack']!s:5} flagged={r['flagged']:.2f} "
                 f"median {r['us_per_kb_median']:>7} us/KB  p90 {r['us_per_kb_p90']:>7} us/KB"
             )
+    for r in prompts:
+        print(f"prompt {r['prompt']:13} median {r['us_per_text_median']:>7} us  p90 {r['us_per_text_p90']:>7} us")
     for h in hits:
         print(f"cache hit {h['bytes']:>6} B: {h['us_per_text_median']} us per text")
     print(f"wrote {args.out}")
