@@ -336,9 +336,10 @@ def test_anchors_of_patterns() -> None:
     assert anchor(_spec(r"a{1,5} ?@[^x]")) is None  # so can the part after
     assert anchor(_spec(r"(?:a|@)bc")) is None  # not at the top level
     assert anchor(_spec(r"[a-z]+ @b")) is None  # before it unbounded
-    found = anchor(_spec(r"a{1,5} @ [a-z]+"))  # only the part before needs a bound
-    assert found is not None and found[:2] == (ord("@"), 6)
-    caseless = anchor(PatternSpec("t", "T", r"a{1,5} @ [a-z]+", 0.5, caseless=True))
+    assert anchor(_spec(r"a{1,5} @ [a-z]+")) is None  # a match's anchor is looked for within its width
+    found = anchor(_spec(r"a{1,5} @ [a-z]{1,9}"))
+    assert found is not None and found[:2] == (ord("@"), 6) and found.width == 17
+    caseless = anchor(PatternSpec("t", "T", r"a{1,5} @ [a-z]{1,9}", 0.5, caseless=True))
     assert caseless is not None and caseless.before[ord("A")] and not found.before[ord("A")]
     assert range_rule(_spec(r"\b\d{3}[ .]\d{4}\b")) == ((8, False), None)
     assert range_rule(_spec(r"\b\d{3} \d{4}\b"))[1][:2] == (32, 3)  # type: ignore[index]  # a space too

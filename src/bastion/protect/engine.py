@@ -230,6 +230,8 @@ class Anchor(NamedTuple):
     reach: int
     #: Per byte of the scanned text, 1 when the part of a match before the anchor may consume it, else 0.
     before: bytes
+    #: Longest match: the anchor of a match ending at a reported end lies at most this far before it.
+    width: int
 
 
 def anchor(spec: PatternSpec) -> Anchor | None:
@@ -241,6 +243,9 @@ def anchor(spec: PatternSpec) -> Anchor | None:
     characters before it, and after the last character before it that the part before
     cannot consume.
     """
+    width = max_match_chars(spec)
+    if width is None or width > HS_NO_SOM_MAX_WIDTH:
+        return None  # the anchor is looked for only this far back from each report
     try:
         parser: Any = importlib.import_module("re._parser")
         parsed = _parsed(spec)
@@ -253,7 +258,7 @@ def anchor(spec: PatternSpec) -> Anchor | None:
                 continue
             reach = int(parser.SubPattern(parsed.state, items[:k]).getwidth()[1])
             if reach < bound:
-                return Anchor(code, reach, _consumable(items[:k], spec.caseless))
+                return Anchor(code, reach, _consumable(items[:k], spec.caseless), width)
     except Exception:  # noqa: BLE001 - unknown: no anchor
         return None
     return None
@@ -356,8 +361,8 @@ class HyperscanEngine:
         #: The id of the spelled-digit cue, after the patterns' (its report is kept as a range like theirs).
         self._spelled_id = len(specs)
         self._windows = [w for w, _ in rules] + [None]
-        self._anchors: list[tuple[bytes, int, bytes] | None] = [
-            None if a is None else (bytes([a.code]), a.reach, a.before) for _, a in rules] + [None]
+        self._anchors: list[tuple[bytes, int, bytes, int] | None] = [
+            None if a is None else (bytes([a.code]), a.reach, a.before, a.width) for _, a in rules] + [None]
         if serialized is None:
             serialized = compile_database(hyperscan_inputs(specs))
         self._db = hyperscan.loadb(serialized, hyperscan.HS_MODE_BLOCK)
@@ -394,8 +399,12 @@ class HyperscanEngine:
                 if anc is not None:
                     # Every match holds the anchor once, and nothing after it can be one: the last
                     # anchor before the end is the match's own. The match starts within reach before
-                    # it, after any character that cannot come before the anchor.
-                    at = data.rfind(anc[0], 0, end)
+                    # it, after any character that cannot come before the anchor. With no anchor
+                    # within the longest match's width, no match ends here (only hyperscan's looser
+                    # expression does), so there is nothing to look at.
+                    at = data.rfind(anc[0], end - anc[3] if end > anc[3] else 0, end)
+                    if at < 0:
+                        return
                     lo = at - anc[1] if at > anc[1] else 0
                     start = lo + data[lo:at].translate(anc[2]).rfind(0) + 1
             if spans is None:
