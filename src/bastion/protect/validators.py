@@ -20,8 +20,14 @@ _B58_INDEX = {c: i for i, c in enumerate(_B58)}
 _BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 
+#: Deletes every ASCII character but the digits (``str.translate``).
+_ASCII_NON_DIGITS = {b: None for b in range(128) if not chr(b).isdigit()}
+
+
 def digits_of(value: str) -> str:
     """The digits of a value, separators dropped."""
+    if value.isascii():
+        return value.translate(_ASCII_NON_DIGITS)
     return "".join(c for c in value if c.isdigit())
 
 
@@ -251,6 +257,13 @@ def _length_rules() -> _LengthRules | None:
 _LENGTH_RULES = _length_rules()
 
 
+@lru_cache(maxsize=512)
+def _code_metadata(code: int) -> Any:
+    """phonenumbers' metadata for a country calling code (that of its main region)."""
+    return phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        code, phonenumbers.region_code_for_country_code(code))
+
+
 def _possible_international(digits: str, rules: _LengthRules) -> bool:
     """``is_possible_number(parse("+" + digits))``, in the steps the parser takes for digits alone.
 
@@ -271,8 +284,7 @@ def _possible_international(digits: str, rules: _LengthRules) -> bool:
     national = digits[k:]
     if len(national) < 2:
         return False
-    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
-        code, phonenumbers.region_code_for_country_code(code))
+    metadata = _code_metadata(code)
     stripped = strip_prefix(national, metadata)[1]
     if test_length(stripped, metadata) not in not_stripped:
         national = stripped
