@@ -69,14 +69,13 @@ class ScanCache:
                     self._admit(old, value)
             self.hits += 1
         # Callers may change the findings they get (offsets, location): each gets its own.
-        return [Finding(type=t, start=s, end=e, score=sc, detector=d, data_classes=c, explanation=x)
-                for t, s, e, sc, d, c, x in kept]
+        return [Finding(t, s, e, sc, d, c, x) for t, s, e, sc, d, c, x in kept]
 
     def put(self, key: tuple[bytes, str | None], findings: list[Finding]) -> None:
         """Remember the findings of a scan (a copy: later changes to them are not seen)."""
         if len(findings) > MAX_FINDINGS_KEPT:
             return
-        kept = tuple((f.type, f.start, f.end, f.score, f.detector, f.data_classes, f.explanation) for f in findings)
+        kept = tuple([(f.type, f.start, f.end, f.score, f.detector, f.data_classes, f.explanation) for f in findings])
         with self._lock:
             if key in self._protected:
                 self._protected[key] = kept
