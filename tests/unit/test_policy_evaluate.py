@@ -411,6 +411,28 @@ def test_asking_again_for_a_provider_encodes_as_from_scratch() -> None:
         assert again.env.entities.keys() == scratch.env.entities.keys()
 
 
+def test_asking_provider_after_provider_gives_each_its_own_request() -> None:
+    rng = random.Random(22)
+    encoder = Encoder(ZONE)
+    targets = [encoder.target(p.name, ResourceRef.provider(p.name, tier=p.tier, region=p.region), p) for p in PROVIDERS]
+    asked = 0
+    for n in range(150):
+        enc = encoder.encode(_request(rng, n))
+        asker = encoder.asker(enc)
+        if asker is None:
+            assert enc.env is None
+            continue
+        for target in rng.sample(targets, len(targets)):
+            got = asker.env_for(target)
+            scratch = encoder.for_target(enc, target).env
+            assert got is not None and scratch is not None
+            assert (got.principal, got.action, got.resource) == (scratch.principal, scratch.action, scratch.resource)
+            assert cedar_eq(dict(got.context), dict(scratch.context))
+            assert got.entities == scratch.entities
+            asked += 1
+    assert asked > 300
+
+
 def test_attribute_values_of_other_types_are_not_confused_by_the_caches() -> None:
     text = """
     @id("level-1") permit(principal, action == Bastion::Action::"invoke_model", resource)

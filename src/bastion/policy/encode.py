@@ -360,6 +360,7 @@ class Encoded:
         "_native_context",
         "_context",
         "_env",
+        "guards",
     )
 
     def __init__(
@@ -385,6 +386,8 @@ class Encoded:
         self._native_context = native_context
         self._context: dict[str, Any] | None = None
         self._env: Env | None = None
+        #: What each guard index let through for this request (GuardIndex.holding's memo).
+        self.guards: dict[Any, int] = {}
         #: The data classes and the entity types in the context, sorted.
         self.data_classes: tuple[str, ...] = values[0]
         self.entity_types: tuple[str, ...] = values[1]
@@ -475,6 +478,42 @@ class ProviderTarget:
 
 
 _INVOKE_MODEL = (_ACTION_TYPE, "invoke_model")
+
+
+class ProviderAsker:
+    """One request asked again for one provider after another (``Encoder.asker``).
+
+    ``env_for(target)`` is ``Encoder.target_env(enc, target)``, made by swapping the resource and
+    ``context.provider`` of one Env: valid until the next call.
+    """
+
+    __slots__ = ("env", "_pstore", "_entities", "_context", "_last")
+
+    def __init__(self, principal: Uid, pstore: dict[Uid, Entity], native: dict[str, Any]) -> None:
+        self._pstore = pstore
+        self._entities: dict[Uid, Entity] = dict(pstore)
+        self._context = dict(native)
+        self._last: Uid | None = None
+        self.env = Env(principal, _INVOKE_MODEL, principal, self._context, self._entities)
+
+    def env_for(self, target: ProviderTarget) -> Env | None:
+        """The request for ``target`` (None when only Cedar can take it)."""
+        entities = self._entities
+        if self._last is not None:
+            del entities[self._last]
+            self._last = None
+        rstore = target.resource.store
+        # A resource is one entity; anything else is asked the plain way.
+        if rstore is None or len(rstore) != 1:
+            return None
+        ((uid, entity),) = rstore.items()
+        if uid in self._pstore:
+            return None  # the principal's entities and the resource's share a uid
+        entities[uid] = entity
+        self._last = uid
+        self._context["provider"] = target.native
+        self.env.resource = target.resource.uid
+        return self.env
 
 
 class Encoder:
@@ -607,6 +646,13 @@ class Encoder:
             target.resource,
             None if native is None else {**native, "provider": target.native},
         )
+
+    def asker(self, enc: Encoded) -> ProviderAsker | None:
+        """``enc`` ready to be asked again for provider after provider (None when only Cedar can take it)."""
+        pstore, native = enc._principal.store, enc._native_context
+        if pstore is None or native is None:
+            return None
+        return ProviderAsker(enc.principal_uid, pstore, native)
 
     def target_env(self, enc: Encoded, target: ProviderTarget) -> Env | None:
         """``for_target(enc, target).env``, without the rest of that encoding."""

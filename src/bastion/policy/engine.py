@@ -154,7 +154,8 @@ class PolicyEngine:
         self._parsed: dict[tuple[Any, ...], cedarpy.Entities] = OrderedDict()
         self._provider_refs: dict[tuple[Any, ...], ResourceRef] = OrderedDict()
         self._model_refs: dict[tuple[Any, ...], ResourceRef] = OrderedDict()
-        self._target_ok: dict[tuple[Any, ...], bool] = OrderedDict()
+        #: (current provider, the reroutes' targets) -> the providers a reroute may pick from.
+        self._candidates: dict[tuple[Any, ...], list[ProviderTarget]] = OrderedDict()
         #: The registry, in order: each provider encoded as the resource and provider of a reroute.
         self._targets = [self._encoder.target(name, self._provider_ref(p), p) for name, p in self._providers.items()]
         self._cache: dict[tuple[Any, ...], Any] = OrderedDict()
@@ -217,7 +218,7 @@ class PolicyEngine:
         if self._compiled:
             env = enc.env
             if env is not None:
-                out = index.evaluate(mask, env)
+                out = index.evaluate(mask, env, enc.guards)
                 if out is not None:
                     return out
         return self._cedar(index, mask, enc)
@@ -319,52 +320,51 @@ class PolicyEngine:
         return self._protect(request, enc, False, effect, reasons, ids, reroute, bool(approvals))
 
     def _reroute_candidates(self, enc: Encoded, reroutes: list[CompiledPolicy]) -> list[str]:
+        """The providers (registry order) that meet every reroute's targets and would take this request."""
         current = enc.provider_name
-        out: list[str] = []
         targets = tuple(p.targets for p in reroutes)
-        cached = self._cache_size > 0
-        # What the guards let through depends on the context and the principal, not on the provider
-        # asked about: found once for all the candidates.
-        passing: int | None = None
-        base = enc.env if self._compiled and not cached else None
-        if base is not None:
-            passing = self._authz["invoke_model"].passing(base)
-        for target in self._targets:
-            name = target.name
-            if name == current:
-                continue
-            # The registry is fixed for this engine, so whether a provider meets targets is too.
-            ok = self._target_ok.get((name, targets))
-            if ok is None:
-                ok = all(_matches_targets(target.info, t) for t in targets)
-                put_bounded(self._target_ok, (name, targets), ok, MAX_PARSED_ENTITIES)
-            if not ok:
-                continue
-            # The same request, for this provider: invoke_model on it, with it as context.provider.
-            if cached:
-                ok = _clean_allow(self._authorize("invoke_model", self._encoder.for_target(enc, target)))
-            else:
-                ok = self._target_allows(enc, target, passing)
-            if ok:
-                out.append(name)
-        return out
-
-    def _target_allows(self, enc: Encoded, target: ProviderTarget, passing: int | None) -> bool:
-        """``_clean_allow(self._authorize("invoke_model", self._encoder.for_target(enc, target)))`` uncached,
-        stopping at the first matching forbid, and encoding only what evaluating it needs.
-        ``passing``: what the guards let through for ``enc`` (ScopeIndex.passing), if known."""
+        # The registry is fixed for this engine, so which providers meet the targets is too.
+        key = (current, targets)
+        candidates = self._candidates.get(key)
+        if candidates is None:
+            candidates = [
+                t
+                for t in self._targets
+                if t.name != current and all(_matches_targets(t.info, selectors) for selectors in targets)
+            ]
+            put_bounded(self._candidates, key, candidates, MAX_PARSED_ENTITIES)
+        if not candidates:
+            return []
+        # The same request, for each provider: invoke_model on it, with it as context.provider.
+        if self._cache_size > 0:
+            return [
+                t.name
+                for t in candidates
+                if _clean_allow(self._authorize("invoke_model", self._encoder.for_target(enc, t)))
+            ]
         index = self._authz["invoke_model"]
-        mask = index.target_mask(enc, target)
-        if not mask:
-            return False
-        self.evaluations += 1
-        if self._compiled:
-            env = self._encoder.target_env(enc, target)
-            if env is not None:
-                ok = index.allows(mask, env, passing)
-                if ok is not None:
-                    return ok
-        return _clean_allow(self._cedar(index, mask, self._encoder.for_target(enc, target)))
+        asker = self._encoder.asker(enc) if self._compiled else None
+        base = enc.env if asker is not None else None
+        # What the guards let through depends on the context and the principal, not on the provider
+        # asked about (when no guard reads it): found once for all the candidates.
+        passing = index.passing(base, enc.guards) if base is not None else None
+        out: list[str] = []
+        for t in candidates:
+            mask = index.target_mask(enc, t)
+            if not mask:
+                continue
+            self.evaluations += 1
+            ok: bool | None = None
+            if asker is not None:
+                env = asker.env_for(t)
+                if env is not None:
+                    # Only whether it is allowed matters: the first matching forbid settles it.
+                    ok = index.allows(mask, env, passing)
+            if ok is None:
+                ok = _clean_allow(self._cedar(index, mask, self._encoder.for_target(enc, t)))
+            if ok:
+                out.append(t.name)
+        return out
 
     def _protect(
         self,

@@ -606,6 +606,19 @@ def _c_contains_all(arg: Any) -> Fn:
 def _c_contains_any(arg: Any) -> Fn:
     lf, rf = _binary(arg)
     cs = _plain_constant_set(arg["right"])
+    attr = _context_attr(arg["left"])
+    if cs is not None and attr is not None:
+
+        def of_context(env: Env) -> bool:
+            try:
+                s = env.context[attr]
+            except KeyError:
+                raise CedarError(f"context has no attribute {attr!r}") from None
+            if type(s) is not frozenset:
+                raise CedarError("expected a Set")
+            return not cs.isdisjoint(s)
+
+        return of_context
     if cs is not None:
 
         def const(env: Env) -> bool:
@@ -685,6 +698,24 @@ def _c_dot(arg: Any) -> Fn:
 
         return of_principal
 
+    outer = _context_attr(arg["left"])
+    if outer is not None:
+        # context.A.B (context.provider.tier...): the two look-ups in one step.
+
+        def of_context_attr(env: Env) -> Any:
+            try:
+                v = env.context[outer]
+            except KeyError:
+                raise CedarError(f"context has no attribute {outer!r}") from None
+            if type(v) is dict:
+                try:
+                    return v[attr]
+                except KeyError:
+                    raise CedarError(f"record has no attribute {attr!r}") from None
+            return _attr(env, v, attr)
+
+        return of_context_attr
+
     def of_value(env: Env) -> Any:
         v = f(env)
         if type(v) is dict:  # a record, e.g. context.provider
@@ -708,6 +739,17 @@ def _c_like(arg: Any) -> Fn:
     if not isinstance(arg, dict) or set(arg) != {"left", "pattern"}:
         raise Unsupported("an unusual like")
     f, match = compile_expr(arg["left"]), _like(arg["pattern"])
+    prefix = _like_prefix(arg["pattern"])
+    if prefix is not None:
+        # "eu*": the match inlined.
+
+        def starts(env: Env) -> bool:
+            s = f(env)
+            if type(s) is not str:
+                raise CedarError("`like` needs a String")
+            return s.startswith(prefix)
+
+        return starts
 
     def run(env: Env) -> bool:
         s = f(env)
@@ -716,6 +758,18 @@ def _c_like(arg: Any) -> Fn:
         return match(s)
 
     return run
+
+
+def _like_prefix(pattern: Any) -> str | None:
+    """``P`` when ``pattern`` (already accepted by ``_like``) is ``P*`` with P not empty and no other wildcard."""
+    if not isinstance(pattern, list) or len(pattern) < 2 or pattern[-1] != "Wildcard":
+        return None
+    parts = pattern[:-1]
+    while parts and parts[-1] == "Wildcard":
+        parts = parts[:-1]
+    if not parts or any(not isinstance(p, dict) for p in parts):
+        return None
+    return "".join(p["Literal"] for p in parts)
 
 
 def _c_is(arg: Any) -> Fn:

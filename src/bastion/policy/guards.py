@@ -195,18 +195,29 @@ class GuardIndex:
         #: No guard reads ``context.provider``: what passes is the same whichever provider is asked about.
         self.provider_free = not any(p.path[:2] == ("context", "provider") for p in self._paths)
 
-    def holding(self, mask: int, env: Env) -> int:
-        """``mask`` without the policies whose guard is certainly false (and cannot fail) for this request."""
+    def holding(self, mask: int, env: Env, memo: dict[GuardIndex, int] | None = None) -> int:
+        """``mask`` without the policies whose guard is certainly false (and cannot fail) for this request.
+
+        ``memo``: kept with the request, it keeps ``passing(env)`` for the next mask asked about.
+        """
         if not mask & self.guarded:
             return mask
-        return mask & (self.passing(env) | self._unguarded)
+        return mask & (self.passing(env, memo) | self._unguarded)
 
     def within(self, mask: int, passing: int) -> int:
         """``holding(mask, env)`` given ``passing(env)``."""
         return mask & (passing | self._unguarded)
 
-    def passing(self, env: Env) -> int:
-        """The guarded policies (of any mask) whose guard can hold for this request, or fail on it."""
+    def passing(self, env: Env, memo: dict[GuardIndex, int] | None = None) -> int:
+        """The guarded policies (of any mask) whose guard can hold for this request, or fail on it.
+
+        ``memo``: as for ``holding``.
+        """
+        if memo is not None:
+            if self in memo:
+                return memo[self]
+            memo[self] = found = self.passing(env)
+            return found
         passing = 0
         context = env.context
         for entry in self._paths:

@@ -251,13 +251,14 @@ class ScopeIndex:
             rm = ents.masks[me] = self._resource_mask(ents.uid, target.resource_provider)
         return pm & rm  # type: ignore[no-any-return]
 
-    def evaluate(self, mask: int, env: Env) -> Outcome | None:
+    def evaluate(self, mask: int, env: Env, memo: dict[GuardIndex, int] | None = None) -> Outcome | None:
         """Cedar's decision over the policies in ``mask`` by the compiled rules, after the guards;
         None when Cedar must decide (a policy here is not compiled, or one failed for this request).
 
         ``mask``: ``mask_of`` the request ``env`` is (or part of it): the rules take its scopes as matched.
+        ``memo``: kept with the request (GuardIndex.holding).
         """
-        live = self._guards.holding(mask, env)
+        live = self._guards.holding(mask, env, memo)
         if not live:
             return _NO_MATCH
         plan = self._plans.get(live, _UNKNOWN)
@@ -269,10 +270,11 @@ class ScopeIndex:
             return plan
         return authorize(plan, env)
 
-    def passing(self, env: Env) -> int | None:
+    def passing(self, env: Env, memo: dict[GuardIndex, int] | None = None) -> int | None:
         """What the guards let through for this request, to be given to ``allows`` for the same request
-        asked about another provider; None when the guards read the provider (each must be asked)."""
-        return self._guards.passing(env) if self._guards.provider_free else None
+        asked about another provider; None when the guards read the provider (each must be asked).
+        ``memo``: as for ``evaluate``."""
+        return self._guards.passing(env, memo) if self._guards.provider_free else None
 
     def allows(self, mask: int, env: Env, passing: int | None = None) -> bool | None:
         """``evaluate``'s allowed-with-no-policy-failing, stopping at the first matching forbid;
