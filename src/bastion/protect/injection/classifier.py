@@ -146,7 +146,12 @@ class HashedWeights:
 
     def lookup(self, hashes: U64Array) -> F64Array:
         """The weight of each hashed feature (0.0 for features the model does not know)."""
-        found = self._slots.take(self._slot(hashes, self._masks.take(self._buckets(hashes))))
+        # _slot(hashes, masks of their buckets), in place in the array the masks are read into.
+        slot = self._masks.take(hashes >> self._bucket_shift)
+        slot ^= hashes
+        slot *= _SPREAD2
+        slot >>= self._slot_shift
+        found = self._slots.take(slot)
         out: F64Array = found["weight"] * (found["key"] == hashes)
         return out
 

@@ -290,15 +290,20 @@ def entity_joined(
     masked, changes = _masked(folded, possible)
     joined: bytes | str
     if masked.isascii():
-        parts = masked.encode("ascii").translate(ASCII_NON_WORD_BYTES).split()
-        count = len(parts)
-        joined = b" ".join(parts)
+        # The words, one space apart: non-word characters made spaces, runs of spaces halved
+        # until none is left (no list of words is made unless some word holds a digit).
+        text = masked.encode("ascii").translate(ASCII_NON_WORD_BYTES)
+        while b"  " in text:
+            text = text.replace(b"  ", b" ")
+        text = text.strip(b" ")
+        count = text.count(b" ") + 1 if text else 0
         # A folded text without digits has none after masking either (no class token has one).
         if count and (possible is None or "digit" in possible):
             # What is left of each word is its digits; the words are count - 1 spaces apart.
-            digits = joined.translate(None, _NOT_DIGIT_OR_SPACE)
+            digits = text.translate(None, _NOT_DIGIT_OR_SPACE)
             held = len(digits) - (count - 1)
             if held > 0:
+                parts = text.split(b" ")
                 if held <= _FEW_DIGITS:
                     # A few digits: each run's word is the number of spaces before it.
                     i = last = 0
@@ -309,8 +314,8 @@ def entity_joined(
                 else:
                     for i in compress(range(count), digits.split(b" ")):
                         parts[i] = _mask_ascii_word(parts[i])
-                joined = b" ".join(parts)
-        joined = b" " + joined + b" "
+                text = b" ".join(parts)
+        joined = b" " + text + b" "
     else:
         plain_words = words if words is not None and masked == folded else words_of(masked)
         count = len(plain_words)

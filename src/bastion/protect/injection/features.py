@@ -125,6 +125,7 @@ _MASK64 = (1 << 64) - 1
 _KIND_SALT = np.array(
     [0, 0x13198A2E03707344 * SPREAD & _MASK64, 0xA4093822299F31D0 * SPREAD & _MASK64], dtype=_UINT
 )
+_WORD_SALT, _PAIR_SALT = _KIND_SALT[WORD], _KIND_SALT[PAIR]
 _SPACE = 32
 
 U64Array = npt.NDArray[np.uint64]
@@ -232,13 +233,19 @@ def feature_hashes(joined: str | bytes) -> FeatureHashes:
 
     ``joined`` may be given encoded, as bytes, when it is ASCII.
     """
-    codes = _code_points(joined)
+    codes = np.frombuffer(joined, dtype=np.uint8) if isinstance(joined, bytes) else _code_points(joined)
     n = len(codes)
     spaces = (codes == _SPACE).nonzero()[0]
     if n <= 2:
         # No words (the joined text of none is two spaces), and no n-grams.
         return FeatureHashes(np.zeros(0, dtype=_UINT), 0, 0, spaces)
-    g, p = _prefix(codes)
+    # _prefix(codes), inline.
+    p, q = _POWERS.ensure(n + 1)
+    g = np.empty(n + 1, dtype=_UINT)
+    g[0] = 0
+    rest = g[1:]
+    np.multiply(codes, q[:n], out=rest)
+    np.add.accumulate(rest, out=rest)
     m = max(0, n - CHAR_N + 1)
     words = len(spaces) - 1
     out = np.empty(m + 2 * words - 1, dtype=_UINT)
@@ -251,9 +258,9 @@ def feature_hashes(joined: str | bytes) -> FeatureHashes:
     single = out[m : m + words]
     np.subtract(gs[1:], gs[:-1], out=single)
     single *= ps[:-1]
-    single += _KIND_SALT[WORD]
+    single += _WORD_SALT
     pair = out[m + words :]
     np.subtract(gs[2:], gs[:-2], out=pair)
     pair *= ps[:-2]
-    pair += _KIND_SALT[PAIR]
+    pair += _PAIR_SALT
     return FeatureHashes(out, m, words, spaces)
