@@ -223,6 +223,20 @@ def test_cue_lookup_stops_at_a_last_word_no_cue_ends_in() -> None:
         assert names._cue_before(before) == expected, before
 
 
+def test_cue_after_ruled_out_only_where_the_pattern_cannot_match() -> None:
+    rnd = random.Random(67)
+    pieces = [" ", "\t", "\n", "\u00a0", "\u2003", "\x1c", ",", ":", ";", "(", "'", "’", "<", "s", "S", "ſ", "K",
+              "İ", "ı", "wrote", "said", "she", "he", "they", "is a", "was born", "MD", "PhD", "age", "manager", "x",
+              "jane@", "'s", "has been", "will be", "who", "works", "asked", "the", "Smith", "é", "1", ".", "-"]
+    hits = 0
+    for _ in range(30000):
+        after = "".join(rnd.choice(pieces) for _ in range(rnd.randrange(0, 6)))
+        expected = names._AFTER_CUE.search(after) is not None
+        assert names._after_cue(after) is expected, repr(after)
+        hits += expected
+    assert hits > 300
+
+
 def test_joiner_never_matches_a_longer_gap() -> None:
     for gap in [" and ", " and \n", ", ", " / ", " & ", " or \n", " und  ", " and\n\n", "  and ", ",\n"]:
         if names._JOINER.match(gap):

@@ -93,6 +93,23 @@ _AFTER_CUE = re.compile(
     r"[,:;]?\s(?:she|he|they)(?:'s|’s|\s(?:is|was|has|will|said|asked|works|joined))\b)",
     re.IGNORECASE,
 )
+#: After the whitespace an ``_AFTER_CUE`` match may open with comes one of these: the first letter of
+#: one of its words (either case), '(' or '<'.
+_AFTER_CUE_SECOND = frozenset("wscarjliht" + "WSCARJLIHT" + "(<")
+
+
+def _after_cue(after: str) -> bool:
+    """``_AFTER_CUE.search(after)``, ruled out first by the one or two characters every match opens with."""
+    first = after[:1]
+    if first.isspace():
+        second = after[1:2]
+        if second.isascii() and second not in _AFTER_CUE_SECOND:
+            return False
+    elif first.isascii() and first not in ",:;('":
+        return False
+    return _AFTER_CUE.search(after) is not None
+
+
 #: Capitalised words that are not names (sentence starters, calendar, roles, tech).
 _COMMON = frozenset(
     """a an the this that these those there here it its i we you he she they me my our your their his her
@@ -460,7 +477,7 @@ def score_names(text: str, csv_cells: list[tuple[int, int]]) -> list[NameSpan]:
             reasons.append(cue[1])
         end = suffix[-1][1] if suffix else core_end
         after = text[end : end + 40]
-        if _AFTER_CUE.search(after):
+        if _after_cue(after):
             score += 0.3
             reasons.append("cue after")
         if (core_start, core_end) in csv_set or (span_start, end) in csv_set:
@@ -517,7 +534,7 @@ def _weightless(text: str, s: int, e: int, tok: str) -> bool:
     most 0.25 (a name listed right before it): below the band handed to the model.
     """
     core_end = e - 1 if text[e - 1] == "." and len(tok) > 2 else e
-    if _AFTER_CUE.search(text[core_end : core_end + 40]):
+    if _after_cue(text[core_end : core_end + 40]):
         return False
     # ``_cue_before`` looks the last one to three words up; every phrase it knows ends in one of
     # ``_CUE_LAST_WORDS``, so the last word alone rules a cue out.
@@ -560,7 +577,7 @@ def _uncased_names(text: str) -> list[NameSpan]:
         return out
     for m in _UNCASED.finditer(text):
         cue = _cue_before(text[max(0, m.start() - 40) : m.start()])
-        after = _AFTER_CUE.search(text[m.end() : m.end() + 40]) is not None
+        after = _after_cue(text[m.end() : m.end() + 40])
         if (cue is None or cue[0] < 0.4) and not after:
             continue
         score = 0.3 + (cue[0] if cue else 0.0) + (0.3 if after else 0.0)
