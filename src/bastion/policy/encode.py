@@ -455,7 +455,7 @@ class ProviderTarget:
     """A provider asked about as the resource of invoke_model with itself as ``context.provider``,
     encoded once: the engine asks this of its registry whenever it looks for a reroute."""
 
-    __slots__ = ("name", "resource_token", "resource", "resource_provider", "info", "key", "native")
+    __slots__ = ("name", "resource_token", "resource", "resource_provider", "info", "key", "native", "entity")
 
     def __init__(
         self,
@@ -475,6 +475,9 @@ class ProviderTarget:
         self.info = info
         self.key = key
         self.native = native
+        store = resource.store
+        #: (uid, entity) of the resource, when its store is that one entity.
+        self.entity: tuple[Uid, Entity] | None = next(iter(store.items())) if store and len(store) == 1 else None
 
 
 _INVOKE_MODEL = (_ACTION_TYPE, "invoke_model")
@@ -502,11 +505,9 @@ class ProviderAsker:
         if self._last is not None:
             del entities[self._last]
             self._last = None
-        rstore = target.resource.store
-        # A resource is one entity; anything else is asked the plain way.
-        if rstore is None or len(rstore) != 1:
-            return None
-        ((uid, entity),) = rstore.items()
+        if target.entity is None:
+            return None  # not one entity the evaluator reads: asked the plain way
+        uid, entity = target.entity
         if uid in self._pstore:
             return None  # the principal's entities and the resource's share a uid
         entities[uid] = entity

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -62,6 +63,7 @@ log = logging.getLogger("bastion.policy")
 MAX_PARSED_ENTITIES = 4096
 
 _ERROR_POLICY = re.compile(r"policy `([^`]+)`")
+_TARGETS = attrgetter("targets")
 
 
 _Authz = Outcome
@@ -278,7 +280,19 @@ class PolicyEngine:
         return f"Policy {p.id} ({p.location}) {verb} this request."
 
     def _decide(self, request: PolicyRequest, enc: Encoded) -> PolicyDecision:
-        authz = self._authorize(request.action, enc)
+        if self._cache_size > 0 or not self._compiled:
+            authz = self._authorize(request.action, enc)
+        else:
+            # self._authorize, uncached, with self._run inlined: every uncached decision starts here.
+            index = self._authz[request.action]
+            mask = index.mask_of(enc)
+            if not mask:
+                authz = _NOTHING
+            else:
+                self.evaluations += 1
+                env = enc.env
+                out = None if env is None else index.evaluate(mask, env, enc.guards)
+                authz = self._cedar(index, mask, enc) if out is None else out
         if authz.errors:
             # Cedar skips a policy that errors; a skipped forbid would let the request through.
             ids = [m for e in authz.errors for m in _ERROR_POLICY.findall(e)] or [EVALUATION_ERROR_ID]
@@ -291,7 +305,22 @@ class PolicyEngine:
         if authz.allowed:
             policies = [i for i in authz.fired if i in by_id]
             return self._protect(request, enc, True, "allow", [reason_of[i] for i in policies], policies, None, False)
-        fired = [by_id[i] for i in authz.fired if i in by_id]
+        # The forbids that matched, by what they do (one pass, in the order they were written).
+        hard: list[CompiledPolicy] = []
+        reroutes: list[CompiledPolicy] = []
+        approvals: list[CompiledPolicy] = []
+        fired = False
+        for i in authz.fired:
+            if i not in by_id:
+                continue
+            fired = True
+            p = by_id[i]
+            if p.effect == "deny":
+                hard.append(p)
+            elif p.effect == "reroute":
+                reroutes.append(p)
+            elif p.effect == "require_approval":
+                approvals.append(p)
         if not fired:
             return self._refuse(
                 [
@@ -301,9 +330,6 @@ class PolicyEngine:
                 ],
                 [DEFAULT_DENY_ID],
             )
-        hard = [p for p in fired if p.effect == "deny"]
-        reroutes = [p for p in fired if p.effect == "reroute"]
-        approvals = [p for p in fired if p.effect == "require_approval"]
         ids = [p.id for p in hard + reroutes + approvals]
         if hard:
             # Only the hard refusals tell the user something they can act on; all are recorded.
@@ -322,7 +348,7 @@ class PolicyEngine:
     def _reroute_candidates(self, enc: Encoded, reroutes: list[CompiledPolicy]) -> list[str]:
         """The providers (registry order) that meet every reroute's targets and would take this request."""
         current = enc.provider_name
-        targets = tuple(p.targets for p in reroutes)
+        targets = tuple(map(_TARGETS, reroutes))
         # The registry is fixed for this engine, so which providers meet the targets is too.
         key = (current, targets)
         candidates = self._candidates.get(key)

@@ -385,6 +385,17 @@ def _context_attr(node: Any) -> str | None:
     return None
 
 
+def _context_record_attr(node: Any) -> tuple[str, str] | None:
+    """``(A, B)`` when ``node`` is ``context.A.B``."""
+    if isinstance(node, dict) and set(node) == {"."}:
+        inner = node["."]
+        if isinstance(inner, dict) and set(inner) == {"left", "attr"} and isinstance(inner["attr"], str):
+            outer = _context_attr(inner["left"])
+            if outer is not None:
+                return outer, inner["attr"]
+    return None
+
+
 def _c_not(arg: Any) -> Fn:
     f = _unary(arg)
 
@@ -420,6 +431,26 @@ def _c_eq(arg: Any) -> Fn:
         return lambda env: cedar_eq(lf(env), rf(env))
     ct = type(c)
     attr = _context_attr(other)
+    record = _context_record_attr(other)
+    if record is not None:
+        # context.A.B == constant (context.provider.tier == "consumer"): one step.
+        outer, inner = record
+
+        def of_context_record(env: Env) -> bool:
+            try:
+                v = env.context[outer]
+            except KeyError:
+                raise CedarError(f"context has no attribute {outer!r}") from None
+            if type(v) is dict:
+                try:
+                    a = v[inner]
+                except KeyError:
+                    raise CedarError(f"record has no attribute {inner!r}") from None
+            else:
+                a = _attr(env, v, inner)
+            return type(a) is ct and bool(a == c)
+
+        return of_context_record
     if attr is not None:
 
         def of_context(env: Env) -> bool:

@@ -294,13 +294,33 @@ class ScopeIndex:
 
     def _plan(self, mask: int) -> Outcome | tuple[CompiledRule, ...] | None:
         """How to decide ``mask``: its rules, or the answer itself when no rule has anything left
-        to test (each matches every request whose mask holds it); None when Cedar must decide."""
-        rules = self.rules(mask)
-        plan: Outcome | tuple[CompiledRule, ...] | None = rules
-        if rules is not None and not any(r.steps for r in rules):
-            forbids = tuple(r.id for r in rules if r.forbid)
-            permits = tuple(r.id for r in rules if not r.forbid)
-            plan = Outcome(False, forbids) if forbids else Outcome(bool(permits), permits)
+        to test (each matches every request whose mask holds it); None when Cedar must decide.
+
+        Made on the first request with this mask (``rules``, in one pass), then remembered.
+        """
+        compiled = self._compiled
+        rules: list[CompiledRule] = []
+        tested = False
+        plan: Outcome | tuple[CompiledRule, ...] | None = None
+        m = mask
+        while m:
+            low = m & -m
+            rule = compiled[low.bit_length() - 1]
+            if rule is None:
+                break
+            if rule.steps:
+                tested = True
+            rules.append(rule)
+            m ^= low
+        else:
+            if tested:
+                plan = tuple(rules)
+            else:
+                forbids: list[str] = []
+                permits: list[str] = []
+                for r in rules:
+                    (forbids if r.forbid else permits).append(r.id)
+                plan = Outcome(False, tuple(forbids)) if forbids else Outcome(bool(permits), tuple(permits))
         put_bounded(self._plans, mask, plan, self._max_sets)
         return plan
 
