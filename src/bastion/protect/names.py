@@ -243,15 +243,16 @@ def _cap_regions(text: str) -> list[re.Match[str]]:
     if caps.count(65) * _DENSE_CAPITALS > len(text):
         return list(rx.finditer(text))
     out: list[re.Match[str]] = []
-    pos = caps.find(65)
+    find, match, append = caps.find, rx.match, out.append
+    pos = find(65)
     while pos >= 0:
-        m = rx.match(text, pos)
+        m = match(text, pos)
         if m is not None:
-            out.append(m)
+            append(m)
             pos = m.end()
         else:
             pos += 1
-        pos = caps.find(65, pos)
+        pos = find(65, pos)
     return out
 
 
