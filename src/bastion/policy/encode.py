@@ -145,11 +145,11 @@ DEFAULT_MEMO_SIZE = 4096
 SUBJECT_SLOTS = 4096
 #: Resources and providers whose encodings are remembered by identity (the engine's own, reused).
 OBJECT_MEMO_SIZE = 256
-#: Principals whose encodings are remembered by identity: enough for the few decisions one request
-#: asks for, one after the other; a principal seen again in a later request is found by value. Kept
-#: small on purpose: each entry holds a dozen young objects until it is pushed out, and the garbage
-#: collector's young generation, counted by objects made less objects freed (of any age), would
-#: otherwise hold thousands of them by the time it is collected.
+#: Slots for principals whose encodings are remembered by identity (a power of two): enough for the
+#: few decisions one request asks for, one after the other; a principal seen again in a later request
+#: is found by value. Kept small on purpose: each entry holds a dozen young objects until it is pushed
+#: out, and the garbage collector's young generation, counted by objects made less objects freed (of
+#: any age), would otherwise hold thousands of them by the time it is collected.
 PRINCIPAL_MEMO_SIZE = 32
 
 Token = tuple[Any, ...]
@@ -523,12 +523,12 @@ class Encoder:
     def __init__(self, zone: tzinfo, memo_size: int = DEFAULT_MEMO_SIZE) -> None:
         self.zone = zone
         self._memo_size = memo_size
-        # id(obj) -> (obj, value): holding obj keeps its id from being reused while remembered.
-        # First in, first out, one at a time: in a steady state as many objects are freed as made,
-        # so the garbage collector's young generation does not fill up with remembered encodings.
-        self._by_id: dict[int, tuple[Any, ...]] = OrderedDict()
-        # Resources and providers apart from principals: the engine reuses a few of them for every
-        # request, and a stream of new principals would otherwise push them out.
+        # Principals by identity, (principal, token, entities) in the slot of id(principal): holding the
+        # principal keeps its id from being reused while remembered; a newcomer replaces whoever held
+        # its slot (no order to keep, nothing to walk).
+        self._by_id: list[tuple[Any, ...] | None] = [None] * PRINCIPAL_MEMO_SIZE
+        # id(obj) -> (obj, value) for resources and providers, first in first out: the engine reuses
+        # a few of them for every request.
         self._refs_by_id: dict[int, tuple[Any, ...]] = OrderedDict()
         self._by_token: dict[Token, _Entities] = OrderedDict()
         #: Subjects seen lately, one per slot by hash: a principal's encoding is remembered by value
@@ -543,15 +543,16 @@ class Encoder:
         put_bounded(self._by_token, token, value, self._memo_size)
 
     def _principal(self, p: Principal) -> tuple[Token, _Entities]:
-        hit = self._by_id.get(id(p))
+        slot = (id(p) >> 4) & (PRINCIPAL_MEMO_SIZE - 1)
+        hit = self._by_id[slot]
         if hit is not None and hit[0] is p:
             return hit[1], hit[2]
         token = _principal_token(p)
         # A caller is kept by value once its subject recurs: one-off callers would push out those who
         # do, and each kept encoding is a dozen objects the garbage collector walks. (Approximate both
         # ways: a subject pushed out of its slot is only looked up and kept again when it recurs.)
-        slot = hash(p.subject) & (SUBJECT_SLOTS - 1)
-        recurs = self._subjects[slot] == p.subject
+        seen = hash(p.subject) & (SUBJECT_SLOTS - 1)
+        recurs = self._subjects[seen] == p.subject
         ents = self._by_token.get(token) if recurs else None
         if ents is None:
             built = principal_store(p, self._groups)
@@ -562,18 +563,9 @@ class Encoder:
             if recurs:
                 self._remember_token(token, ents)
             else:
-                self._subjects[slot] = p.subject
-        # put_bounded, inlined: this runs for every new principal.
-        by_id, key = self._by_id, id(p)
-        limit = self._memo_size if self._memo_size < PRINCIPAL_MEMO_SIZE else PRINCIPAL_MEMO_SIZE
-        if limit > 0:
-            if key not in by_id:
-                while len(by_id) >= limit:
-                    try:
-                        by_id.popitem(last=False)  # type: ignore[call-arg]
-                    except KeyError:  # emptied by another thread meanwhile
-                        break
-            by_id[key] = (p, token, ents)
+                self._subjects[seen] = p.subject
+        if self._memo_size > 0:
+            self._by_id[slot] = (p, token, ents)
         return token, ents
 
     def _resource(self, ref: ResourceRef) -> tuple[Token, _Entities, str]:
@@ -670,8 +662,7 @@ class Encoder:
         """Encode one request (entities and context), with its exact cache key."""
         # The memo look-ups of _principal, _resource and _provider, inlined for the usual hits.
         p = request.principal
-        by_id, key = self._by_id, id(p)
-        hit = by_id[key] if key in by_id else None
+        hit = self._by_id[(id(p) >> 4) & (PRINCIPAL_MEMO_SIZE - 1)]
         if hit is not None and hit[0] is p:
             ptoken, pents = hit[1], hit[2]
         else:

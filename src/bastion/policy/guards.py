@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bastion.policy.evaluate import Env, Unsupported, _conjuncts, _like
@@ -187,9 +187,11 @@ class GuardIndex:
                 ranges.append(_Range(op, [n for n, _ in items], prefix))
             top = path[1] if len(path) == 2 and path[0] == "context" else None
             attr = path[1] if len(path) == 2 and path[0] == "principal" else None
-            self._paths.append(
-                _Path(path, top, attr, e["bits"], member_bits, e["member"], e["eq"], ranges, e["like"], {})
-            )
+            on_path = _Path(path, top, attr, e["bits"], member_bits, e["member"], e["eq"], ranges, e["like"], {})
+            if ranges:
+                on_path.table = [None] * SMALL_LONGS
+                on_path.small = SMALL_LONGS
+            self._paths.append(on_path)
 
         self._unguarded = ~self.guarded
         #: No guard reads ``context.provider``: what passes is the same whichever provider is asked about.
@@ -234,6 +236,13 @@ class GuardIndex:
             if v is _MISSING:
                 passing |= entry.bits
                 continue
+            if type(v) is int and 0 <= v < entry.small:
+                # A small Long (an hour, a size in KiB): looked up directly, worked out the first time.
+                hits = entry.table[v]
+                if hits is None:
+                    hits = entry.table[v] = entry.hits(v)
+                passing |= hits
+                continue
             # The type is part of the key: 1 and True are equal keys in Python, not in Cedar.
             key = (type(v), v)
             try:
@@ -250,6 +259,8 @@ class GuardIndex:
 
 #: Values remembered per guarded path, with the policies whose guard they satisfy.
 MAX_SEEN_VALUES = 1024
+#: Longs 0 .. SMALL_LONGS - 1 have what they satisfy in a table, per path with range guards.
+SMALL_LONGS = 1024
 
 
 @dataclass(slots=True)
@@ -268,6 +279,9 @@ class _Path:
     ranges: list[_Range]
     like: list[tuple[Callable[[str], bool], int]]
     seen: dict[tuple[type, Any], int]
+    #: ``hits(v)`` for each Long ``v`` below ``small`` once asked (paths with range guards).
+    table: list[int | None] = field(default_factory=list)
+    small: int = 0
 
     def hits(self, v: Any) -> int:
         """Bits of the policies guarded here whose test holds for ``v`` or could fail on it."""
