@@ -1,6 +1,7 @@
 """Per-call cost of the sensitive-data scan and the answer scan, with a text that changes every call.
 
-Run: .venv/bin/python bench/scan_latency.py [--rounds 5] [--runs 400] [--compare OTHER_SRC] [--pin CORE] [--out FILE]
+Run: .venv/bin/python bench/scan_latency.py [--rounds 5] [--sessions 2] [--runs 400] [--compare OTHER_SRC]
+     [--pin CORE] [--out FILE]
 
 Each case is measured on a text that differs on every call (one word near the start
 is replaced by a made-up lower-case word), so no result cache can answer it; the
@@ -24,10 +25,12 @@ Cases:
   one chunk (``per_chunk_us``) beside it.
 
 ``--compare OTHER_SRC`` also measures the package found under ``OTHER_SRC`` (a checkout's
-``src`` directory), alternating child processes of the two, round after round, so both see
-the same machine load. ``--pin CORE`` runs every child on that one core (``taskset``). Figures
-are medians of microseconds of CPU time per call (the measuring thread's, so time spent waiting
-for a core that other processes hold is left out).
+``src`` directory). Each tree has a measuring process of its own that stays up; every case is
+measured by one right after the other (which goes first alternates round by round), so both
+see the same machine load, and ``--sessions`` starts fresh processes that many times.
+``--pin CORE`` runs them on that one core (``taskset``). Figures are medians over all batches
+of microseconds of CPU time per call (the measuring thread's, so time spent waiting for a core
+that other processes hold is left out).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +96,8 @@ def _per_call(fn: Any, texts: list[str]) -> float:
     return (time.thread_time_ns() - t0) / 1e3 / len(texts)
 
 
-def measure(runs: int) -> dict[str, float]:
-    """One round of every case in this process; microseconds per call."""
+def cases(runs: int) -> dict[str, Callable[[], dict[str, float]]]:
+    """Every case, each a call that measures one batch of fresh texts in this process (microseconds per call)."""
     from bastion.protect import ProtectionSettings, Scanner
     from bastion.protect.actions import ActionSettings, apply_actions
     from bastion.protect.outputscan import LinkDetector, OutputScanner
@@ -126,35 +130,50 @@ def measure(runs: int) -> dict[str, float]:
             sc.feed(text[k : k + step])
         sc.flush()
 
-    out: dict[str, float] = {}
-    base = runs * 1000
-    for name, fn, text, n, prepare in (
-        ("scan_1kb_benign", scanner.scan, BENIGN_1KB, runs, None),
-        ("scan_4kb_pii", scanner.scan, PROMPT_4KB, max(50, runs // 4), None),
-        ("scan_4kb_typical", scanner.scan, PROMPT_4KB_TYPICAL, max(50, runs // 2), None),
-        ("scan_4kb_dense", scanner.scan, PROMPT_4KB_DENSE, max(50, runs // 4), None),
-        ("answer_1kb", answer, ANSWER_1KB, runs, None),
-        ("answer_4kb_typical", answer, PROMPT_4KB_TYPICAL, max(50, runs // 2), None),
-        ("answer_4kb_typical_echo", whole, PROMPT_4KB_TYPICAL, max(50, runs // 2), echoed),
-        ("answer_4kb_dense_echo", whole, PROMPT_4KB_DENSE, max(50, runs // 4), echoed),
-        ("answer_1kb_stream", stream, ANSWER_1KB, max(50, runs // 4), None),
-    ):
+    serial = iter(range(runs * 1000, 10**9))
+
+    def case(name: str, fn: Callable[[str], Any], text: str, n: int,
+             prepare: Callable[[str], str] | None) -> Callable[[], dict[str, float]]:
         vary = varied_typical if UNIQUE in text else varied
-        texts = [vary(text, base + k) for k in range(n)]
-        base += n
-        if prepare is not None:
-            texts = [prepare(t) for t in texts]
-        for t in texts[:10]:
-            fn(t)  # warm up (first-use costs, NER cache of the repeated template sentences)
-        texts = [vary(text, base + k) for k in range(n)]
-        base += n
-        if prepare is not None:
-            texts = [prepare(t) for t in texts]  # the input scans are not timed
-        out[name] = _per_call(fn, texts)
-        if name.startswith("scan_"):
-            out[name + "_repeat"] = _per_call(fn, [texts[-1]] * n)
-    out["answer_1kb_stream_per_chunk"] = out["answer_1kb_stream"] / STREAM_CHUNKS
-    return out
+
+        def batch() -> dict[str, float]:
+            texts = [vary(text, next(serial)) for _ in range(n + 10)]
+            if prepare is not None:
+                texts = [prepare(t) for t in texts]  # the input scans are not timed
+            for t in texts[:10]:
+                fn(t)  # warm up (first-use costs, NER cache of the repeated template sentences)
+            out = {name: _per_call(fn, texts[10:])}
+            if name.startswith("scan_"):
+                out[name + "_repeat"] = _per_call(fn, [texts[-1]] * n)
+            if name == "answer_1kb_stream":
+                out["answer_1kb_stream_per_chunk"] = out[name] / STREAM_CHUNKS
+            return out
+
+        return batch
+
+    return {
+        "scan_1kb_benign": case("scan_1kb_benign", scanner.scan, BENIGN_1KB, runs, None),
+        "scan_4kb_pii": case("scan_4kb_pii", scanner.scan, PROMPT_4KB, max(50, runs // 4), None),
+        "scan_4kb_typical": case("scan_4kb_typical", scanner.scan, PROMPT_4KB_TYPICAL, max(50, runs // 2), None),
+        "scan_4kb_dense": case("scan_4kb_dense", scanner.scan, PROMPT_4KB_DENSE, max(50, runs // 4), None),
+        "answer_1kb": case("answer_1kb", answer, ANSWER_1KB, runs, None),
+        "answer_4kb_typical": case("answer_4kb_typical", answer, PROMPT_4KB_TYPICAL, max(50, runs // 2), None),
+        "answer_4kb_typical_echo": case("answer_4kb_typical_echo", whole, PROMPT_4KB_TYPICAL, max(50, runs // 2),
+                                        echoed),
+        "answer_4kb_dense_echo": case("answer_4kb_dense_echo", whole, PROMPT_4KB_DENSE, max(50, runs // 4), echoed),
+        "answer_1kb_stream": case("answer_1kb_stream", stream, ANSWER_1KB, max(50, runs // 4), None),
+    }
+
+
+def serve(runs: int) -> None:
+    """Measure the case named on each line of standard input; answer each with one line of JSON."""
+    batches = cases(runs)
+    print(json.dumps(list(batches)), flush=True)
+    for line in sys.stdin:
+        name = line.strip()
+        if not name:
+            break
+        print(json.dumps(batches[name]()), flush=True)
 
 
 def main() -> None:
@@ -162,31 +181,50 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=400)
+    parser.add_argument("--sessions", type=int, default=2, help="fresh measuring processes, one after another")
     parser.add_argument("--compare", default="", help="another checkout's src directory to measure alongside")
     parser.add_argument("--pin", default="", help="run the measuring processes on this core only (taskset)")
     parser.add_argument("--out", default="")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure(args.runs)))
+    if args.serve:
+        serve(args.runs)
         return
     trees = {"current": str(ROOT / "src")}
     if args.compare:
         trees = {"compared": str(Path(args.compare).resolve()), **trees}
     samples: dict[str, dict[str, list[float]]] = {k: {} for k in trees}
-    for _ in range(args.rounds):
-        for label, src in trees.items():
-            env = dict(os.environ, PYTHONPATH=src)
-            pin = ["taskset", "-c", args.pin] if args.pin else []
-            proc = subprocess.run([*pin, sys.executable, __file__, "--child", "--runs", str(args.runs)],
-                                  env=env, capture_output=True, text=True, check=True)
-            for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items():
-                samples[label].setdefault(k, []).append(v)
+    pin = ["taskset", "-c", args.pin] if args.pin else []
+    for _ in range(args.sessions):
+        procs = {
+            label: subprocess.Popen([*pin, sys.executable, __file__, "--serve", "--runs", str(args.runs)],
+                                    env=dict(os.environ, PYTHONPATH=src), stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, text=True)
+            for label, src in trees.items()
+        }
+        try:
+            names = [json.loads(_line(p)) for p in procs.values()][0]
+            for r in range(args.rounds):
+                # Each case is measured by one tree right after the other (the first one alternating),
+                # so both see the same load; the processes stay up, the texts are new every batch.
+                order = list(procs.items()) if r % 2 == 0 else list(procs.items())[::-1]
+                for name in names:
+                    for label, proc in order:
+                        assert proc.stdin is not None
+                        proc.stdin.write(name + "\n")
+                        proc.stdin.flush()
+                        for k, v in json.loads(_line(proc)).items():
+                            samples[label].setdefault(k, []).append(v)
+        finally:
+            for proc in procs.values():
+                if proc.stdin is not None:
+                    proc.stdin.close()
+                proc.wait(timeout=60)
     result: dict[str, Any] = {
-        label: {k: round(statistics.median(v), 1) for k, v in cases.items()} for label, cases in samples.items()
+        label: {k: round(statistics.median(v), 1) for k, v in found.items()} for label, found in samples.items()
     }
-    result["unit"] = "microseconds of CPU time per call, median of rounds"
-    result["rounds"] = args.rounds
+    result["unit"] = "microseconds of CPU time per call, median of batches"
+    result["batches"] = args.sessions * args.rounds
     if args.pin:
         result["pinned_core"] = args.pin
     if args.compare:
@@ -196,6 +234,14 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
     print(text)
+
+
+def _line(proc: subprocess.Popen[str]) -> str:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"a measuring process stopped (exit {proc.wait()})")
+    return line
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from bastion.protect.engine import (
     _may_match_space,
     anchor,
     hyperscan_available,
+    min_digits,
     range_rule,
     window,
 )
@@ -407,6 +408,41 @@ def test_engines_identical_on_addresses_with_spaces_and_several_at_signs() -> No
     assert hits > 1000
 
 
+@pytest.mark.parametrize(
+    ("regex", "digits"),
+    [
+        (r"\b\d(?:[ .-]{0,3}\d){12,18}\b", 13),
+        (r"\b[12] ?\d{2} ?(?:\d{2}|2[AB])\b", 4),
+        (r"(?:\+\d{1,3}|\(\+\d{1,3}\))\d", 2),
+        (r"[0-9]{3}-[2-5]x", 4),
+        (r"[^a]{5}\d", 1),  # a negated class may hold anything
+        (r"\w{9}", 0),
+        (r"(?:ab)?\d{0,4}", 0),
+    ],
+)
+def test_fewest_digits_of_a_match(regex: str, digits: int) -> None:
+    assert min_digits(_spec(regex)) == digits
+
+
+@needs_hs
+def test_engines_identical_on_runs_of_digit_groups() -> None:
+    # The card pattern's looser hyperscan form reports phone numbers and codes too; ranges with too few
+    # digits for a card are not searched.
+    rnd = random.Random(71)
+    groups = ["4111", "1111", "415", "555", "0134", "+1", "+44", "20", "7946", "0958", "DE89", "3704", "00", "1", "12"]
+    seps = [" ", "-", ".", "  ", " - ", "", ", ", "(", ")", "\n", "x"]
+    py, hs = PythonEngine(BUILTIN), HyperscanEngine(BUILTIN)
+    key = lambda c: (c.pattern, c.match_start)  # noqa: E731
+    card = [s.name for s in BUILTIN].index("credit_card")
+    cards = 0
+    for _ in range(3000):
+        text = "".join(rnd.choice(groups) + rnd.choice(seps) for _ in range(rnd.randrange(1, 14)))
+        expected = sorted(py.candidates(text), key=key)
+        assert hs.candidates(text) == expected, text
+        cards += any(c.pattern == card for c in expected)
+    assert cards > 200
+
+
 @needs_hs
 def test_hyperscan_pass_tells_exactly_whether_digits_are_spelled_out() -> None:
     rnd = random.Random(43)
@@ -471,6 +507,33 @@ def test_international_numbers_judged_as_phonenumbers_parses_them() -> None:
     assert len(cases) > 5000
     for case in cases:
         assert phone(case) is _phone_by_parser(case), case
+
+
+def test_overlaps_resolved_as_by_sorting_with_the_ranking_key() -> None:
+    import bisect
+
+    from bastion.protect.scanner import _Raw, _resolve
+
+    def reference(raws: list[_Raw]) -> list[_Raw]:
+        ranked = sorted(raws, key=lambda r: (not r.validated, -r.score, -(r.end - r.start), r.start))
+        starts: list[int] = []
+        kept: list[_Raw] = []
+        for r in ranked:
+            i = bisect.bisect_left(starts, r.start)
+            if r.end <= r.start or i < len(kept) and kept[i].start < r.end or i > 0 and kept[i - 1].end > r.start:
+                continue
+            starts.insert(i, r.start)
+            kept.insert(i, r)
+        return kept
+
+    rnd = random.Random(73)
+    for _ in range(5000):
+        raws = []
+        for k in range(rnd.randrange(0, 12)):
+            start = rnd.randrange(0, 30)
+            raws.append(_Raw(start, start + rnd.randrange(-1, 8), rnd.choice("AB"), rnd.choice([0.5, 0.9, 0.3 + 0.35]),
+                             "d", f"n{k}", rnd.random() < 0.5, ()))
+        assert _resolve(raws) == reference(raws)
 
 
 def test_iban_check_agrees_with_stdnum() -> None:

@@ -222,6 +222,52 @@ def window(spec: PatternSpec) -> tuple[int, bool] | None:
     return width, spaceless
 
 
+def _digit_class(items: Any) -> bool:
+    """Whether a character class holds ASCII digits only (``\\d`` under ``re.ASCII``, ``[0-9]``, ``[2-5]``)."""
+    for op, av in items:
+        kind = str(op)
+        if kind == "LITERAL":
+            if not 48 <= av <= 57:
+                return False
+        elif kind == "RANGE":
+            if not (48 <= av[0] and av[1] <= 57):
+                return False
+        elif kind == "CATEGORY":
+            if str(av) != "CATEGORY_DIGIT":
+                return False
+        else:
+            return False  # negated classes and anything else may hold other characters
+    return True
+
+
+def _min_digits(items: Any) -> int:
+    """The fewest digits any match of a parsed regex holds (a lower bound; 0 when unsure)."""
+    total = 0
+    for op, av in items:
+        kind = str(op)
+        if kind == "LITERAL":
+            total += 48 <= av <= 57
+        elif kind == "IN":
+            total += _digit_class(av)
+        elif kind in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            total += av[0] * _min_digits(av[2])
+        elif kind == "SUBPATTERN":
+            total += _min_digits(av[3])
+        elif kind == "ATOMIC_GROUP":
+            total += _min_digits(av)
+        elif kind == "BRANCH":
+            total += min(_min_digits(b) for b in av[1])
+    return total
+
+
+def min_digits(spec: PatternSpec) -> int:
+    """The fewest ASCII digits a match of the pattern's Python regex holds (0 when unknown)."""
+    try:
+        return _min_digits(_parsed(spec))
+    except Exception:  # noqa: BLE001 - unknown: no lower bound
+        return 0
+
+
 class Anchor(NamedTuple):
     """A character every match of a pattern holds exactly once (see ``anchor``)."""
 
@@ -336,6 +382,10 @@ def hyperscan_available() -> bool:
     return True
 
 
+#: Every byte but the ASCII digits (deleted to count digits).
+_NOT_DIGITS = bytes(b for b in range(256) if not 48 <= b <= 57)
+
+
 def _to_scan_bytes(text: str) -> bytes:
     # One byte per character keeps hyperscan's offsets equal to str indices. Latin-1
     # characters keep their byte; anything else becomes '?', which, like the character
@@ -355,6 +405,9 @@ class HyperscanEngine:
         self._empty = [_may_match_empty(rx) for rx in self._regexes]
         #: Whether a pattern reports its ``v`` group rather than the whole match.
         self._valued = ["v" in rx.groupindex for rx in self._regexes]
+        #: For a pattern hyperscan sees in a looser form (``prefilter``), the digits its regex needs: a range
+        #: holding fewer cannot hold a match, and is not searched.
+        self._digits = [min_digits(s) if s.prefilter else 0 for s in specs]
         #: Per pattern: how far before a reported end its range starts (no start-of-match tracking), or None;
         #: or, for an anchored pattern, the anchor's byte and how far before it the range starts.
         rules = [range_rule(s) for s in specs]
@@ -434,12 +487,19 @@ class HyperscanEngine:
         """All matches of all patterns in ``text``, and whether digits are spelled out in it."""
         if not text:
             return Scan([], False)
-        hits = self._ranges(_to_scan_bytes(text))
+        data = _to_scan_bytes(text)
+        hits = self._ranges(data)
         spelled = hits.pop(self._spelled_id, None) is not None
         out: list[Candidate] = []
         # By pattern, and each pattern's matches in order of position: sorted as callers expect.
         for idx in sorted(hits):
-            _confirm(out, idx, self._regexes[idx], text, _merged(hits[idx]), self._empty[idx], self._valued[idx])
+            ranges = _merged(hits[idx])
+            need = self._digits[idx]
+            if need:
+                # Every match lies in its range, so a range with fewer digits than a match holds has none
+                # (digits are ASCII for the regex, and one byte each in ``data``).
+                ranges = [(a, b) for a, b in ranges if len(data[a:b].translate(None, _NOT_DIGITS)) >= need]
+            _confirm(out, idx, self._regexes[idx], text, ranges, self._empty[idx], self._valued[idx])
         return Scan(out, spelled)
 
 

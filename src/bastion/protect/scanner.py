@@ -327,7 +327,10 @@ def _validated_end(spec: PatternSpec, t: str, start: int, end: int) -> int:
 
 def _resolve(raws: list[_Raw]) -> list[_Raw]:
     """Keep the best of overlapping findings: validated first, then higher score, then longer."""
-    ranked = sorted(raws, key=lambda r: (not r.validated, -r.score, -(r.end - r.start), r.start))
+    # The same order as sorting by (not validated, -score, -length, start), with the keys built in one
+    # comprehension and looked up by index (sorting is stable either way).
+    keys = [(not validated, -score, start - end, start) for start, end, _, score, _, _, validated, _ in raws]
+    ranked = [raws[i] for i in sorted(range(len(raws)), key=keys.__getitem__)]
     starts: list[int] = []
     kept: list[_Raw] = []
     for r in ranked:
