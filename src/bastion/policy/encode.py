@@ -145,12 +145,15 @@ DEFAULT_MEMO_SIZE = 4096
 SUBJECT_SLOTS = 4096
 #: Resources and providers whose encodings are remembered by identity (the engine's own, reused).
 OBJECT_MEMO_SIZE = 256
-#: Slots for principals whose encodings are remembered by identity (a power of two): enough for the
-#: few decisions one request asks for, one after the other; a principal seen again in a later request
-#: is found by value. Kept small on purpose: each entry holds a dozen young objects until it is pushed
-#: out, and the garbage collector's young generation, counted by objects made less objects freed (of
-#: any age), would otherwise hold thousands of them by the time it is collected.
+#: Slots (a power of two) for principals seen once, remembered by identity: enough for the few
+#: decisions one request asks for, one after the other. Kept small on purpose: each entry holds a
+#: dozen young objects until it is pushed out, and the garbage collector's young generation, counted
+#: by objects made less objects freed (of any age), would otherwise hold thousands of them by the
+#: time it is collected.
 PRINCIPAL_MEMO_SIZE = 32
+#: Slots (a power of two) for principals remembered by value too (their subjects recur), by identity:
+#: their entities are kept anyway, so an entry holds little that is new.
+KNOWN_PRINCIPAL_MEMO_SIZE = 256
 
 Token = tuple[Any, ...]
 
@@ -527,6 +530,7 @@ class Encoder:
         # principal keeps its id from being reused while remembered; a newcomer replaces whoever held
         # its slot (no order to keep, nothing to walk).
         self._by_id: list[tuple[Any, ...] | None] = [None] * PRINCIPAL_MEMO_SIZE
+        self._known_by_id: list[tuple[Any, ...] | None] = [None] * KNOWN_PRINCIPAL_MEMO_SIZE
         # id(obj) -> (obj, value) for resources and providers, first in first out: the engine reuses
         # a few of them for every request.
         self._refs_by_id: dict[int, tuple[Any, ...]] = OrderedDict()
@@ -543,9 +547,8 @@ class Encoder:
         put_bounded(self._by_token, token, value, self._memo_size)
 
     def _principal(self, p: Principal) -> tuple[Token, _Entities]:
-        slot = (id(p) >> 4) & (PRINCIPAL_MEMO_SIZE - 1)
-        hit = self._by_id[slot]
-        if hit is not None and hit[0] is p:
+        hit = self._principal_by_id(p)
+        if hit is not None:
             return hit[1], hit[2]
         token = _principal_token(p)
         # A caller is kept by value once its subject recurs: one-off callers would push out those who
@@ -565,8 +568,22 @@ class Encoder:
             else:
                 self._subjects[seen] = p.subject
         if self._memo_size > 0:
-            self._by_id[slot] = (p, token, ents)
+            at = id(p) >> 4
+            if recurs:
+                self._known_by_id[at & (KNOWN_PRINCIPAL_MEMO_SIZE - 1)] = (p, token, ents)
+            else:
+                self._by_id[at & (PRINCIPAL_MEMO_SIZE - 1)] = (p, token, ents)
         return token, ents
+
+    def _principal_by_id(self, p: Principal) -> tuple[Any, ...] | None:
+        """(p, token, entities) if ``p`` itself was encoded lately."""
+        at = id(p) >> 4
+        hit = self._by_id[at & (PRINCIPAL_MEMO_SIZE - 1)]
+        if hit is None or hit[0] is not p:
+            hit = self._known_by_id[at & (KNOWN_PRINCIPAL_MEMO_SIZE - 1)]
+            if hit is None or hit[0] is not p:
+                return None
+        return hit
 
     def _resource(self, ref: ResourceRef) -> tuple[Token, _Entities, str]:
         hit = self._refs_by_id.get(id(ref))
@@ -662,7 +679,10 @@ class Encoder:
         """Encode one request (entities and context), with its exact cache key."""
         # The memo look-ups of _principal, _resource and _provider, inlined for the usual hits.
         p = request.principal
-        hit = self._by_id[(id(p) >> 4) & (PRINCIPAL_MEMO_SIZE - 1)]
+        at = id(p) >> 4
+        hit = self._by_id[at & (PRINCIPAL_MEMO_SIZE - 1)]
+        if hit is None or hit[0] is not p:
+            hit = self._known_by_id[at & (KNOWN_PRINCIPAL_MEMO_SIZE - 1)]
         if hit is not None and hit[0] is p:
             ptoken, pents = hit[1], hit[2]
         else:
