@@ -239,13 +239,7 @@ def feature_hashes(joined: str | bytes) -> FeatureHashes:
     if n <= 2:
         # No words (the joined text of none is two spaces), and no n-grams.
         return FeatureHashes(np.zeros(0, dtype=_UINT), 0, 0, spaces)
-    # _prefix(codes), inline.
-    p, q = _POWERS.ensure(n + 1)
-    g = np.empty(n + 1, dtype=_UINT)
-    g[0] = 0
-    rest = g[1:]
-    np.multiply(codes, q[:n], out=rest)
-    np.add.accumulate(rest, out=rest)
+    g, p = _prefix(codes)
     m = max(0, n - CHAR_N + 1)
     words = len(spaces) - 1
     out = np.empty(m + 2 * words - 1, dtype=_UINT)
