@@ -221,13 +221,19 @@ class ScopeIndex:
             rm |= self._r_provider.get(provider, 0)
         return rm
 
-    def mask_of(self, enc: Any) -> int:
-        """``mask`` for an encoded request; the masks are kept with the principal's and resource's encodings."""
+    def _principal_mask_of(self, enc: Any) -> int:
+        """The principal's scope mask, kept with its encoding."""
         me = self._me
         pmasks = enc.principal_masks
         pm = pmasks.get(me)
         if pm is None:
             pm = pmasks[me] = self._principal_mask(enc.principal_uid, enc.principal_groups)
+        return pm  # type: ignore[no-any-return]
+
+    def mask_of(self, enc: Any) -> int:
+        """``mask`` for an encoded request; the masks are kept with the principal's and resource's encodings."""
+        me = self._me
+        pm = self._principal_mask_of(enc)
         if not pm:
             return 0
         rmasks = enc.resource_masks
@@ -239,10 +245,7 @@ class ScopeIndex:
     def target_mask(self, enc: Any, target: Any) -> int:
         """``mask_of`` the request ``enc`` asked again for provider ``target`` (encode.ProviderTarget)."""
         me = self._me
-        pmasks = enc.principal_masks
-        pm = pmasks.get(me)
-        if pm is None:
-            pm = pmasks[me] = self._principal_mask(enc.principal_uid, enc.principal_groups)
+        pm = self._principal_mask_of(enc)
         if not pm:
             return 0
         ents = target.resource
