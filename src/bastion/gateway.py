@@ -286,9 +286,10 @@ class Gateway:
             pending = first
             while pending is not None:
                 chunk = pending
-                if ready is not None and ready() and _content_of(chunk) is not None:
+                text0 = _content_of(chunk) if ready is not None and ready() else None
+                if text0 is not None:
                     # Text deltas that arrived together become one delta: one scan, one event.
-                    texts = [_content_of(chunk) or ""]
+                    texts = [text0]
                     started = time.perf_counter_ns()
                     try:
                         while ready():
