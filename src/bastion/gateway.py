@@ -287,7 +287,7 @@ class Gateway:
             while pending is not None:
                 chunk = pending
                 text0 = _content_of(chunk) if ready is not None and ready() else None
-                if text0 is not None:
+                if text0 is not None and ready is not None:
                     # Text deltas that arrived together become one delta: one scan, one event.
                     texts = [text0]
                     started = time.perf_counter_ns()
